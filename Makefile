@@ -1,0 +1,39 @@
+# Every target installs what it needs on first use: a .venv at the root, the CDK CLI from npm.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: help venv test lint typecheck unit integration synth deploy local-up local-down demo bench chaos clean
+
+help:
+	@echo "make demo        one job end to end on the local stack, then tear it down"
+	@echo "make test        lint, type checks and the test suite (what CI runs)"
+	@echo "make synth       synthesize the CDK app (cdk-nag on)"
+	@echo "make deploy      deploy the stack to the AWS account in your environment"
+	@echo "make local-up    start the local stack (moto, local AgentCore runtime, poller)"
+	@echo "make local-down  stop the local stack"
+	@echo "make bench       run the benchmarks and print their figures"
+	@echo "make chaos       the full fault-injection suite"
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip==26.3
+	$(PY) -m pip install --quiet -e '.[agent,poller,cli,emulator,dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy agentjobs emulator agent_src poller_lambda infra app.py
+
+test: lint typecheck
+	$(VENV)/bin/pytest -m "not slow"
+
+clean:
+	rm -rf $(VENV) cdk.out .local .pytest_cache .mypy_cache .ruff_cache

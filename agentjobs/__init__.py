@@ -1,0 +1,1 @@
+"""agentjobs: long-running AI agent jobs on Amazon Bedrock AgentCore Runtime."""

@@ -1,0 +1,220 @@
+"""The job record: one shape for the agent's memory, the DynamoDB item and the wire answer."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from agentjobs.protocol import ErrorCode, JobKind, JobStatus, encode_json
+
+INLINE_RESULT_LIMIT = 64 * 1024
+"""Results whose JSON is larger than this many bytes go to S3 and are answered by `result_uri`.
+
+A DynamoDB item holds 400 KB; 64 KB keeps every record cheap to read and write (one
+record read costs 16 read units at most) and leaves room for the other attributes."""
+
+ATTENTION_PENDING = "PENDING"
+"""Value of the sparse `attention` key while a job still needs the poller."""
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a running job has come, as the job itself reports it."""
+
+    percent: float = 0.0
+    message: str = ""
+
+    def to_wire(self) -> dict[str, Any]:
+        """The progress as it appears in answers and records."""
+        return {"percent": round(self.percent, 1), "message": self.message}
+
+    @classmethod
+    def from_wire(cls, value: object) -> Progress:
+        """Read progress leniently: a malformed one becomes zero progress, never an error."""
+        if not isinstance(value, dict):
+            return cls()
+        percent = value.get("percent", 0.0)
+        message = value.get("message", "")
+        if isinstance(percent, bool) or not isinstance(percent, int | float):
+            percent = 0.0
+        return cls(
+            percent=min(max(float(percent), 0.0), 100.0),
+            message=message if isinstance(message, str) else "",
+        )
+
+
+@dataclass(frozen=True)
+class JobError:
+    """Why a job did not succeed."""
+
+    code: str
+    message: str
+
+    def to_wire(self) -> dict[str, str]:
+        """The error as it appears in answers and records."""
+        return {"code": self.code, "message": self.message}
+
+    @classmethod
+    def from_wire(cls, value: object) -> JobError | None:
+        """Read an error object; None when absent or malformed."""
+        if not isinstance(value, dict):
+            return None
+        code, message = value.get("code"), value.get("message")
+        if not isinstance(code, str) or not isinstance(message, str):
+            return None
+        return cls(code=code, message=message)
+
+    @classmethod
+    def of(cls, code: ErrorCode, message: str) -> JobError:
+        """An error with one of the protocol's codes."""
+        return cls(code=str(code), message=message)
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """Everything known about one job. Times are protocol time strings (see protocol.utc_now)."""
+
+    job_id: str
+    session_id: str
+    kind: JobKind
+    status: JobStatus
+    submitted_at: str
+    updated_at: str
+    max_runtime_s: float
+    deadline_at: str
+    progress: Progress = field(default_factory=Progress)
+    finished_at: str | None = None
+    result: Any = None
+    result_uri: str | None = None
+    error: JobError | None = None
+    client_token: str | None = None
+    owner: str | None = None
+    notified_at: str | None = None
+    session_stopped_at: str | None = None
+    last_seen_at: str | None = None
+    poll_failures: int = 0
+    expires_at: int | None = None
+
+    def evolve(self, **changes: Any) -> JobRecord:
+        """A copy with some fields changed."""
+        return replace(self, **changes)
+
+    def to_answer(self, *, with_outcome: bool) -> dict[str, Any]:
+        """The record as the agent answers `status` (no outcome) or `result` (with it)."""
+        answer: dict[str, Any] = {
+            "job_id": self.job_id,
+            "session_id": self.session_id,
+            "kind": str(self.kind),
+            "status": str(self.status),
+            "progress": self.progress.to_wire(),
+            "submitted_at": self.submitted_at,
+        }
+        if self.finished_at is not None:
+            answer["finished_at"] = self.finished_at
+        if self.error is not None:
+            answer["error"] = self.error.to_wire()
+        if with_outcome and self.status == JobStatus.SUCCEEDED:
+            if self.result_uri is not None:
+                answer["result_uri"] = self.result_uri
+            else:
+                answer["result"] = self.result
+        return answer
+
+
+# DynamoDB item encoding. Results are stored as JSON text: arbitrary JSON (floats, empty
+# strings, deep nesting) does not survive DynamoDB's number and map types unchanged.
+
+_TEXT_FIELDS = (
+    "session_id",
+    "submitted_at",
+    "updated_at",
+    "deadline_at",
+    "finished_at",
+    "result_uri",
+    "client_token",
+    "owner",
+    "notified_at",
+    "session_stopped_at",
+    "last_seen_at",
+)
+
+
+def to_item(record: JobRecord) -> dict[str, Any]:
+    """The record as a low-level DynamoDB item (without the `attention` index key)."""
+    item: dict[str, Any] = {
+        "job_id": {"S": record.job_id},
+        "kind": {"S": str(record.kind)},
+        "status": {"S": str(record.status)},
+        "max_runtime_s": {"N": _number(record.max_runtime_s)},
+        "poll_failures": {"N": str(record.poll_failures)},
+        "progress": {
+            "M": {
+                "percent": {"N": _number(record.progress.percent)},
+                "message": {"S": record.progress.message},
+            }
+        },
+    }
+    for name in _TEXT_FIELDS:
+        value = getattr(record, name)
+        if value is not None:
+            item[name] = {"S": value}
+    if record.status == JobStatus.SUCCEEDED and record.result_uri is None:
+        item["result"] = {"S": encode_json(record.result)}
+    if record.error is not None:
+        item["error"] = {
+            "M": {"code": {"S": record.error.code}, "message": {"S": record.error.message}}
+        }
+    if record.expires_at is not None:
+        item["expires_at"] = {"N": str(record.expires_at)}
+    return item
+
+
+def from_item(item: dict[str, Any]) -> JobRecord:
+    """A low-level DynamoDB item back to a record. Raises ValueError when it is not one."""
+    try:
+        text = {name: item[name]["S"] for name in _TEXT_FIELDS if name in item}
+        progress_map = item.get("progress", {}).get("M", {})
+        error_map = item.get("error", {}).get("M")
+        result_text = item.get("result", {}).get("S")
+        return JobRecord(
+            job_id=item["job_id"]["S"],
+            kind=JobKind(item["kind"]["S"]),
+            status=JobStatus(item["status"]["S"]),
+            max_runtime_s=float(item["max_runtime_s"]["N"]),
+            poll_failures=int(item.get("poll_failures", {}).get("N", "0")),
+            progress=Progress(
+                percent=float(progress_map.get("percent", {}).get("N", "0")),
+                message=progress_map.get("message", {}).get("S", ""),
+            ),
+            error=(
+                JobError(code=error_map["code"]["S"], message=error_map["message"]["S"])
+                if error_map
+                else None
+            ),
+            result=json.loads(result_text) if result_text is not None else None,
+            expires_at=int(item["expires_at"]["N"]) if "expires_at" in item else None,
+            session_id=text.pop("session_id"),
+            submitted_at=text.pop("submitted_at"),
+            updated_at=text.pop("updated_at"),
+            deadline_at=text.pop("deadline_at"),
+            **text,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"not a job record: {exc}") from exc
+
+
+def _number(value: float) -> str:
+    return repr(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+_CLIENT_TOKEN_NAMESPACE = uuid.UUID("6f1c1d2e-3b0a-4c55-9a51-0c3c7c1f5a10")
+
+
+def new_job_id(client_token: str | None = None, owner: str | None = None) -> str:
+    """A fresh job id, or the same id every time for the same owner and client token,
+    so that a retried submit finds its job with one conditional write."""
+    if client_token is None:
+        return uuid.uuid4().hex
+    return uuid.uuid5(_CLIENT_TOKEN_NAMESPACE, f"{owner or ''}\x1f{client_token}").hex

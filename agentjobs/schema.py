@@ -1,0 +1,65 @@
+"""The job table's and results bucket's layout: one definition for CDK, local stack and code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+PARTITION_KEY = "job_id"
+
+ATTENTION_INDEX = "attention-index"
+"""Sparse index of the jobs the poller still has work on (running, un-notified, or with a
+live session). Its key `attention` is removed once a job is fully done, so a poller tick
+reads only jobs in flight, never the table's history."""
+ATTENTION_KEY = "attention"
+
+STATUS_INDEX = "status-index"
+"""Jobs by status, newest first: what `agentjobs list` queries instead of scanning."""
+STATUS_KEY = "status"
+
+SORT_KEY = "submitted_at"
+TTL_ATTRIBUTE = "expires_at"
+
+RESULT_PREFIX = "jobs/"
+"""Everything the agent writes to the results bucket lives under this prefix."""
+
+
+def outcome_key(job_id: str) -> str:
+    """Where a job's durable outcome lives; derivable from the job id alone."""
+    return f"{RESULT_PREFIX}{job_id}/outcome.json"
+
+
+def result_key(job_id: str) -> str:
+    """Where a result too large for the record lives."""
+    return f"{RESULT_PREFIX}{job_id}/result.json"
+
+
+def table_definition() -> dict[str, Any]:
+    """Key schema, attributes and indexes, in the shape of DynamoDB's CreateTable call."""
+    return {
+        "AttributeDefinitions": [
+            {"AttributeName": PARTITION_KEY, "AttributeType": "S"},
+            {"AttributeName": ATTENTION_KEY, "AttributeType": "S"},
+            {"AttributeName": STATUS_KEY, "AttributeType": "S"},
+            {"AttributeName": SORT_KEY, "AttributeType": "S"},
+        ],
+        "KeySchema": [{"AttributeName": PARTITION_KEY, "KeyType": "HASH"}],
+        "GlobalSecondaryIndexes": [
+            {
+                "IndexName": ATTENTION_INDEX,
+                "KeySchema": [
+                    {"AttributeName": ATTENTION_KEY, "KeyType": "HASH"},
+                    {"AttributeName": SORT_KEY, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            },
+            {
+                "IndexName": STATUS_INDEX,
+                "KeySchema": [
+                    {"AttributeName": STATUS_KEY, "KeyType": "HASH"},
+                    {"AttributeName": SORT_KEY, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            },
+        ],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
