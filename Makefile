@@ -35,5 +35,8 @@ typecheck: $(STAMP)
 test: lint typecheck
 	$(VENV)/bin/pytest -m "not slow"
 
+bench: $(STAMP)
+	@for f in bench/bench_*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+
 clean:
 	rm -rf $(VENV) cdk.out .local .pytest_cache .mypy_cache .ruff_cache
