@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from agentjobs import schema
-from agentjobs.record import ATTENTION_PENDING, JobRecord, from_item, to_item
+from agentjobs.protocol import TERMINAL_STATUSES, JobStatus, encode_json
+from agentjobs.record import ATTENTION_PENDING, JobError, JobRecord, Progress, from_item, to_item
+
+LEASE_HOLDER = "lease_holder"
+LEASE_UNTIL = "lease_until"
+"""Epoch milliseconds until which `lease_holder` alone may change the job (see acquire_lease)."""
+LAST_POLL_ERROR = "last_poll_error"
 
 
 class StoreError(Exception):
     """A store call failed; the message is safe to show a caller (no internal detail)."""
+
+
+class TransitionConflictError(StoreError):
+    """A conditional write found the record changed: another poller took the job or moved it."""
 
 
 def _is_conditional_failure(exc: ClientError) -> bool:
@@ -89,6 +100,261 @@ class JobStore:
             if not start:
                 return
 
+    # The poller's transitions. Every one is conditional on the caller holding the job's
+    # lease, so two overlapping ticks never both act on a job, and on the status it
+    # expects, so a job moves out of RUNNING exactly once.
+
+    def acquire_lease(self, job_id: str, holder: str, lease_s: float) -> dict[str, Any] | None:
+        """Take the job for `lease_s` seconds and return its raw item as it is now (a strongly
+        consistent read); None when another holder's lease is live or the job needs nothing."""
+        now_ms = int(time.time() * 1000)
+        try:
+            answer = self._ddb.update_item(
+                TableName=self.table_name,
+                Key=self._key(job_id),
+                UpdateExpression="SET #lh = :me, #lu = :until",
+                ConditionExpression=(
+                    "attribute_exists(job_id) AND attribute_exists(#att) AND "
+                    "(attribute_not_exists(#lu) OR #lu < :now OR #lh = :me)"
+                ),
+                ExpressionAttributeNames={
+                    "#lh": LEASE_HOLDER,
+                    "#lu": LEASE_UNTIL,
+                    "#att": schema.ATTENTION_KEY,
+                },
+                ExpressionAttributeValues={
+                    ":me": {"S": holder},
+                    ":until": {"N": str(now_ms + int(lease_s * 1000))},
+                    ":now": {"N": str(now_ms)},
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if _is_conditional_failure(exc):
+                return None
+            raise StoreError("the job table refused the lease") from exc
+        except BotoCoreError as exc:
+            raise StoreError("the job table could not be reached") from exc
+        item: dict[str, Any] = answer["Attributes"]
+        return item
+
+    def release_lease(self, job_id: str, holder: str) -> None:
+        """Give the job back at once, so that the next tick (or a fast-path call) need not
+        wait for the lease to expire. A lease already gone is not an error."""
+        try:
+            self._update(
+                job_id,
+                holder,
+                "REMOVE #lh, #lu",
+                names={"#lu": LEASE_UNTIL},
+            )
+        except TransitionConflictError:
+            return
+
+    def record_progress(self, job_id: str, holder: str, progress: Progress, seen_at: str) -> None:
+        """A RUNNING answer: store progress and the last-seen time, clear the failure count
+        and release the lease, in one write. Only while the job is RUNNING."""
+        self._update(
+            job_id,
+            holder,
+            "SET progress = :p, last_seen_at = :at, updated_at = :at, poll_failures = :zero "
+            "REMOVE #lh, #lu, #lpe",
+            condition="#s = :running",
+            names={"#s": "status", "#lu": LEASE_UNTIL, "#lpe": LAST_POLL_ERROR},
+            values={
+                ":p": _progress_value(progress),
+                ":at": {"S": seen_at},
+                ":zero": {"N": "0"},
+                ":running": {"S": str(JobStatus.RUNNING)},
+            },
+        )
+
+    def record_poll_failure(self, job_id: str, holder: str, reason: str, at: str) -> int:
+        """Count one failed poll of a RUNNING job and keep its reason; return the count."""
+        attributes = self._update(
+            job_id,
+            holder,
+            "ADD poll_failures :one SET #lpe = :why, updated_at = :at",
+            condition="#s = :running",
+            names={"#s": "status", "#lpe": LAST_POLL_ERROR},
+            values={
+                ":one": {"N": "1"},
+                ":why": {"S": reason[:1000]},
+                ":at": {"S": at},
+                ":running": {"S": str(JobStatus.RUNNING)},
+            },
+        )
+        return int(attributes.get("poll_failures", {}).get("N", "1"))
+
+    def finish(
+        self,
+        job_id: str,
+        holder: str,
+        status: JobStatus,
+        *,
+        finished_at: str,
+        at: str,
+        result: Any = None,
+        result_uri: str | None = None,
+        error: JobError | None = None,
+        progress: Progress | None = None,
+    ) -> dict[str, Any]:
+        """Move an unfinished job to a terminal status, once; return the new raw item.
+
+        A SUCCEEDED job keeps `result_uri` when given, else `result` inline: the caller
+        decides where a large result goes (ResultStore.put_result). Raises
+        TransitionConflictError when the job is already terminal or the lease was lost.
+        """
+        if status not in TERMINAL_STATUSES:
+            raise ValueError(f"{status} is not a terminal status")
+        sets = ["#s = :status", "finished_at = :finished", "updated_at = :at"]
+        removes = [LAST_POLL_ERROR]
+        values: dict[str, Any] = {
+            ":status": {"S": str(status)},
+            ":finished": {"S": finished_at},
+            ":at": {"S": at},
+        }
+        if status == JobStatus.SUCCEEDED:
+            if result_uri is not None:
+                sets.append("result_uri = :uri")
+                values[":uri"] = {"S": result_uri}
+                removes.append("#result")
+            else:
+                sets.append("#result = :result")
+                values[":result"] = {"S": encode_json(result)}
+        if error is not None:
+            sets.append("#error = :error")
+            values[":error"] = {"M": {"code": {"S": error.code}, "message": {"S": error.message}}}
+        if progress is not None:
+            sets.append("progress = :p")
+            values[":p"] = _progress_value(progress)
+        terminal = sorted(str(t) for t in TERMINAL_STATUSES)
+        values.update({f":t{i}": {"S": name} for i, name in enumerate(terminal)})
+        in_terminal = ", ".join(f":t{i}" for i in range(len(terminal)))
+        return self._update(
+            job_id,
+            holder,
+            f"SET {', '.join(sets)} REMOVE {', '.join(removes)}",
+            condition=f"(attribute_not_exists(#s) OR NOT #s IN ({in_terminal}))",
+            names={
+                name: attribute
+                for name, attribute in (
+                    ("#s", "status"),
+                    ("#result", "result"),
+                    ("#error", "error"),
+                )
+                if name == "#s" or name in " ".join(sets + removes)
+            },
+            values=values,
+        )
+
+    def record_notified(self, job_id: str, holder: str, at: str) -> dict[str, Any]:
+        """Record that a terminal job's notification was published (the first time wins)."""
+        return self._update(
+            job_id,
+            holder,
+            "SET notified_at = if_not_exists(notified_at, :at), updated_at = :at",
+            condition=_terminal_condition(),
+            names={"#s": "status"},
+            values={":at": {"S": at}, **_terminal_values()},
+        )
+
+    def record_session_stopped(self, job_id: str, holder: str, at: str) -> None:
+        """Record that a terminal, notified job's session is stopped, and drop the job from
+        the attention index (and its lease): nothing is left to do for it."""
+        self._update(
+            job_id,
+            holder,
+            "SET session_stopped_at = if_not_exists(session_stopped_at, :at), updated_at = :at "
+            "REMOVE #att, #lh, #lu",
+            condition=f"{_terminal_condition()} AND attribute_exists(notified_at)",
+            names={"#s": "status", "#att": schema.ATTENTION_KEY, "#lu": LEASE_UNTIL},
+            values={":at": {"S": at}, **_terminal_values()},
+        )
+
+    def jobs_in_flight_on_session(self, session_id: str) -> list[dict[str, Any]]:
+        """Raw items of the jobs still needing attention in one session (index read: may lag
+        the table by about a second)."""
+        items: list[dict[str, Any]] = []
+        start: dict[str, Any] | None = None
+        while True:
+            kwargs: dict[str, Any] = {
+                "TableName": self.table_name,
+                "IndexName": schema.ATTENTION_INDEX,
+                "KeyConditionExpression": "#a = :pending",
+                "FilterExpression": "session_id = :sid",
+                "ExpressionAttributeNames": {"#a": schema.ATTENTION_KEY},
+                "ExpressionAttributeValues": {
+                    ":pending": {"S": ATTENTION_PENDING},
+                    ":sid": {"S": session_id},
+                },
+            }
+            if start:
+                kwargs["ExclusiveStartKey"] = start
+            try:
+                page = self._ddb.query(**kwargs)
+            except (ClientError, BotoCoreError) as exc:
+                raise StoreError("the job table's attention index could not be read") from exc
+            items.extend(page.get("Items", []))
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return items
+
+    def _key(self, job_id: str) -> dict[str, Any]:
+        return {schema.PARTITION_KEY: {"S": job_id}}
+
+    def _update(
+        self,
+        job_id: str,
+        holder: str,
+        expression: str,
+        *,
+        condition: str | None = None,
+        names: dict[str, str] | None = None,
+        values: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        full_condition = "#lh = :holder" + (f" AND {condition}" if condition else "")
+        try:
+            answer = self._ddb.update_item(
+                TableName=self.table_name,
+                Key=self._key(job_id),
+                UpdateExpression=expression,
+                ConditionExpression=full_condition,
+                ExpressionAttributeNames={"#lh": LEASE_HOLDER, **(names or {})},
+                ExpressionAttributeValues={":holder": {"S": holder}, **(values or {})},
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if _is_conditional_failure(exc):
+                raise TransitionConflictError(
+                    f"job {job_id} changed under this poller (lease lost or already moved)"
+                ) from exc
+            raise StoreError("the job table refused the update") from exc
+        except BotoCoreError as exc:
+            raise StoreError("the job table could not be reached") from exc
+        attributes: dict[str, Any] = answer.get("Attributes", {})
+        return attributes
+
+
+_FINISH_NAMES = (("#s", "status"), ("#result", "result"), ("#error", "error"))
+
+
+def _progress_value(progress: Progress) -> dict[str, Any]:
+    wire = progress.to_wire()
+    percent = wire["percent"]
+    number = repr(int(percent)) if float(percent).is_integer() else repr(float(percent))
+    return {"M": {"percent": {"N": number}, "message": {"S": wire["message"]}}}
+
+
+def _terminal_condition() -> str:
+    names = ", ".join(f":t{i}" for i in range(len(TERMINAL_STATUSES)))
+    return f"#s IN ({names})"
+
+
+def _terminal_values() -> dict[str, Any]:
+    terminal = sorted(str(t) for t in TERMINAL_STATUSES)
+    return {f":t{i}": {"S": name} for i, name in enumerate(terminal)}
+
 
 class ResultStore:
     """Large results and durable outcomes in the S3 bucket named by RESULTS_BUCKET."""
@@ -128,6 +394,21 @@ class ResultStore:
         if not uri.startswith(prefix):
             raise StoreError(f"{uri} is not in the results bucket {self.bucket}")
         return self._get(uri[len(prefix) :])
+
+    def exists(self, uri: str) -> bool:
+        """Whether the object behind an s3:// URI in this bucket exists (a HEAD, no body)."""
+        prefix = f"s3://{self.bucket}/"
+        if not uri.startswith(prefix):
+            return False
+        try:
+            self._s3.head_object(Bucket=self.bucket, Key=uri[len(prefix) :])
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404", "NotFound"}:
+                return False
+            raise StoreError("the results bucket could not be read") from exc
+        except BotoCoreError as exc:
+            raise StoreError("the results bucket could not be reached") from exc
+        return True
 
     def _put(self, key: str, body: bytes) -> None:
         try:
