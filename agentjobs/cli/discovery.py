@@ -1,0 +1,181 @@
+"""Find the job resources: a stack's outputs, the local stack's `.local/env`, or env vars."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from agentjobs.cli.errors import CliError, explain_aws_error
+
+LOCAL_ENV_PATH = Path(".local") / "env"
+
+STACK_OUTPUTS = {
+    "runtime_arn": "AgentRuntimeArn",
+    "table": "JobsTableName",
+    "bucket": "ResultsBucketName",
+    "topic_arn": "TopicArn",
+}
+"""Resource field -> the CloudFormation output of the agentjobs stack that names it."""
+
+_ENV_NAMES = {
+    "runtime_arn": "AGENT_RUNTIME_ARN",
+    "table": "JOBS_TABLE",
+    "bucket": "RESULTS_BUCKET",
+    "topic_arn": "TOPIC_ARN",
+    "inbox_queue_url": "INBOX_QUEUE_URL",
+}
+
+NOT_FOUND_HINT = (
+    "pass --stack NAME --region REGION for a deployed stack, run `make local-up` for the "
+    "local one (it writes .local/env), or set JOBS_TABLE and AGENT_RUNTIME_ARN"
+)
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Where the jobs live and how to reach them; `source` says where this was found."""
+
+    source: str
+    region: str | None = None
+    runtime_arn: str | None = None
+    table: str | None = None
+    bucket: str | None = None
+    topic_arn: str | None = None
+    inbox_queue_url: str | None = None
+    credentials: dict[str, str] = field(default_factory=dict)
+    """Explicit credentials (the local stack's); empty means boto3's usual chain."""
+    endpoints: dict[str, str] = field(default_factory=dict)
+    """Service name -> endpoint URL; the key "*" applies to every other service."""
+
+    def client(self, service: str, config: Config | None = None) -> Any:
+        """A boto3 client of `service` for these resources."""
+        session = boto3.session.Session(region_name=self.region, **self.credentials)
+        endpoint = self.endpoints.get(service) or self.endpoints.get("*")
+        try:
+            return session.client(service, endpoint_url=endpoint, config=config)
+        except BotoCoreError as exc:
+            raise explain_aws_error(exc, f"creating the {service} client") from exc
+
+    def require(self, name: str) -> str:
+        """The named resource, or a CliError saying it is missing from `source`."""
+        value = getattr(self, name)
+        if not value:
+            env_name = _ENV_NAMES.get(name, name)
+            raise CliError(f"{self.source} does not name {env_name}: {NOT_FOUND_HINT}")
+        return str(value)
+
+
+def discover(stack: str | None, region: str | None, local_env: Path | None) -> Resources:
+    """Resources from `--stack` (CloudFormation outputs), else `--local-env` or ./.local/env,
+    else the environment variables the local stack's env file also sets."""
+    if stack:
+        return from_stack(stack, region)
+    if local_env is not None:
+        if not local_env.is_file():
+            raise CliError(
+                f"{local_env} does not exist: start the local stack with `make local-up`, "
+                "or pass the path of an existing .local/env"
+            )
+        return from_env_file(local_env, region)
+    if LOCAL_ENV_PATH.is_file():
+        return from_env_file(LOCAL_ENV_PATH, region)
+    resources = from_environment(region)
+    if not (resources.table or resources.runtime_arn):
+        raise CliError(f"no agentjobs resources found: {NOT_FOUND_HINT}")
+    return resources
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """KEY=value lines (blank lines and # comments skipped; surrounding quotes removed)."""
+    values: dict[str, str] = {}
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        key = key.removeprefix("export ").strip()
+        values[key] = value.strip().strip("'\"")
+    return values
+
+
+def from_env_file(path: Path, region: str | None) -> Resources:
+    """The local stack's resources, credentials and endpoints from its env file."""
+    values = read_env_file(path)
+    credentials = {}
+    if values.get("AWS_ACCESS_KEY_ID") and values.get("AWS_SECRET_ACCESS_KEY"):
+        credentials = {
+            "aws_access_key_id": values["AWS_ACCESS_KEY_ID"],
+            "aws_secret_access_key": values["AWS_SECRET_ACCESS_KEY"],
+        }
+    endpoints = {}
+    if values.get("AWS_ENDPOINT_URL"):
+        endpoints["*"] = values["AWS_ENDPOINT_URL"]
+    if values.get("AWS_ENDPOINT_URL_BEDROCK_AGENTCORE"):
+        endpoints["bedrock-agentcore"] = values["AWS_ENDPOINT_URL_BEDROCK_AGENTCORE"]
+    return Resources(
+        source=str(path),
+        region=region or values.get("AWS_REGION") or values.get("AWS_DEFAULT_REGION"),
+        runtime_arn=values.get("AGENT_RUNTIME_ARN"),
+        table=values.get("JOBS_TABLE"),
+        bucket=values.get("RESULTS_BUCKET"),
+        topic_arn=values.get("TOPIC_ARN"),
+        inbox_queue_url=values.get("INBOX_QUEUE_URL"),
+        credentials=credentials,
+        endpoints=endpoints,
+    )
+
+
+def from_environment(region: str | None) -> Resources:
+    """Resources named by environment variables; boto3 reads endpoints and credentials itself."""
+    env = os.environ
+    return Resources(
+        source="the environment",
+        region=region or _env_region(),
+        runtime_arn=env.get("AGENT_RUNTIME_ARN"),
+        table=env.get("JOBS_TABLE"),
+        bucket=env.get("RESULTS_BUCKET"),
+        topic_arn=env.get("TOPIC_ARN"),
+        inbox_queue_url=env.get("INBOX_QUEUE_URL"),
+    )
+
+
+def from_stack(stack: str, region: str | None) -> Resources:
+    """Resources from a deployed agentjobs stack's CloudFormation outputs."""
+    base = Resources(source=f"stack {stack}", region=region or _env_region())
+    cloudformation = base.client("cloudformation")
+    try:
+        stacks = cloudformation.describe_stacks(StackName=stack)["Stacks"]
+    except ClientError as exc:
+        if "does not exist" in exc.response.get("Error", {}).get("Message", ""):
+            raise CliError(
+                f"stack {stack} not found in region {cloudformation.meta.region_name}: "
+                "check --stack and --region, or deploy it with `make deploy`"
+            ) from exc
+        raise explain_aws_error(exc, f"reading stack {stack}") from exc
+    except BotoCoreError as exc:
+        raise explain_aws_error(exc, f"reading stack {stack}") from exc
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+    missing = sorted(key for key in STACK_OUTPUTS.values() if key not in outputs)
+    if missing:
+        raise CliError(
+            f"stack {stack} has no output(s) {', '.join(missing)}: is it an agentjobs stack? "
+            "deploy this project's stack with `make deploy`"
+        )
+    return Resources(
+        source=f"stack {stack}",
+        region=cloudformation.meta.region_name,
+        runtime_arn=outputs[STACK_OUTPUTS["runtime_arn"]],
+        table=outputs[STACK_OUTPUTS["table"]],
+        bucket=outputs[STACK_OUTPUTS["bucket"]],
+        topic_arn=outputs[STACK_OUTPUTS["topic_arn"]],
+    )
+
+
+def _env_region() -> str | None:
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
