@@ -1,0 +1,302 @@
+"""The `data_report` kind: profile a CSV offline and return a Markdown report and its figures."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import statistics
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from agentjobs.protocol import JobKind
+from jobagent.kinds.base import (
+    JobContext,
+    JobFailed,
+    KindSpec,
+    int_field,
+    invalid_input,
+    optional_text_field,
+    reject_unknown,
+)
+
+MAX_CSV_BYTES = 200_000_000
+"""Largest CSV read from S3; the profile holds every column in memory."""
+
+MISSING_MARKERS = frozenset({"", "na", "n/a", "nan", "null", "none", "-"})
+_BOOLEANS = frozenset({"true", "false", "yes", "no"})
+_MAX_OUTLIER_EXAMPLES = 5
+_MAX_CELL_CHARS_SHOWN = 40
+
+
+@dataclass(frozen=True)
+class DataReportInput:
+    """A CSV given inline (`csv`) or by `csv_uri` (s3://bucket/key), and report options."""
+
+    csv_text: str | None = None
+    csv_uri: str | None = None
+    title: str = "Data report"
+    top_values: int = 5
+
+
+def parse(job_input: dict[str, Any]) -> DataReportInput:
+    """Validate the input; exactly one of `csv` and `csv_uri` is required."""
+    reject_unknown(job_input, {"csv", "csv_uri", "title", "top_values"}, JobKind.DATA_REPORT)
+    csv_text, csv_uri = job_input.get("csv"), job_input.get("csv_uri")
+    if (csv_text is None) == (csv_uri is None):
+        raise invalid_input("give exactly one of 'csv' (the CSV text) and 'csv_uri' (s3://...)")
+    if csv_text is not None and (not isinstance(csv_text, str) or not csv_text.strip()):
+        raise invalid_input("'csv' must be non-empty CSV text with a header row")
+    if csv_uri is not None and (not isinstance(csv_uri, str) or split_s3_uri(csv_uri) is None):
+        raise invalid_input("'csv_uri' must look like s3://bucket/key.csv")
+    return DataReportInput(
+        csv_text=csv_text,
+        csv_uri=csv_uri,
+        title=optional_text_field(job_input, "title", 200) or "Data report",
+        top_values=int_field(job_input, "top_values", 5, 1, 50),
+    )
+
+
+def split_s3_uri(uri: str) -> tuple[str, str] | None:
+    """(bucket, key) of an s3:// URI, or None when it is not one."""
+    if not uri.startswith("s3://"):
+        return None
+    bucket, _, key = uri[len("s3://") :].partition("/")
+    return (bucket, key) if bucket and key else None
+
+
+def run(params: DataReportInput, context: JobContext) -> dict[str, Any]:
+    """Load, parse, profile each column, render; progress after every step."""
+    context.report(2.0, "loading the CSV")
+    text = params.csv_text if params.csv_text is not None else _read_s3(params.csv_uri or "")
+    context.report(10.0, "parsing rows")
+    header, rows = parse_csv(text)
+    context.report(25.0, f"profiling {len(header)} columns over {len(rows)} rows")
+
+    def on_column(done: int, name: str) -> None:
+        context.report(25.0 + 65.0 * done / len(header), f"profiled column {done}: {name}")
+
+    figures = profile(header, rows, params.top_values, on_column)
+    context.report(95.0, "writing the report")
+    return {"title": params.title, "markdown": render_markdown(params.title, figures), **figures}
+
+
+def _read_s3(uri: str) -> str:
+    # Deferred: only a CSV from S3 needs boto3, and the child pays its import only then.
+    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
+    from jobagent.stores import s3_client  # noqa: PLC0415
+
+    location = split_s3_uri(uri)
+    assert location is not None  # parse() checked it
+    bucket, key = location
+    try:
+        answer = s3_client().get_object(Bucket=bucket, Key=key)
+        if int(answer.get("ContentLength", 0)) > MAX_CSV_BYTES:
+            raise JobFailed(f"{uri} is larger than {MAX_CSV_BYTES} bytes")
+        body: bytes = answer["Body"].read()
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "an error")
+        raise JobFailed(f"could not read {uri}: S3 answered {code}") from exc
+    except BotoCoreError as exc:
+        raise JobFailed(f"could not read {uri}: S3 could not be reached") from exc
+    try:
+        return body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise JobFailed(f"{uri} is not UTF-8 text") from exc
+
+
+def parse_csv(text: str) -> tuple[list[str], list[list[str]]]:
+    """The header and the data rows; JobFailed when there is no header or no data."""
+    try:
+        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(
+            text[:20_000], delimiters=",;\t|"
+        )
+    except csv.Error:
+        dialect = csv.excel
+    try:
+        rows = [
+            row for row in csv.reader(io.StringIO(text), dialect) if any(c.strip() for c in row)
+        ]
+    except csv.Error as exc:
+        raise JobFailed(f"the CSV could not be parsed: {exc}") from exc
+    if len(rows) < 2:
+        raise JobFailed("the CSV needs a header row and at least one data row")
+    header = [name.strip() or f"column_{i + 1}" for i, name in enumerate(rows[0])]
+    return header, rows[1:]
+
+
+def profile(
+    header: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    top_n: int,
+    on_column: Callable[[int, str], None] | None = None,
+) -> dict[str, Any]:
+    """The figures: row and column counts, and for each column its type, counts, missing
+    values, top values, and for numeric columns statistics and IQR outliers."""
+    columns = []
+    for index, name in enumerate(header):
+        cells = [row[index].strip() if index < len(row) else "" for row in rows]
+        columns.append(profile_column(name, cells, top_n))
+        if on_column is not None:
+            on_column(index + 1, name)
+    ragged = sum(1 for row in rows if len(row) != len(header))
+    return {
+        "rows": len(rows),
+        "column_count": len(header),
+        "ragged_rows": ragged,
+        "columns": columns,
+    }
+
+
+def profile_column(name: str, cells: Sequence[str], top_n: int) -> dict[str, Any]:
+    """One column's figures."""
+    present = [c for c in cells if c.lower() not in MISSING_MARKERS]
+    kind = infer_type(present)
+    counts = Counter(present)
+    figures: dict[str, Any] = {
+        "name": name,
+        "type": kind,
+        "count": len(present),
+        "missing": len(cells) - len(present),
+        "missing_pct": round(100.0 * (len(cells) - len(present)) / len(cells), 2) if cells else 0.0,
+        "distinct": len(counts),
+        "top_values": [
+            {"value": value, "count": count} for value, count in counts.most_common(top_n)
+        ],
+    }
+    if kind in {"integer", "number"} and present:
+        figures["stats"], figures["outliers"] = numeric_figures([float(c) for c in present])
+    return figures
+
+
+def infer_type(values: Sequence[str]) -> str:
+    """integer, number, boolean, date or text: the narrowest type every value fits."""
+    if not values:
+        return "empty"
+    checks: list[tuple[str, Callable[[str], bool]]] = [
+        ("integer", _is_int),
+        ("number", _is_number),
+        ("boolean", lambda v: v.lower() in _BOOLEANS),
+        ("date", _is_date),
+    ]
+    for name, check in checks:
+        if all(check(v) for v in values):
+            return name
+    return "text"
+
+
+def numeric_figures(values: list[float]) -> tuple[dict[str, float], dict[str, Any]]:
+    """Statistics and the values outside Tukey's fences (1.5 IQR beyond the quartiles)."""
+    ordered = sorted(values)
+    if len(ordered) >= 2:
+        q1, median, q3 = statistics.quantiles(ordered, n=4, method="inclusive")
+        stdev = statistics.stdev(ordered)
+    else:
+        q1 = median = q3 = ordered[0]
+        stdev = 0.0
+    stats = {
+        "min": ordered[0],
+        "max": ordered[-1],
+        "mean": _round(statistics.fmean(ordered)),
+        "median": _round(median),
+        "stdev": _round(stdev),
+        "q1": _round(q1),
+        "q3": _round(q3),
+    }
+    spread = q3 - q1
+    low, high = q1 - 1.5 * spread, q3 + 1.5 * spread
+    outside = [v for v in values if v < low or v > high]
+    outliers = {
+        "method": "IQR (1.5 x interquartile range beyond Q1/Q3)",
+        "low_fence": _round(low),
+        "high_fence": _round(high),
+        "count": len(outside),
+        "examples": sorted(outside, key=lambda v: abs(v - median), reverse=True)[
+            :_MAX_OUTLIER_EXAMPLES
+        ],
+    }
+    return stats, outliers
+
+
+def render_markdown(title: str, figures: dict[str, Any]) -> str:
+    """The report a person reads: an overview table, then one section per column."""
+    lines = [
+        f"# {title}",
+        "",
+        f"{figures['rows']} rows, {figures['column_count']} columns"
+        + (
+            f", {figures['ragged_rows']} rows with a wrong number of cells"
+            if figures["ragged_rows"]
+            else ""
+        )
+        + ".",
+        "",
+        "| column | type | count | missing | distinct |",
+        "|---|---|---|---|---|",
+    ]
+    for column in figures["columns"]:
+        lines.append(
+            f"| {_cell(column['name'])} | {column['type']} | {column['count']} | "
+            f"{column['missing']} ({column['missing_pct']}%) | {column['distinct']} |"
+        )
+    for column in figures["columns"]:
+        lines += ["", f"## {_cell(column['name'])}", ""]
+        if "stats" in column:
+            s = column["stats"]
+            lines.append(
+                f"min {s['min']:g}, Q1 {s['q1']:g}, median {s['median']:g}, "
+                f"Q3 {s['q3']:g}, max {s['max']:g}; mean {s['mean']:g}, stdev {s['stdev']:g}."
+            )
+            out = column["outliers"]
+            if out["count"]:
+                shown = ", ".join(f"{v:g}" for v in out["examples"])
+                lines.append(
+                    f"{out['count']} outlier(s) outside [{out['low_fence']:g}, "
+                    f"{out['high_fence']:g}] (IQR rule), e.g. {shown}."
+                )
+            else:
+                lines.append("No outliers by the IQR rule.")
+        top = ", ".join(f"`{_cell(t['value'])}` ({t['count']})" for t in column["top_values"])
+        lines.append(f"Top values: {top or 'none'}.")
+    return "\n".join(lines) + "\n"
+
+
+def _is_int(value: str) -> bool:
+    try:
+        int(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_number(value: str) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except ValueError:
+        return False
+
+
+def _is_date(value: str) -> bool:
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _round(value: float) -> float:
+    return round(value, 6)
+
+
+def _cell(value: str) -> str:
+    shown = (
+        value if len(value) <= _MAX_CELL_CHARS_SHOWN else value[: _MAX_CELL_CHARS_SHOWN - 3] + "..."
+    )
+    return shown.replace("|", "\\|").replace("`", "'").replace("\n", " ")
+
+
+SPEC = KindSpec(kind=JobKind.DATA_REPORT, parse=parse, run=run, in_child=lambda params: True)

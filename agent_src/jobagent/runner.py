@@ -1,0 +1,423 @@
+"""The job runner: this process's jobs, their background work and their durable outcomes."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import StrEnum
+from typing import Any, Protocol, TypeVar
+
+from agentjobs.protocol import (
+    MAX_RUNTIME_S,
+    ErrorCode,
+    JobQuery,
+    JobStatus,
+    ProtocolError,
+    SubmitRequest,
+    encode_json,
+    format_time,
+    parse_time,
+    utc_now,
+)
+from agentjobs.record import INLINE_RESULT_LIMIT, JobError, JobRecord, Progress, new_job_id
+from agentjobs.store import StoreError
+from jobagent.child import ChildJob
+from jobagent.kinds import KINDS, JobFailed, JobStopped, KindSpec
+from jobagent.settings import Settings
+from jobagent.stores import AgentStores
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_RUNTIME_S = float(MAX_RUNTIME_S)
+"""A job without `max_runtime_s` may run as long as its session can live: 8 hours."""
+
+CANCEL_WAIT_S = 10.0
+"""How long a cancel waits for the work to stop before it answers with what it knows."""
+
+STORE_ATTEMPTS = 4
+STORE_FIRST_DELAY_S = 0.25
+MAX_PROGRESS_MESSAGE_CHARS = 200
+
+T = TypeVar("T")
+
+
+class TaskTracker(Protocol):
+    """The part of BedrockAgentCoreApp that turns /ping HealthyBusy while work runs."""
+
+    def add_async_task(self, name: str, metadata: dict[str, Any] | None = None) -> int: ...
+
+    def complete_async_task(self, task_id: int) -> bool: ...
+
+
+class StopReason(StrEnum):
+    """Why a job was asked to stop before it ended by itself."""
+
+    CANCEL = "cancel"
+    DEADLINE = "deadline"
+    SHUTDOWN = "shutdown"
+
+
+@dataclass
+class _Outcome:
+    """How a job's work ended, before it is stored."""
+
+    status: JobStatus
+    value: Any = None
+    error: JobError | None = None
+
+
+_CRASHED = _Outcome(
+    JobStatus.FAILED,
+    error=JobError.of(ErrorCode.JOB_CRASHED, "the job failed unexpectedly; the agent logged why"),
+)
+
+
+@dataclass
+class _Job:
+    """One job in this process. `record` is replaced, never mutated, under the runner's lock."""
+
+    record: JobRecord
+    spec: KindSpec
+    params: Any
+    deadline: float
+    task_id: int | None = None
+    child: ChildJob | None = None
+    stop_reason: StopReason | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+class _ThreadContext:
+    """The JobContext of a job running on a thread of this process: stops are cooperative."""
+
+    def __init__(self, runner: JobRunner, job: _Job) -> None:
+        self._runner = runner
+        self._job = job
+
+    def report(self, percent: float, message: str) -> None:
+        self._runner._progress(self._job, percent, message)
+
+    def sleep(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while True:
+            self.check_stop()
+            now = time.monotonic()
+            if now >= end:
+                return
+            self._job.stop.wait(max(min(end, self._job.deadline) - now, 0.0))
+
+    def check_stop(self) -> None:
+        if self._runner._should_stop(self._job):
+            raise JobStopped
+
+
+class JobRunner:
+    """Accepts jobs, runs each in the background (CPU-heavy ones in a child process), answers
+    about them from memory, and stores every outcome in S3 before the async task completes."""
+
+    def __init__(self, settings: Settings, stores: AgentStores, tracker: TaskTracker) -> None:
+        self._settings = settings
+        self._stores = stores
+        self._tracker = tracker
+        self._lock = threading.Lock()
+        self._jobs: dict[str, _Job] = {}
+        self._latest: dict[str, str] = {}
+        self._closing = False
+
+    # -- requests ---------------------------------------------------------------------
+
+    def submit(self, request: SubmitRequest, session_id: str, owner: str | None) -> dict[str, Any]:
+        """Record the job as RUNNING, start its work in the background, answer at once."""
+        if self._closing:
+            raise ProtocolError(ErrorCode.INTERNAL_ERROR, "the agent is shutting down; retry")
+        spec = KINDS[request.kind]
+        params = spec.parse(request.input)
+        if spec.needs_model and not (self._settings.model_id or self._settings.scripted_model):
+            raise ProtocolError(
+                ErrorCode.KIND_UNAVAILABLE,
+                f"kind {request.kind} needs a model, and this agent has no MODEL_ID configured",
+            )
+        job_id = new_job_id(request.client_token, owner)
+        with self._lock:
+            known = self._jobs.get(job_id)
+        if known is not None:
+            return _submit_answer(known.record)
+        record = self._new_record(job_id, request, session_id, owner)
+        try:
+            stored, created = self._stores.jobs().create_running(record)
+        except StoreError as exc:
+            log.warning("job %s (session %s) not recorded: %s", job_id, session_id, exc)
+            raise ProtocolError(
+                ErrorCode.JOB_STORE_UNAVAILABLE,
+                f"the job could not be recorded, so nothing was started ({exc}); retry later",
+            ) from exc
+        if not created:
+            with self._lock:
+                known = self._jobs.get(job_id)
+            return _submit_answer(known.record if known is not None else stored)
+        job = _Job(
+            record=record,
+            spec=spec,
+            params=params,
+            deadline=time.monotonic() + record.max_runtime_s,
+        )
+        with self._lock:
+            self._jobs[job_id] = job
+            self._latest[session_id] = job_id
+            job.task_id = self._tracker.add_async_task(f"{request.kind} job", {"job_id": job_id})
+        log.info("job %s (%s) accepted in session %s", job_id, request.kind, session_id)
+        try:
+            threading.Thread(target=self._work, args=(job,), name=f"job-{job_id[:8]}").start()
+        except RuntimeError:
+            log.exception("job %s could not be started", job_id)
+            self._end(job, _CRASHED)
+        return _submit_answer(record)
+
+    def answer(self, query: JobQuery, session_id: str) -> dict[str, Any]:
+        """Answer status, result or cancel from this process's own state."""
+        with self._lock:
+            job_id = query.job_id or self._latest.get(session_id)
+            job = self._jobs.get(job_id) if job_id is not None else None
+        if job_id is None:
+            return unknown_job_answer(None, "this session has no job yet; submit one first")
+        if job is None:
+            return unknown_job_answer(
+                job_id,
+                f"this agent process does not know job {job_id}: its session was probably "
+                "recycled; look the job up in the job table, where its outcome is kept",
+            )
+        if query.action == "cancel":
+            self._cancel(job)
+        with self._lock:
+            record = job.record
+        return record.to_answer(with_outcome=query.action != "status")
+
+    def shutdown(self, grace_s: float = 5.0) -> None:
+        """Stop every job and its child process; called from the app's lifespan shutdown."""
+        with self._lock:
+            self._closing = True
+            running = [job for job in self._jobs.values() if not job.done.is_set()]
+            for job in running:
+                job.stop_reason = job.stop_reason or StopReason.SHUTDOWN
+                job.stop.set()
+        for job in running:
+            if job.child is not None:
+                job.child.stop()
+        end = time.monotonic() + grace_s
+        for job in running:
+            job.done.wait(max(end - time.monotonic(), 0.0))
+        if running:
+            log.warning("agent stopped with %d job(s) unfinished", len(running))
+
+    def child_pids(self) -> list[int]:
+        """Process ids of the jobs' live child processes."""
+        with self._lock:
+            return [j.child.pid for j in self._jobs.values() if j.child and j.child.pid]
+
+    # -- the work ---------------------------------------------------------------------
+
+    def _work(self, job: _Job) -> None:
+        outcome = _CRASHED
+        try:
+            outcome = self._execute(job)
+        except Exception:
+            log.exception("job %s (session %s) crashed", job.record.job_id, job.record.session_id)
+        finally:
+            self._end(job, outcome)
+
+    def _execute(self, job: _Job) -> _Outcome:
+        try:
+            if job.spec.in_child(job.params):
+                return self._execute_in_child(job)
+            value = job.spec.run(job.params, _ThreadContext(self, job))
+        except JobStopped:
+            return self._stopped(job)
+        except JobFailed as exc:
+            return _Outcome(JobStatus.FAILED, error=JobError.of(ErrorCode.JOB_FAILED, exc.message))
+        return _Outcome(JobStatus.SUCCEEDED, value=value)
+
+    def _execute_in_child(self, job: _Job) -> _Outcome:
+        child = ChildJob(job.spec.kind, job.params)
+        with self._lock:
+            job.child = child
+        ended = child.follow(
+            on_progress=lambda percent, message: self._progress(job, percent, message),
+            should_stop=lambda: self._should_stop(job),
+        )
+        if ended.failed is not None:
+            return _Outcome(JobStatus.FAILED, error=JobError.of(ErrorCode.JOB_FAILED, ended.failed))
+        if ended.crashed is not None:
+            log.error("job %s: %s", job.record.job_id, ended.crashed)
+            return _Outcome(
+                JobStatus.FAILED, error=JobError.of(ErrorCode.JOB_CRASHED, ended.crashed)
+            )
+        return _Outcome(JobStatus.SUCCEEDED, value=ended.value)
+
+    def _stopped(self, job: _Job) -> _Outcome:
+        if job.stop_reason == StopReason.CANCEL:
+            return _Outcome(
+                JobStatus.CANCELLED,
+                error=JobError.of(ErrorCode.CANCELLED, "the job was cancelled on request"),
+            )
+        if job.stop_reason == StopReason.DEADLINE:
+            return _Outcome(
+                JobStatus.FAILED,
+                error=JobError.of(
+                    ErrorCode.TIMED_OUT,
+                    f"the job ran past its max_runtime_s of {job.record.max_runtime_s:g} s "
+                    "and was stopped",
+                ),
+            )
+        return _Outcome(
+            JobStatus.FAILED,
+            error=JobError.of(
+                ErrorCode.SESSION_LOST, "the agent shut down while the job was running"
+            ),
+        )
+
+    def _should_stop(self, job: _Job) -> bool:
+        if job.stop.is_set():
+            return True
+        if time.monotonic() >= job.deadline:
+            with self._lock:
+                job.stop_reason = job.stop_reason or StopReason.DEADLINE
+            job.stop.set()
+            return True
+        return False
+
+    def _progress(self, job: _Job, percent: float, message: str) -> None:
+        progress = Progress(min(max(percent, 0.0), 100.0), message[:MAX_PROGRESS_MESSAGE_CHARS])
+        with self._lock:
+            if job.record.status == JobStatus.RUNNING:
+                job.record = job.record.evolve(progress=progress, updated_at=utc_now())
+
+    def _cancel(self, job: _Job) -> None:
+        with self._lock:
+            if job.done.is_set():
+                return
+            job.stop_reason = job.stop_reason or StopReason.CANCEL
+            job.stop.set()
+            child = job.child
+        log.info("job %s cancel requested", job.record.job_id)
+        if child is not None:
+            child.stop()
+        job.done.wait(CANCEL_WAIT_S)
+
+    # -- the end of a job -------------------------------------------------------------
+
+    def _end(self, job: _Job, outcome: _Outcome) -> None:
+        """Make the outcome durable, then mark the job finished, then complete its task:
+        whoever sees a finished job can rely on its outcome being in S3."""
+        try:
+            self._finish(job, outcome)
+        except Exception:
+            log.exception("job %s could not be finished cleanly", job.record.job_id)
+        finally:
+            if job.task_id is not None:
+                self._tracker.complete_async_task(job.task_id)
+            job.done.set()
+
+    def _finish(self, job: _Job, outcome: _Outcome) -> None:
+        with self._lock:
+            record = job.record
+        job_id = record.job_id
+        if outcome.status == JobStatus.SUCCEEDED:
+            final = self._succeeded(record, outcome.value)
+        else:
+            final = record.evolve(status=outcome.status, error=outcome.error)
+        now = utc_now()
+        final = final.evolve(finished_at=now, updated_at=now)
+        if job.stop_reason != StopReason.SHUTDOWN:
+            answer = final.to_answer(with_outcome=True)
+            try:
+                self._with_retries(job_id, lambda: self._stores.results().put_outcome(answer))
+            except StoreError as exc:
+                log.error("job %s: outcome could not be stored durably: %s", job_id, exc)
+        with self._lock:
+            job.record = final
+            job.params = None
+            job.child = None
+        log.info("job %s finished %s", job_id, final.status)
+
+    def _succeeded(self, record: JobRecord, value: Any) -> JobRecord:
+        done = Progress(100.0, "done")
+        try:
+            encoded = encode_json(value).encode()
+        except (TypeError, ValueError):
+            log.error("job %s returned a result that is not plain JSON", record.job_id)
+            return record.evolve(status=JobStatus.FAILED, error=_CRASHED.error)
+        if len(encoded) <= INLINE_RESULT_LIMIT:
+            return record.evolve(status=JobStatus.SUCCEEDED, result=value, progress=done)
+        try:
+            uri = self._with_retries(
+                record.job_id, lambda: self._stores.results().put_result(record.job_id, encoded)
+            )
+        except StoreError as exc:
+            log.error("job %s: large result could not be stored: %s", record.job_id, exc)
+            return record.evolve(
+                status=JobStatus.FAILED,
+                error=JobError.of(
+                    ErrorCode.RESULT_MISSING,
+                    f"the job succeeded but its {len(encoded)}-byte result could not be "
+                    "stored in the results bucket",
+                ),
+            )
+        return record.evolve(status=JobStatus.SUCCEEDED, result_uri=uri, progress=done)
+
+    def _with_retries(self, job_id: str, call: Callable[[], T]) -> T:
+        delay = STORE_FIRST_DELAY_S
+        for attempt in range(1, STORE_ATTEMPTS + 1):
+            try:
+                return call()
+            except StoreError as exc:
+                if attempt == STORE_ATTEMPTS or self._closing:
+                    raise
+                log.warning("job %s: store attempt %d failed (%s); retrying", job_id, attempt, exc)
+                time.sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable")
+
+    def _new_record(
+        self, job_id: str, request: SubmitRequest, session_id: str, owner: str | None
+    ) -> JobRecord:
+        submitted_at = utc_now()
+        max_runtime_s = request.max_runtime_s or DEFAULT_MAX_RUNTIME_S
+        submitted = parse_time(submitted_at)
+        retention = timedelta(days=self._settings.result_retention_days)
+        return JobRecord(
+            job_id=job_id,
+            session_id=session_id,
+            kind=request.kind,
+            status=JobStatus.RUNNING,
+            submitted_at=submitted_at,
+            updated_at=submitted_at,
+            max_runtime_s=max_runtime_s,
+            deadline_at=format_time(submitted + timedelta(seconds=max_runtime_s)),
+            progress=Progress(0.0, "accepted"),
+            client_token=request.client_token,
+            owner=owner,
+            expires_at=int((submitted + retention).timestamp()),
+        )
+
+
+def _submit_answer(record: JobRecord) -> dict[str, Any]:
+    return {
+        "job_id": record.job_id,
+        "session_id": record.session_id,
+        "status": str(record.status),
+        "kind": str(record.kind),
+        "submitted_at": record.submitted_at,
+    }
+
+
+def unknown_job_answer(job_id: str | None, message: str) -> dict[str, Any]:
+    """The answer about a job this process does not know: status UNKNOWN and an error."""
+    return {
+        "job_id": job_id,
+        "status": str(JobStatus.UNKNOWN),
+        "error": {"code": str(ErrorCode.UNKNOWN_JOB), "message": message},
+    }

@@ -1,0 +1,69 @@
+"""The agent's AWS adapters, created on first use so that startup stays fast."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from typing import Any
+
+from agentjobs.store import JobStore, ResultStore, StoreError
+from jobagent.settings import Settings
+
+# Short timeouts and few attempts: a submit waits on the table, and a caller is better
+# served by a prompt JOB_STORE_UNAVAILABLE than by a request that hangs.
+_CLIENT_CONFIG: dict[str, Any] = {
+    "connect_timeout": 3,
+    "read_timeout": 10,
+    "retries": {"mode": "standard", "max_attempts": 3},
+}
+
+
+class AgentStores:
+    """The job table and results bucket, with clients made once and shared by all threads."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._lock = threading.Lock()
+        self._jobs: JobStore | None = None
+        self._results: ResultStore | None = None
+
+    def jobs(self) -> JobStore:
+        """The job table; StoreError when JOBS_TABLE is not set."""
+        if self._jobs is None:
+            if not self._settings.jobs_table:
+                raise StoreError("the agent has no job table configured (JOBS_TABLE is not set)")
+            with self._lock:
+                if self._jobs is None:
+                    self._jobs = JobStore(_client("dynamodb"), self._settings.jobs_table)
+        return self._jobs
+
+    def results(self) -> ResultStore:
+        """The results bucket; StoreError when RESULTS_BUCKET is not set."""
+        if self._results is None:
+            if not self._settings.results_bucket:
+                raise StoreError(
+                    "the agent has no results bucket configured (RESULTS_BUCKET is not set)"
+                )
+            with self._lock:
+                if self._results is None:
+                    self._results = ResultStore(_client("s3"), self._settings.results_bucket)
+        return self._results
+
+    def warm_up(self) -> None:
+        """Create the clients ahead of the first submit; failures wait for that submit."""
+        for make in (self.jobs, self.results):
+            with contextlib.suppress(StoreError):
+                make()
+
+
+def _client(service: str) -> Any:
+    # Deferred: boto3's import costs a few hundred ms, and /ping must not wait for it.
+    import boto3  # noqa: PLC0415
+    from botocore.config import Config  # noqa: PLC0415
+
+    return boto3.session.Session().client(service, config=Config(**_CLIENT_CONFIG))
+
+
+def s3_client() -> Any:
+    """An S3 client for reading job input (a data_report's csv_uri)."""
+    return _client("s3")
