@@ -69,9 +69,7 @@ class PollerSettings:
                 _number(source, "POLLER_MAX_POLL_FAILURES", cls.max_poll_failures, 1, 1000)
             ),
             lease_s=_number(source, "POLLER_LEASE_S", cls.lease_s, 0.5, 3600),
-            safety_margin_s=_number(
-                source, "POLLER_SAFETY_MARGIN_S", cls.safety_margin_s, 0, 900
-            ),
+            safety_margin_s=_number(source, "POLLER_SAFETY_MARGIN_S", cls.safety_margin_s, 0, 900),
             overdue_after_s=_number(
                 source, "POLLER_OVERDUE_AFTER_S", cls.overdue_after_s, 1, 28_800
             ),
@@ -112,16 +110,16 @@ def _required(env: Mapping[str, str], name: str) -> str:
     return value
 
 
-def _number(
-    env: Mapping[str, str], name: str, default: float, low: float, high: float
-) -> float:
+def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
     text = env.get(name, "").strip()
     if not text:
         return float(default)
     try:
         value = float(text)
     except ValueError:
-        raise SettingsError(f"{name}={text!r} is not a number; expected {low:g}..{high:g}") from None
+        raise SettingsError(
+            f"{name}={text!r} is not a number; expected {low:g}..{high:g}"
+        ) from None
     if not low <= value <= high:
         raise SettingsError(f"{name}={text} is out of range; expected {low:g}..{high:g}")
     return value

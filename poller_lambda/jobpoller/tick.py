@@ -1,0 +1,139 @@
+"""One poller tick: every job in flight, bounded concurrency, within the time it is given."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+from aws_lambda_powertools import Logger
+
+from agentjobs.protocol import parse_time
+from jobpoller.reconcile import Pass, reconcile
+from jobpoller.report import Metric
+from jobpoller.view import JobView
+
+logger = Logger(service="poller", child=True)
+
+TimeLeft = Callable[[], float]
+"""Seconds left before the poller must have returned."""
+
+
+def run_tick(run: Pass, time_left: TimeLeft) -> None:
+    """Reconcile every job the attention index lists, oldest first, then stop the sessions
+    whose jobs are all finished and notified. Jobs not started before the safety margin are
+    left for the next tick."""
+    started = time.monotonic()
+    snapshot = [JobView.from_item(item) for item in run.services.store.jobs_needing_attention()]
+    run.report.count(Metric.JOBS_IN_FLIGHT, len(snapshot))
+    run.report.count(
+        Metric.JOBS_OVERDUE, count_overdue(snapshot, run.services.settings.overdue_after_s)
+    )
+    by_session: dict[str, list[JobView]] = defaultdict(list)
+    for view in snapshot:
+        if view.session_id is not None:
+            by_session[view.session_id].append(view)
+
+    def shared(view: JobView) -> bool:
+        # Decided on this tick's snapshot, so that concurrent workers never both stop or
+        # both skip a session: sessions with several jobs are stopped after the pool drains.
+        return len(by_session.get(view.session_id or "", ())) > 1
+
+    todo = [v.job_id for v in snapshot if not (v.is_final and shared(v))]
+    after = _reconcile_all(todo, run, shared, time_left)
+    final = {v.job_id for v in snapshot if v.is_final} | {
+        job_id for job_id, v in after.items() if v is not None and v.is_final
+    }
+    spent = [jobs for jobs in by_session.values() if len(jobs) > 1 and _all_in(jobs, final)]
+    _stop_spent_sessions(spent, run, time_left)
+    run.report.count(Metric.TICK_DURATION_MS, (time.monotonic() - started) * 1000)
+
+
+def reconcile_jobs(job_ids: Iterable[str], run: Pass, time_left: TimeLeft) -> None:
+    """Reconcile just these jobs (the fast path: an agent says they ended). A session is
+    stopped only when the index shows no other job of it in flight."""
+    started = time.monotonic()
+
+    def shared(view: JobView) -> bool:
+        others = run.services.store.jobs_in_flight_on_session(view.session_id or "")
+        return any(JobView.from_item(o).job_id != view.job_id for o in others)
+
+    _reconcile_all(list(dict.fromkeys(job_ids)), run, shared, time_left)
+    run.report.count(Metric.TICK_DURATION_MS, (time.monotonic() - started) * 1000)
+
+
+def count_overdue(snapshot: list[JobView], overdue_after_s: float) -> int:
+    """Running jobs not heard from for longer than the overdue limit: their sessions risk
+    the idle timeout, so the schedule is not keeping up."""
+    limit = timedelta(seconds=overdue_after_s)
+    now = datetime.now(UTC)
+    overdue = 0
+    for view in snapshot:
+        seen = view.last_seen_at or view.submitted_at
+        if view.is_terminal or seen is None:
+            continue
+        try:
+            if now - parse_time(seen) > limit:
+                overdue += 1
+        except ValueError:
+            continue
+    return overdue
+
+
+def _reconcile_all(
+    job_ids: list[str],
+    run: Pass,
+    shared: Callable[[JobView], bool],
+    time_left: TimeLeft,
+) -> dict[str, JobView | None]:
+    margin = run.services.settings.safety_margin_s
+
+    def one(job_id: str) -> JobView | None:
+        if time_left() <= margin:
+            run.report.count(Metric.JOBS_DEFERRED)
+            run.report.step(job_id, "deferred")
+            return None
+        try:
+            return reconcile(job_id, run, shared)
+        except Exception:
+            # One bad job never stops the others; it is retried next tick.
+            logger.exception("reconciling the job failed", extra={"job_id": job_id})
+            run.report.count(Metric.POLL_ERRORS)
+            run.report.step(job_id, "retry")
+            return None
+
+    if not job_ids:
+        return {}
+    workers = min(run.services.settings.concurrency, len(job_ids))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reconcile") as pool:
+        return dict(zip(job_ids, pool.map(one, job_ids), strict=True))
+
+
+def _stop_spent_sessions(sessions: list[list[JobView]], run: Pass, time_left: TimeLeft) -> None:
+    """Stop each session whose jobs are all final, once, then close each of its jobs."""
+
+    def never_shared(_view: JobView) -> bool:
+        return False
+
+    def close_session(jobs: list[JobView]) -> None:
+        for view in jobs:
+            if time_left() <= run.services.settings.safety_margin_s:
+                run.report.count(Metric.JOBS_DEFERRED)
+                return
+            try:
+                reconcile(view.job_id, run, never_shared)
+            except Exception:
+                logger.exception("closing the job failed", extra={"job_id": view.job_id})
+                run.report.count(Metric.POLL_ERRORS)
+
+    if not sessions:
+        return
+    workers = min(run.services.settings.concurrency, len(sessions))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stop") as pool:
+        list(pool.map(close_session, sessions))
+
+
+def _all_in(jobs: list[JobView], final: set[str]) -> bool:
+    return all(view.job_id in final for view in jobs)
