@@ -1,0 +1,1 @@
+"""A local AgentCore Runtime data plane: InvokeAgentRuntime and StopRuntimeSession, locally."""

@@ -1,0 +1,75 @@
+"""Loaded into every agent process the local runtime starts: session port, and no orphans."""
+
+# The bedrock-agentcore SDK's `app.run()` listens on the fixed port 8080, as AgentCore
+# requires. Locally many sessions run side by side, so each agent process gets its own
+# port in AGENTCORE_SESSION_PORT, and a listening socket bound to 8080 is bound there
+# instead. Patching `socket.bind` (not uvicorn) keeps this independent of the web
+# framework, and leaves an agent that already honours PORT untouched.
+
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from typing import Any
+
+_FIXED_AGENT_PORT = 8080
+
+
+def _install_port_move(session_port: int) -> None:
+    original_bind = socket.socket.bind
+
+    def bind(self: socket.socket, address: Any, /) -> None:
+        if (
+            self.family in (socket.AF_INET, socket.AF_INET6)
+            and isinstance(address, tuple)
+            and len(address) >= 2
+            and address[1] == _FIXED_AGENT_PORT
+        ):
+            address = (address[0], session_port, *address[2:])
+        original_bind(self, address)
+
+    socket.socket.bind = bind  # type: ignore[method-assign, assignment]
+
+
+def _follow_emulator(emulator_pid: int) -> None:
+    # Agents run in their own process groups, so a local runtime killed with SIGKILL
+    # (no chance to stop them) would leave them running; they notice and end themselves.
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            try:
+                os.kill(emulator_pid, 0)
+            except ProcessLookupError:
+                os.killpg(os.getpgrp(), signal.SIGTERM)
+                return
+            except PermissionError:
+                continue
+
+    threading.Thread(target=watch, name="agentcore-emulator-watch", daemon=True).start()
+
+
+def _chain_next_sitecustomize() -> None:
+    # Putting this directory first on PYTHONPATH shadows any other sitecustomize
+    # (a distribution's or a virtualenv's); run that one too, as Python would have.
+    here = os.path.dirname(os.path.abspath(__file__))
+    others = [p for p in sys.path if os.path.abspath(p or ".") != here]
+    spec = importlib.machinery.PathFinder.find_spec("sitecustomize", others)
+    if spec is None or spec.loader is None:
+        return
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+
+_port = os.environ.get("AGENTCORE_SESSION_PORT", "")
+if _port.isdigit():
+    _install_port_move(int(_port))
+_emulator = os.environ.get("AGENTCORE_EMULATOR_PID", "")
+if _emulator.isdigit():
+    _follow_emulator(int(_emulator))
+_chain_next_sitecustomize()

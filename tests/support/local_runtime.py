@@ -1,0 +1,143 @@
+"""Start the local AgentCore runtime as a real process for a test, and talk to it with boto3."""
+
+from __future__ import annotations
+
+import json
+import sys
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import psutil
+from botocore.config import Config
+
+from tests.support.processes import REPO, free_port, running
+
+AGENTS = REPO / "tests" / "agents"
+RUNTIME_ARN = "arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/local_agent-AbCdE12345"
+
+
+def agent_cmd(name: str) -> str:
+    """The command that runs one of the tiny test agents in tests/agents/."""
+    return f"{sys.executable} {AGENTS / name}.py"
+
+
+def new_session_id() -> str:
+    """A fresh session id of a valid length (boto3 refuses fewer than 33 characters)."""
+    return f"test-session-{uuid.uuid4()}"
+
+
+@dataclass
+class LocalRuntime:
+    """A running local runtime: its URL, its process, and the agent processes seen under it."""
+
+    url: str
+    pid: int
+
+    def client(self, *, attempts: int = 1, read_timeout_s: float = 60.0) -> Any:
+        """A bedrock-agentcore client on this runtime; one attempt, so errors surface as-is."""
+        return boto3.client(
+            "bedrock-agentcore",
+            endpoint_url=self.url,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            config=Config(
+                retries={"total_max_attempts": attempts, "mode": "standard"},
+                read_timeout=read_timeout_s,
+                max_pool_connections=50,
+            ),
+        )
+
+    def invoke(self, session_id: str, payload: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """InvokeAgentRuntime with a JSON payload; the JSON answer."""
+        answer = self.client().invoke_agent_runtime(
+            agentRuntimeArn=RUNTIME_ARN,
+            runtimeSessionId=session_id,
+            payload=json.dumps(payload).encode(),
+            **kwargs,
+        )
+        return json.loads(answer["response"].read())  # type: ignore[no-any-return]
+
+    def sessions(self) -> dict[str, dict[str, Any]]:
+        """GET /sessions, by session id."""
+        with urllib.request.urlopen(f"{self.url}/sessions", timeout=10) as answer:
+            listing = json.loads(answer.read())
+        return {s["sessionId"]: s for s in listing["sessions"]}
+
+    def agent_processes(self) -> list[psutil.Process]:
+        """Every live process this runtime started (found by the emulator pid in its env)."""
+        return agent_processes_of(self.pid)
+
+
+def agent_processes_of(emulator_pid: int) -> list[psutil.Process]:
+    """Live processes whose environment names `emulator_pid` as their local runtime,
+    wherever they are in the process tree (an orphan is found too)."""
+    marker = str(emulator_pid)
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if (
+                process.environ().get("AGENTCORE_EMULATOR_PID") == marker
+                and process.status() != psutil.STATUS_ZOMBIE
+            ):
+                found.append(process)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return found
+
+
+@contextmanager
+def local_runtime(
+    agent: str | None = "echo_agent",
+    *,
+    agent_cmd_line: str | None = None,
+    idle_timeout_s: float = 60,
+    max_lifetime_s: float = 600,
+    busy_policy: str = "accept",
+    ping_interval_s: float = 0.2,
+    startup_timeout_s: float = 20,
+    stop_grace_s: float = 2,
+    env: dict[str, str] | None = None,
+    extra_args: list[str] | None = None,
+    log_path: Path | None = None,
+) -> Iterator[LocalRuntime]:
+    """`python -m emulator.agentcore` on a free port running `agent` (a tests/agents/ name)
+    or `agent_cmd_line`; stopped when the block ends, and no agent process may survive it."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = agent_cmd_line or agent_cmd(agent or "echo_agent")
+    cmd = [
+        sys.executable,
+        "-m",
+        "emulator.agentcore",
+        "--port",
+        str(port),
+        "--agent-cmd",
+        command,
+        "--idle-timeout-s",
+        str(idle_timeout_s),
+        "--max-lifetime-s",
+        str(max_lifetime_s),
+        "--busy-policy",
+        busy_policy,
+        "--ping-interval-s",
+        str(ping_interval_s),
+        "--startup-timeout-s",
+        str(startup_timeout_s),
+        "--stop-grace-s",
+        str(stop_grace_s),
+        *(extra_args or []),
+    ]
+    with running(cmd, ready_url=f"{url}/sessions", env=env, log_path=log_path) as proc:
+        pid = proc.pid
+        yield LocalRuntime(url=url, pid=pid)
+    survivors = agent_processes_of(pid)
+    for process in survivors:  # never leave them behind, even when the check fails
+        process.kill()
+    assert not survivors, f"agent processes outlived the local runtime: {survivors}"
