@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -30,7 +31,16 @@ app = typer.Typer(
     add_completion=False,
 )
 
-out = Console()
+
+def _console() -> Console:
+    console = Console(soft_wrap=True)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        # Piped output: rich would assume 80 columns and squeeze job ids in tables.
+        console = Console(soft_wrap=True, width=160)
+    return console
+
+
+out = _console()
 
 StackOption = Annotated[
     str | None,

@@ -116,11 +116,13 @@ def _query_status(
         "TableName": table,
         "IndexName": schema.STATUS_INDEX,
         "KeyConditionExpression": condition,
-        "ExpressionAttributeNames": {"#s": schema.STATUS_KEY, "#t": schema.SORT_KEY},
+        "ExpressionAttributeNames": {"#s": schema.STATUS_KEY},
         "ExpressionAttributeValues": values,
         "ScanIndexForward": False,
         "Limit": page_size,
     }
+    if "#t" in condition:
+        query["ExpressionAttributeNames"]["#t"] = schema.SORT_KEY
     if job_filter.kind:
         query["FilterExpression"] = "#k = :kind"
         query["ExpressionAttributeNames"]["#k"] = "kind"

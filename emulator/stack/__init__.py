@@ -1,0 +1,1 @@
+"""The local stack: moto, the local AgentCore runtime and the poller's schedule, on one machine."""

@@ -1,0 +1,284 @@
+"""Bring the local stack up, report on it, and take it down by its recorded process ids."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+import boto3
+
+from emulator.resources import LocalResources, create_resources
+from emulator.stack import processes
+from emulator.stack.processes import StartError
+from emulator.stack.settings import PASSED_THROUGH, RESOURCE_NAME, StackSettings
+from emulator.stack.state import (
+    PID_KEYS,
+    STARTED_AT_KEY,
+    StackState,
+    read_state,
+    remove_state,
+    write_state,
+)
+
+LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+# Real credentials or a profile in the caller's environment must never reach moto's clients.
+_DROPPED_ENV = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_DEFAULT_PROFILE")
+
+STOP_GRACE_S = 10.0
+"""The runtime stops its agents on SIGTERM, giving each 5 s; leave it time to finish."""
+
+
+@dataclass
+class _Started:
+    """Processes started so far, so that a failed start stops exactly these."""
+
+    pids: dict[str, int] = field(default_factory=dict)
+
+    def stop_all(self) -> None:
+        for name in PID_KEYS:
+            if name in self.pids:
+                processes.stop_group(self.pids[name], STOP_GRACE_S)
+
+
+def running_pids(state: StackState) -> dict[str, int]:
+    """The recorded processes still alive (and still ours)."""
+    return {
+        name: pid for name, pid in state.pids.items() if processes.is_ours(pid, state.started_at)
+    }
+
+
+def up(settings: StackSettings, out: TextIO = sys.stdout) -> int:
+    """Start moto, create the resources, start the runtime and the poller's schedule, write
+    the env file. Returns an exit code; prints what it started."""
+    state = read_state(settings.state_dir)
+    if state is not None:
+        alive = running_pids(state)
+        if alive:
+            shown = ", ".join(f"{name} {pid}" for name, pid in alive.items())
+            print(
+                f"The local stack is already running ({shown}); its settings are in "
+                f"{settings.state_dir / 'env'}. Stop it with `make local-down` first.",
+                file=out,
+            )
+            return 0
+        remove_state(settings.state_dir)
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    began = time.monotonic()
+    started = _Started()
+    try:
+        values = _start(settings, started)
+    except (StartError, OSError) as exc:
+        started.stop_all()
+        print(f"local-up failed: {exc}", file=sys.stderr)
+        return 1
+    except BaseException:
+        started.stop_all()
+        raise
+    _print_started(settings, values, time.monotonic() - began, out)
+    return 0
+
+
+def _start(settings: StackSettings, started: _Started) -> dict[str, str]:
+    logs = settings.state_dir
+    moto_port = _port(settings.moto_port, "LOCAL_MOTO_PORT")
+    runtime_port = _port(settings.runtime_port, "LOCAL_RUNTIME_PORT")
+    moto_url = f"http://127.0.0.1:{moto_port}"
+    runtime_url = f"http://127.0.0.1:{runtime_port}"
+    base_env = {k: v for k, v in os.environ.items() if k not in _DROPPED_ENV}
+    venv_bin = str(Path(sys.executable).parent)
+    base_env["PATH"] = f"{venv_bin}{os.pathsep}{base_env.get('PATH', '')}"
+    base_env["PYTHONUNBUFFERED"] = "1"
+
+    moto_log = logs / "moto.log"
+    moto = processes.spawn(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(moto_port)],
+        log_path=moto_log,
+        env=base_env,
+    )
+    started.pids["moto server"] = moto.pid
+    processes.wait_until(
+        processes.answers_http(f"{moto_url}/moto-api/"),
+        moto,
+        what="the moto server",
+        log_path=moto_log,
+        timeout_s=30,
+    )
+    resources = _create_resources(settings, moto_url)
+
+    values = {
+        "AWS_ENDPOINT_URL": moto_url,
+        "AWS_ENDPOINT_URL_BEDROCK_AGENTCORE": runtime_url,
+        "AWS_DEFAULT_REGION": settings.region,
+        "AWS_REGION": settings.region,
+        **LOCAL_CREDENTIALS,
+        **resources.env(),
+        "AGENT_RUNTIME_ARN": settings.runtime_arn,
+        "LOCAL_RUNTIME_URL": runtime_url,
+        "LOCAL_FASTPATH": settings.fastpath,
+        "POLLER_INTERVAL_S": f"{settings.poller_interval_s:g}",
+    }
+    child_env = {**base_env, **values}
+
+    runtime_log = logs / "agentcore.log"
+    runtime = processes.spawn(
+        [
+            sys.executable,
+            "-m",
+            "emulator.agentcore",
+            "--port",
+            str(runtime_port),
+            "--agent-log-dir",
+            str(logs / "agents"),
+        ],
+        log_path=runtime_log,
+        env=child_env,
+    )
+    started.pids["AgentCore runtime"] = runtime.pid
+    processes.wait_until(
+        processes.answers_http(f"{runtime_url}/sessions"),
+        runtime,
+        what="the local AgentCore runtime",
+        log_path=runtime_log,
+        timeout_s=30,
+    )
+
+    schedule_log = logs / "poller.log"
+    ready_file = logs / "poller.ready"
+    ready_file.unlink(missing_ok=True)
+    schedule = processes.spawn(
+        [
+            sys.executable,
+            "-m",
+            "emulator.stack.schedule",
+            "--interval-s",
+            f"{settings.poller_interval_s:g}",
+            "--timeout-s",
+            f"{settings.poller_timeout_s:g}",
+            "--region",
+            settings.region,
+            "--ready-file",
+            str(ready_file),
+        ],
+        log_path=schedule_log,
+        env=child_env,
+    )
+    started.pids["poller schedule"] = schedule.pid
+    processes.wait_until(
+        ready_file.exists,
+        schedule,
+        what="the poller's schedule",
+        log_path=schedule_log,
+        timeout_s=30,
+    )
+
+    for name, pid in started.pids.items():
+        values[PID_KEYS[name]] = str(pid)
+    values[STARTED_AT_KEY] = f"{time.time():.3f}"
+    write_state(settings.state_dir, values)
+    return values
+
+
+def _port(configured: int, name: str) -> int:
+    if configured == 0:
+        return processes.free_port()
+    if processes.port_in_use(configured):
+        raise StartError(
+            f"port {configured} ({name}) is in use, perhaps by another checkout's stack: "
+            f"unset {name} to pick a free port"
+        )
+    return configured
+
+
+def _create_resources(settings: StackSettings, moto_url: str) -> LocalResources:
+    session = boto3.session.Session(
+        aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        region_name=settings.region,
+    )
+    return create_resources(_EndpointSession(session, moto_url), RESOURCE_NAME)
+
+
+class _EndpointSession:
+    """A boto3 session whose clients all talk to one endpoint (moto)."""
+
+    def __init__(self, session: boto3.session.Session, endpoint_url: str) -> None:
+        self._session = session
+        self._endpoint_url = endpoint_url
+        self.region_name = session.region_name
+
+    def client(self, service: str) -> object:
+        return self._session.client(service, endpoint_url=self._endpoint_url)
+
+
+def _print_started(
+    settings: StackSettings, values: dict[str, str], took_s: float, out: TextIO
+) -> None:
+    logs = settings.state_dir
+    runtime_settings = ", ".join(
+        f"{name}={os.environ[name]}" for name in PASSED_THROUGH if os.environ.get(name)
+    )
+    lines = [
+        f"Local stack up in {took_s:.1f} s:",
+        f"  moto server        {values['AWS_ENDPOINT_URL']:<24} pid {values['MOTO_PID']:<7} "
+        f"log {logs / 'moto.log'}",
+        f"  AgentCore runtime  {values['LOCAL_RUNTIME_URL']:<24} pid "
+        f"{values['LOCAL_RUNTIME_PID']:<7} log {logs / 'agentcore.log'}",
+        f"  poller schedule    {'every ' + values['POLLER_INTERVAL_S'] + ' s':<24} pid "
+        f"{values['POLLER_SCHEDULE_PID']:<7} log {logs / 'poller.log'}",
+        f"  runtime settings   {runtime_settings or 'defaults (AGENTCORE_* unset)'}",
+        f"  table {values['JOBS_TABLE']}, bucket {values['RESULTS_BUCKET']}, "
+        f"topic {values['TOPIC_ARN'].rsplit(':', 1)[-1]}, inbox {values['INBOX_QUEUE_URL']}",
+        f"Settings written to {logs / 'env'}; the agentjobs CLI reads it from the repository "
+        "root. Stop with `make local-down`.",
+    ]
+    print("\n".join(lines), file=out)
+
+
+def down(settings: StackSettings, out: TextIO = sys.stdout) -> int:
+    """Stop every recorded process (process groups, then stragglers) and forget the stack."""
+    state = read_state(settings.state_dir)
+    if state is None:
+        print(
+            f"No local stack is recorded in {settings.state_dir / 'env'}; nothing to stop.",
+            file=out,
+        )
+        return 0
+    alive = running_pids(state)
+    for name in PID_KEYS:
+        if name in alive:
+            processes.stop_group(alive[name], STOP_GRACE_S)
+            print(f"Stopped the {name} (pid {alive[name]}).", file=out)
+    if not alive:
+        print("The recorded local stack was no longer running.", file=out)
+    remove_state(settings.state_dir)
+    (settings.state_dir / "poller.ready").unlink(missing_ok=True)
+    print(f"Local stack down; logs kept in {settings.state_dir}.", file=out)
+    return 0
+
+
+def status(settings: StackSettings, out: TextIO = sys.stdout) -> int:
+    """Say whether the recorded stack runs: 0 when all of it does, 1 otherwise."""
+    state = read_state(settings.state_dir)
+    if state is None:
+        print("The local stack is not running (start it with `make local-up`).", file=out)
+        return 1
+    alive = running_pids(state)
+    for name, pid in state.pids.items():
+        print(f"  {name:<18} pid {pid:<7} {'running' if name in alive else 'STOPPED'}", file=out)
+    print(
+        f"  moto {state.values.get('AWS_ENDPOINT_URL')}, "
+        f"runtime {state.values.get('LOCAL_RUNTIME_URL')}",
+        file=out,
+    )
+    if len(alive) == len(PID_KEYS):
+        print("The local stack is running.", file=out)
+        return 0
+    print(
+        "The local stack is partly stopped: run `make local-down`, then `make local-up`.", file=out
+    )
+    return 1

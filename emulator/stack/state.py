@@ -1,0 +1,81 @@
+"""The local stack's state file, `.local/env`: addresses, resources and the recorded pids."""
+
+from __future__ import annotations
+
+import os
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+PID_KEYS = {
+    "poller schedule": "POLLER_SCHEDULE_PID",
+    "AgentCore runtime": "LOCAL_RUNTIME_PID",
+    "moto server": "MOTO_PID",
+}
+"""Process name -> its pid's key, in the order they are stopped (the reverse of starting)."""
+
+STARTED_AT_KEY = "LOCAL_STACK_STARTED_AT"
+"""Epoch seconds when the stack was recorded; a recorded pid younger than this was recycled."""
+
+
+@dataclass(frozen=True)
+class StackState:
+    """What `.local/env` says about a local stack."""
+
+    values: dict[str, str]
+
+    @property
+    def pids(self) -> dict[str, int]:
+        """Process name -> recorded pid, for the processes the file names."""
+        found = {}
+        for name, key in PID_KEYS.items():
+            text = self.values.get(key, "")
+            if text.isdigit():
+                found[name] = int(text)
+        return found
+
+    @property
+    def started_at(self) -> float:
+        """When the stack was recorded (0 when the file does not say)."""
+        try:
+            return float(self.values.get(STARTED_AT_KEY, "0"))
+        except ValueError:
+            return 0.0
+
+
+def env_path(state_dir: Path) -> Path:
+    """Where the env file of a state directory lives."""
+    return state_dir / "env"
+
+
+def read_state(state_dir: Path) -> StackState | None:
+    """The recorded stack, or None when there is no env file."""
+    path = env_path(state_dir)
+    if not path.is_file():
+        return None
+    values = {}
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            parts = shlex.split(value) if value else [""]
+            values[key.strip()] = parts[0] if parts else ""
+    return StackState(values)
+
+
+def write_state(state_dir: Path, values: dict[str, str]) -> Path:
+    """Write the env file atomically: one KEY=value a line, quoted only where a shell needs it."""
+    path = env_path(state_dir)
+    lines = [
+        "# The local agentjobs stack (make local-up). Source it: set -a; . .local/env; set +a",
+        *(f"{key}={shlex.quote(value)}" for key, value in values.items()),
+    ]
+    partial = path.with_suffix(".partial")
+    partial.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    os.replace(partial, path)
+    return path
+
+
+def remove_state(state_dir: Path) -> None:
+    """Forget the recorded stack (its logs stay)."""
+    env_path(state_dir).unlink(missing_ok=True)
