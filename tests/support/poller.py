@@ -1,0 +1,174 @@
+"""Run the poller in-process against moto and the local AgentCore runtime, for tests and benches."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import Any
+
+from botocore.config import Config
+from jobpoller.context import LocalContext
+from jobpoller.events import process_event
+from jobpoller.reconcile import PollerServices
+from jobpoller.report import TickReport
+from jobpoller.services import services_from_clients
+from jobpoller.settings import PollerSettings
+
+from emulator.resources import LocalResources
+from tests.support.aws import MotoEndpoint
+from tests.support.local_runtime import RUNTIME_ARN, LocalRuntime, local_runtime
+from tests.support.processes import REPO, VENV_BIN
+
+AGENT_CMD = f"{VENV_BIN / 'python'} {REPO / 'agent_src' / 'main.py'}"
+
+
+def poller_settings(resources: LocalResources, **knobs: Any) -> PollerSettings:
+    """Settings for these resources, as the handler would read them from its environment."""
+    settings = PollerSettings.from_env(
+        {
+            "JOBS_TABLE": resources.table,
+            "RESULTS_BUCKET": resources.bucket,
+            "TOPIC_ARN": resources.topic_arn,
+            "AGENT_RUNTIME_ARN": RUNTIME_ARN,
+            "POLLER_READ_TIMEOUT_S": "10",
+            "POLLER_LEASE_S": "30",
+            "POLLER_SAFETY_MARGIN_S": "5",
+        }
+    )
+    return replace(settings, **knobs)
+
+
+@dataclass
+class PollerRig:
+    """A poller wired to moto and a local runtime, with the clients a test may hook."""
+
+    moto: MotoEndpoint
+    resources: LocalResources
+    runtime: LocalRuntime
+    settings: PollerSettings
+
+    def services(
+        self, hook: Callable[[PollerServices, dict[str, Any]], None] | None = None
+    ) -> PollerServices:
+        """Fresh clients (so botocore hooks on them touch no other poller) and adapters."""
+        aws = Config(
+            max_pool_connections=self.settings.concurrency, retries={"total_max_attempts": 1}
+        )
+        clients = {
+            "dynamodb": self.moto.session().client(
+                "dynamodb", endpoint_url=self.moto.url, config=aws
+            ),
+            "s3": self.moto.session().client("s3", endpoint_url=self.moto.url, config=aws),
+            "sns": self.moto.session().client("sns", endpoint_url=self.moto.url, config=aws),
+            "agentcore": self.moto.session().client(
+                "bedrock-agentcore",
+                endpoint_url=self.runtime.url,
+                config=Config(
+                    retries={"total_max_attempts": 1},
+                    read_timeout=self.settings.read_timeout_s,
+                    connect_timeout=self.settings.connect_timeout_s,
+                    max_pool_connections=self.settings.concurrency,
+                ),
+            ),
+        }
+        services = services_from_clients(self.settings, **clients)
+        if hook is not None:
+            hook(services, clients)
+        return services
+
+    def tick(
+        self, services: PollerServices | None = None, event: object = None, budget_s: float = 60
+    ) -> TickReport:
+        """One handler pass (a scheduled tick unless `event` names jobs)."""
+        return process_event(event or {}, LocalContext(budget_s), services or self.services())
+
+    def submit(self, session_id: str, **job: Any) -> str:
+        """Submit a job through the runtime; its job id."""
+        answer = self.runtime.invoke(session_id, {"action": "submit", **job})
+        assert answer.get("status") == "RUNNING", answer
+        return str(answer["job_id"])
+
+    def record(self, job_id: str) -> dict[str, Any]:
+        """The job's raw item, read consistently."""
+        item = self.moto.client("dynamodb").get_item(
+            TableName=self.resources.table,
+            Key={"job_id": {"S": job_id}},
+            ConsistentRead=True,
+        )["Item"]
+        return dict(item)
+
+    def status(self, job_id: str) -> str:
+        """The job's status in the table."""
+        return str(self.record(job_id)["status"]["S"])
+
+    def in_flight(self) -> list[str]:
+        """Job ids still on the attention index."""
+        items = self.moto.client("dynamodb").scan(
+            TableName=self.resources.table, FilterExpression="attribute_exists(attention)"
+        )["Items"]
+        return [i["job_id"]["S"] for i in items]
+
+    def tick_until_done(
+        self, job_ids: list[str], *, timeout_s: float = 60, services: PollerServices | None = None
+    ) -> None:
+        """Run ticks, a moment apart, until these jobs are off the attention index."""
+        deadline = time.monotonic() + timeout_s
+        while set(job_ids) & set(self.in_flight()):
+            assert time.monotonic() < deadline, {j: self.record(j) for j in job_ids}
+            self.tick(services)
+            time.sleep(0.2)
+
+    def inbox(self) -> list[dict[str, Any]]:
+        """Every notification delivered to the inbox queue so far (the `default` JSON)."""
+        sqs = self.moto.client("sqs")
+        found: list[dict[str, Any]] = []
+        while True:
+            batch = sqs.receive_message(
+                QueueUrl=self.resources.inbox_queue_url,
+                MaxNumberOfMessages=10,
+                WaitTimeSeconds=0,
+                MessageAttributeNames=["All"],
+            ).get("Messages", [])
+            if not batch:
+                return found
+            for message in batch:
+                envelope = json.loads(message["Body"])
+                found.append(
+                    {
+                        "document": json.loads(envelope["Message"]),
+                        "attributes": envelope.get("MessageAttributes", {}),
+                    }
+                )
+                sqs.delete_message(
+                    QueueUrl=self.resources.inbox_queue_url,
+                    ReceiptHandle=message["ReceiptHandle"],
+                )
+
+    def sessions(self) -> dict[str, dict[str, Any]]:
+        """The local runtime's sessions by id."""
+        return self.runtime.sessions()
+
+
+@contextmanager
+def poller_rig(
+    moto: MotoEndpoint,
+    resources: LocalResources,
+    *,
+    busy_policy: str = "accept",
+    idle_timeout_s: float = 120,
+    max_lifetime_s: float = 600,
+    **knobs: Any,
+) -> Iterator[PollerRig]:
+    """A local runtime running the real agent on these resources, and a poller for them."""
+    env = {**moto.env(), **resources.env(), "AWS_ENDPOINT_URL_BEDROCK_AGENTCORE": ""}
+    with local_runtime(
+        agent_cmd_line=AGENT_CMD,
+        busy_policy=busy_policy,
+        idle_timeout_s=idle_timeout_s,
+        max_lifetime_s=max_lifetime_s,
+        env=env,
+    ) as runtime:
+        yield PollerRig(moto, resources, runtime, poller_settings(resources, **knobs))
