@@ -35,6 +35,15 @@ typecheck: $(STAMP)
 test: lint typecheck
 	$(VENV)/bin/pytest -m "not slow"
 
+local-up: $(STAMP)
+	$(PY) -m emulator.stack up
+
+local-down: $(STAMP)
+	$(PY) -m emulator.stack down
+
+demo: $(STAMP)
+	@bash scripts/demo.sh
+
 bench: $(STAMP)
 	@for f in bench/bench_*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
 

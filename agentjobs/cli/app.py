@@ -341,7 +341,7 @@ def _print_ending(record: JobRecord) -> None:
     line = f"Job {record.job_id} {render.status_text(record.status)} after {took}"
     if record.error is not None:
         line += f": {record.error.code}: {record.error.message}"
-    out.print(line)
+    out.print(line, highlight=False)
     if record.status == JobStatus.SUCCEEDED:
         out.print(f"  result  agentjobs result {record.job_id}", highlight=False)
 
