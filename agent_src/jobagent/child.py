@@ -146,6 +146,8 @@ class ChildJob:
             else:
                 outcome.crashed, ended = message[1], True
         self._process.join(_STOP_GRACE_S)
+        if not ended and should_stop():
+            raise JobStopped  # it died because it was told to
         if not ended:
             outcome.crashed = f"{CRASH_MESSAGE} (exit code {self._process.exitcode})"
         return outcome

@@ -45,7 +45,7 @@ def step_prompts(params: AgentInput) -> list[tuple[str, str]]:
     turns = [
         (
             "plan",
-            f"Task:\n{params.prompt}\n\nPlan how to do this task in exactly {params.steps} "
+            f"Task: {params.prompt}\n\nPlan how to do this task in exactly {params.steps} "
             "numbered steps, one line each. Do not do the work yet.",
         )
     ]
