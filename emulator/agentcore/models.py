@@ -141,7 +141,8 @@ class Session:
 
     def public_state(self) -> str:
         """`Active`, `Idle` or `Stopped`, as GET /sessions reports it."""
-        if self.state in (SessionState.STOPPING, SessionState.STOPPED):
+        # A stopping session still has its process: it is Stopped once that is gone.
+        if self.state is SessionState.STOPPED:
             return "Stopped"
         if self.state is SessionState.STARTING:
             return "Active"
