@@ -1,0 +1,195 @@
+"""Local bundling of Python deploy artifacts for Linux arm64 with pip: no Docker, cached."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import tomllib
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsii
+from aws_cdk import AssetHashType, BundlingOptions, DockerImage, ILocalBundling
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PLATFORM = "manylinux2014_aarch64"
+"""AgentCore microVMs and our Lambda both run Linux on Graviton (arm64)."""
+BUNDLE_FORMAT = "1"
+"""Bump to invalidate every cached bundle when the layout of a bundle changes."""
+
+_SKIPPED_NAMES = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"})
+_SKIPPED_SUFFIXES = (".pyc", ".pyo")
+
+
+class BundlingError(RuntimeError):
+    """A bundle could not be built; the message says what is missing or what pip said."""
+
+
+@dataclass(frozen=True)
+class SourceTree:
+    """A folder copied into a bundle: `source`'s contents land under `target` ('' = root)."""
+
+    source: Path
+    target: str = ""
+    exclude: tuple[str, ...] = ()
+    """Top-level entries of `source` left out (e.g. a CLI the runtime never imports)."""
+
+
+@dataclass(frozen=True)
+class PythonBundle:
+    """One deploy artifact: source trees plus pip requirements installed for arm64."""
+
+    trees: tuple[SourceTree, ...]
+    requirements: tuple[str, ...]
+    python_version: str
+    """The target runtime's Python (e.g. '3.13'): pip picks wheels built for it."""
+
+    def asset_hash(self) -> str:
+        """Fingerprint of everything that goes into the bundle, so CDK can skip rebuilding."""
+        digest = hashlib.sha256()
+        digest.update(f"{BUNDLE_FORMAT}|{PLATFORM}|{self._requirements_key()}".encode())
+        for tree in self.trees:
+            for path in _files(tree):
+                digest.update(f"{tree.target}/{path.relative_to(tree.source).as_posix()}".encode())
+                digest.update(hashlib.sha256(path.read_bytes()).digest())
+        return digest.hexdigest()
+
+    def _requirements_key(self) -> str:
+        return f"py{self.python_version}|" + "|".join(sorted(self.requirements))
+
+    def dependencies_dir(self, cache_root: Path) -> Path:
+        """The cached pip install for these requirements; built on first use."""
+        key = hashlib.sha256(f"{PLATFORM}|{self._requirements_key()}".encode()).hexdigest()
+        target = cache_root / "pip" / key[:24]
+        if target.is_dir():
+            return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Install next to the final place and rename: an interrupted synth never leaves a
+        # half-filled cache behind that later synths would trust.
+        staging = Path(tempfile.mkdtemp(prefix="installing-", dir=target.parent))
+        command = [
+            sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+            "--no-compile", "--only-binary=:all:", "--implementation", "cp",
+            "--platform", PLATFORM, "--python-version", self.python_version,
+            "--target", str(staging), *self.requirements,
+        ]  # fmt: skip
+        result = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
+        if result.returncode != 0:
+            shutil.rmtree(staging, ignore_errors=True)
+            last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+            raise BundlingError(
+                f"pip could not install {' '.join(self.requirements)} for {PLATFORM} / "
+                f"Python {self.python_version}: {last}"
+            )
+        try:
+            staging.rename(target)
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)
+            if not target.is_dir():
+                raise
+            # Another synth finished the same install first: use theirs.
+        return target
+
+    def build(self, output_dir: Path, cache_root: Path) -> None:
+        """Fill `output_dir` with the dependencies and the source trees."""
+        for tree in self.trees:
+            if not tree.source.is_dir():
+                raise BundlingError(f"{tree.source} does not exist; nothing to bundle from it")
+        _copy_tree(self.dependencies_dir(cache_root), output_dir)
+        for tree in self.trees:
+            destination = output_dir / tree.target
+            for path in _files(tree):
+                copy_to = destination / path.relative_to(tree.source)
+                copy_to.parent.mkdir(parents=True, exist_ok=True)
+                # A hard link into the cache must be replaced, never written through.
+                copy_to.unlink(missing_ok=True)
+                shutil.copy2(path, copy_to)
+
+
+@jsii.implements(ILocalBundling)
+class _LocalPipBundling:
+    """CDK's local-bundling hook: builds the bundle on this machine, never in Docker."""
+
+    def __init__(self, bundle: PythonBundle, cache_root: Path) -> None:
+        self._bundle = bundle
+        self._cache_root = cache_root
+
+    def try_bundle(self, output_dir: str, *_args: Any, **_options: Any) -> bool:
+        self._bundle.build(Path(output_dir), self._cache_root)
+        return True
+
+
+def bundling_options(bundle: PythonBundle, cache_root: Path) -> dict[str, Any]:
+    """Keyword arguments for a CDK asset (`Code.from_asset`, `from_code_asset`)."""
+    return {
+        "asset_hash": bundle.asset_hash(),
+        "asset_hash_type": AssetHashType.CUSTOM,
+        "bundling": BundlingOptions(
+            # Required by the API, never pulled: local bundling always succeeds or raises.
+            image=DockerImage.from_registry("public.ecr.aws/docker/library/python:3-slim"),
+            local=_LocalPipBundling(bundle, cache_root),
+        ),
+    }
+
+
+def requirements_from_pyproject(pyproject: Path, extras: Sequence[str]) -> tuple[str, ...]:
+    """The project's own dependencies plus the named extras, pinned as in pyproject.toml."""
+    project = tomllib.loads(pyproject.read_text())["project"]
+    found: list[str] = list(project.get("dependencies", []))
+    optional = project.get("optional-dependencies", {})
+    for extra in extras:
+        if extra not in optional:
+            raise BundlingError(f"{pyproject} has no optional-dependencies group {extra!r}")
+        found.extend(optional[extra])
+    return tuple(found)
+
+
+def write_source_tree(trees: Iterable[SourceTree], destination: Path) -> None:
+    """Copy source trees into a fresh `destination` (used for the Docker build context)."""
+    shutil.rmtree(destination, ignore_errors=True)
+    destination.mkdir(parents=True)
+    for tree in trees:
+        if not tree.source.is_dir():
+            raise BundlingError(f"{tree.source} does not exist; nothing to bundle from it")
+        for path in _files(tree):
+            copy_to = destination / tree.target / path.relative_to(tree.source)
+            copy_to.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, copy_to)
+
+
+def _files(tree: SourceTree) -> Iterator[Path]:
+    """The tree's files in a stable order, without caches, bytecode or excluded entries."""
+    if not tree.source.is_dir():
+        return
+    for root, dirs, files in os.walk(tree.source):
+        here = Path(root)
+        dirs[:] = sorted(
+            d
+            for d in dirs
+            if d not in _SKIPPED_NAMES
+            and not (here == tree.source and d in tree.exclude)
+            and not d.endswith(".egg-info")
+        )
+        for name in sorted(files):
+            if name.endswith(_SKIPPED_SUFFIXES) or (here == tree.source and name in tree.exclude):
+                continue
+            yield here / name
+
+
+def _copy_tree(source: Path, destination: Path) -> None:
+    """Copy a cached install, hard-linking where the filesystem allows: it is never edited."""
+
+    def link_or_copy(src: str, dst: str) -> object:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+        return dst
+
+    shutil.copytree(source, destination, copy_function=link_or_copy, dirs_exist_ok=True)

@@ -1,0 +1,142 @@
+"""The job store: the jobs table and the results bucket, laid out by agentjobs.schema."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from agentjobs import schema
+
+_ATTRIBUTE_TYPES = {
+    "S": dynamodb.AttributeType.STRING,
+    "N": dynamodb.AttributeType.NUMBER,
+    "B": dynamodb.AttributeType.BINARY,
+}
+ACCESS_LOG_RETENTION = Duration.days(365)
+
+
+@dataclass(frozen=True)
+class JobStoreProps:
+    """How long results are kept."""
+
+    result_retention_days: int
+
+
+class JobStore(Construct):
+    """Jobs table and results bucket, both encrypted with one customer-managed key, both kept
+    when the stack is deleted: they hold the users' results."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, props: JobStoreProps) -> None:
+        super().__init__(scope, construct_id)
+
+        # One key for the job data wherever it lives (inline in the record or in S3): one
+        # grant lets a role read a result whichever way it was stored, and disabling the key
+        # locks all of it at once. Retained with the data, or the data becomes unreadable.
+        self.key = kms.Key(
+            self,
+            "Key",
+            description="agentjobs: job records and results",
+            enable_key_rotation=True,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        self.table = self._table()
+        self.bucket = self._bucket(props.result_retention_days)
+
+    def _table(self) -> dynamodb.Table:
+        definition = schema.table_definition()
+        types = {
+            a["AttributeName"]: _ATTRIBUTE_TYPES[a["AttributeType"]]
+            for a in definition["AttributeDefinitions"]
+        }
+        keys = {k["KeyType"]: k["AttributeName"] for k in definition["KeySchema"]}
+        table = dynamodb.Table(
+            self,
+            "Table",
+            partition_key=dynamodb.Attribute(name=keys["HASH"], type=types[keys["HASH"]]),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
+            encryption_key=self.key,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            time_to_live_attribute=schema.TTL_ATTRIBUTE,
+            deletion_protection=True,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        for index in definition["GlobalSecondaryIndexes"]:
+            table.add_global_secondary_index(**_index_options(index, types))
+        return table
+
+    def _bucket(self, retention_days: int) -> s3.Bucket:
+        # Server access logs cannot be delivered to an SSE-KMS bucket, so their bucket uses
+        # S3-managed keys; it holds request metadata only, never results.
+        access_logs = s3.Bucket(
+            self,
+            "AccessLogs",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            lifecycle_rules=[s3.LifecycleRule(expiration=ACCESS_LOG_RETENTION)],
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        Validations.of(access_logs).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-S1",
+                reason="This is the results bucket's access-log target; logging it into "
+                "itself would log its own log deliveries forever.",
+            )
+        )
+        return s3.Bucket(
+            self,
+            "Results",
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=self.key,
+            # Bucket keys cut KMS requests (and their cost) for many small result objects.
+            bucket_key_enabled=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            server_access_logs_bucket=access_logs,
+            server_access_logs_prefix="results/",
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="ExpireResults",
+                    expiration=Duration.days(retention_days),
+                    abort_incomplete_multipart_upload_after=Duration.days(1),
+                )
+            ],
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+
+    @property
+    def results_prefix(self) -> str:
+        """Where the agent writes: every result and outcome key starts with this."""
+        return schema.RESULT_PREFIX
+
+    def attention_index_arn(self) -> str:
+        """The ARN of the index the poller queries for jobs in flight."""
+        return f"{self.table.table_arn}/index/{schema.ATTENTION_INDEX}"
+
+
+def _index_options(
+    index: dict[str, Any], types: dict[str, dynamodb.AttributeType]
+) -> dict[str, Any]:
+    keys = {k["KeyType"]: k["AttributeName"] for k in index["KeySchema"]}
+    projection = index["Projection"]["ProjectionType"]
+    options: dict[str, Any] = {
+        "index_name": index["IndexName"],
+        "partition_key": dynamodb.Attribute(name=keys["HASH"], type=types[keys["HASH"]]),
+        "projection_type": dynamodb.ProjectionType[projection],
+    }
+    if "RANGE" in keys:
+        options["sort_key"] = dynamodb.Attribute(name=keys["RANGE"], type=types[keys["RANGE"]])
+    if projection == "INCLUDE":
+        options["non_key_attributes"] = index["Projection"]["NonKeyAttributes"]
+    return options

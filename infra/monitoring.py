@@ -1,0 +1,167 @@
+"""Monitoring: alarms on the poller and on job outcomes, and the job-flow dashboard."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import Aws, Duration
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+
+from infra.poller import METRICS_NAMESPACE, SERVICE_NAME, Poller
+
+PERIOD = Duration.minutes(5)
+
+JOB_OUTCOME_METRICS = ("JobsSucceeded", "JobsFailed", "JobsCancelled", "JobsTimedOut", "JobsLost")
+ALARMING_JOB_METRICS = {
+    "JobsFailed": "A job ended FAILED.",
+    "JobsLost": "A job was LOST: its session was recycled before it stored an outcome.",
+    "JobsTimedOut": "A job ran past its deadline and was marked TIMED_OUT.",
+    "JobsOverdue": "A RUNNING job is past its deadline and a poller tick could not move it on.",
+}
+"""Custom metrics the poller emits (namespace AgentJobs, dimension service=poller) whose
+any non-zero sum in a period needs an operator's look."""
+
+
+@dataclass(frozen=True)
+class MonitoringProps:
+    """What is watched and where alarms go."""
+
+    poller: Poller
+    alarm_topic: sns.ITopic
+
+
+def job_metric(name: str, statistic: str = "Sum") -> cloudwatch.Metric:
+    """A metric the poller publishes through Powertools (dimension service=poller)."""
+    return cloudwatch.Metric(
+        namespace=METRICS_NAMESPACE,
+        metric_name=name,
+        dimensions_map={"service": SERVICE_NAME},
+        statistic=statistic,
+        period=PERIOD,
+    )
+
+
+class Monitoring(Construct):
+    """Alarms that publish to the alarm topic, and one dashboard of the job flow."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, props: MonitoringProps) -> None:
+        super().__init__(scope, construct_id)
+        fn = props.poller.function
+        self._action = actions.SnsAction(props.alarm_topic)
+        self.alarms: list[cloudwatch.Alarm] = [
+            self._alarm(
+                "PollerErrors",
+                fn.metric_errors(period=PERIOD),
+                "The poller Lambda failed in 2 of the last 3 periods: jobs are not being "
+                "collected or notified.",
+                evaluation_periods=3,
+                datapoints_to_alarm=2,
+            ),
+            self._alarm(
+                "PollerNotRunning",
+                fn.metric_invocations(period=PERIOD),
+                "The poller has not run for 15 minutes: the schedule is disabled or failing.",
+                comparison=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+                threshold=1,
+                evaluation_periods=3,
+                missing=cloudwatch.TreatMissingData.BREACHING,
+            ),
+            self._alarm(
+                "DeadLetters",
+                props.poller.dead_letter_queue.metric_approximate_number_of_messages_visible(
+                    period=PERIOD, statistic="Maximum"
+                ),
+                "Scheduler could not invoke the poller after its retries; see the "
+                "dead-letter queue.",
+            ),
+        ]
+        for name, description in ALARMING_JOB_METRICS.items():
+            self.alarms.append(self._alarm(name, job_metric(name), description))
+        self.dashboard = self._dashboard(props.poller)
+
+    @property
+    def dashboard_url(self) -> str:
+        """The dashboard in the CloudWatch console of the stack's region."""
+        region = Aws.REGION
+        return (
+            f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}"
+            f"#dashboards:name={self.dashboard.dashboard_name}"
+        )
+
+    def _alarm(
+        self,
+        construct_id: str,
+        metric: cloudwatch.IMetric,
+        description: str,
+        *,
+        comparison: cloudwatch.ComparisonOperator = (
+            cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD
+        ),
+        threshold: float = 0,
+        evaluation_periods: int = 1,
+        datapoints_to_alarm: int | None = None,
+        missing: cloudwatch.TreatMissingData = cloudwatch.TreatMissingData.NOT_BREACHING,
+    ) -> cloudwatch.Alarm:
+        alarm = cloudwatch.Alarm(
+            self,
+            construct_id,
+            metric=metric,
+            alarm_description=f"agentjobs: {description}",
+            comparison_operator=comparison,
+            threshold=threshold,
+            evaluation_periods=evaluation_periods,
+            datapoints_to_alarm=datapoints_to_alarm,
+            treat_missing_data=missing,
+        )
+        alarm.add_alarm_action(self._action)
+        return alarm
+
+    def _dashboard(self, poller: Poller) -> cloudwatch.Dashboard:
+        fn, dlq = poller.function, poller.dead_letter_queue
+        dashboard = cloudwatch.Dashboard(self, "Dashboard", default_interval=Duration.hours(3))
+        dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Jobs finished, by status",
+                left=[job_metric(name) for name in JOB_OUTCOME_METRICS],
+                stacked=True,
+                width=12,
+            ),
+            cloudwatch.GraphWidget(
+                title="Poller work",
+                left=[job_metric("JobsPolled"), job_metric("NotificationsSent")],
+                right=[job_metric("JobsOverdue")],
+                width=12,
+            ),
+        )
+        dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Tick duration (ms)",
+                left=[
+                    job_metric("TickDurationMs", "Average"),
+                    job_metric("TickDurationMs", "Maximum"),
+                ],
+                right=[fn.metric_duration(period=PERIOD, statistic="Maximum")],
+                width=12,
+            ),
+            cloudwatch.GraphWidget(
+                title="Errors",
+                left=[
+                    job_metric("PollErrors"),
+                    fn.metric_errors(period=PERIOD),
+                    fn.metric_throttles(period=PERIOD),
+                ],
+                right=[
+                    dlq.metric_approximate_number_of_messages_visible(
+                        period=PERIOD, statistic="Maximum"
+                    )
+                ],
+                width=12,
+            ),
+        )
+        dashboard.add_widgets(
+            cloudwatch.AlarmStatusWidget(title="Alarms", alarms=self.alarms, width=24)
+        )
+        return dashboard

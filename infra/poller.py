@@ -1,0 +1,245 @@
+"""The poller: a Lambda run by EventBridge Scheduler that reconciles every job in flight."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from aws_cdk import Aws, CfnResource, Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_scheduler_targets as targets
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from infra.bundling import (
+    PROJECT_ROOT,
+    PythonBundle,
+    SourceTree,
+    bundling_options,
+    requirements_from_pyproject,
+)
+from infra.job_store import JobStore
+from infra.nag import (
+    acknowledge,
+    attribute_ref,
+    default_policy,
+    drop_redundant_depends_on,
+    wildcard,
+    wildcard_action,
+)
+from infra.runtime import AgentRuntime
+
+POLLER_RUNTIME = lambda_.Runtime.PYTHON_3_14
+POLLER_PYTHON_VERSION = "3.14"
+"""Must match POLLER_RUNTIME: pip fetches wheels for this interpreter."""
+HANDLER = "handler.handler"
+METRICS_NAMESPACE = "AgentJobs"
+SERVICE_NAME = "poller"
+ENDPOINT_QUALIFIER = "DEFAULT"
+LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
+TIMEOUT_MARGIN = Duration.seconds(5)
+SCHEDULER_RETRIES = 2
+
+
+@dataclass(frozen=True)
+class PollerProps:
+    """What the poller reads, writes, invokes and how often."""
+
+    store: JobStore
+    topic: sns.ITopic
+    agent: AgentRuntime
+    rate: Duration
+    idle_timeout: Duration
+    project_root: Path = PROJECT_ROOT
+
+
+def poller_bundle(project_root: Path) -> PythonBundle:
+    """The poller's zip: poller_lambda at the root, the shared package, the poller's deps.
+
+    boto3 is bundled at the project's pin rather than taken from the Lambda runtime, whose
+    copy may predate the bedrock-agentcore data-plane API.
+    """
+    return PythonBundle(
+        trees=(
+            SourceTree(project_root / "poller_lambda"),
+            SourceTree(project_root / "agentjobs", "agentjobs", exclude=("cli",)),
+        ),
+        requirements=requirements_from_pyproject(project_root / "pyproject.toml", ["poller"]),
+        python_version=POLLER_PYTHON_VERSION,
+    )
+
+
+class Poller(Construct):
+    """The poller Lambda, its schedule with retries and a dead-letter queue, and its rights."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, props: PollerProps) -> None:
+        super().__init__(scope, construct_id)
+        root = props.project_root
+        self.log_group = logs.LogGroup(
+            self, "Logs", retention=LOG_RETENTION, removal_policy=RemovalPolicy.DESTROY
+        )
+        # An explicit role instead of the default one: the default attaches the managed
+        # AWSLambdaBasicExecutionRole, which may write to every log group in the account.
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="agentjobs poller",
+        )
+        self.log_group.grant_write(self.role)
+        # A tick ends before the next one starts, so scheduled ticks never overlap; the
+        # poller's per-job leases cover a Scheduler retry running beside a fresh tick. No
+        # reserved concurrency: reserving even 1 fails to deploy in accounts at the default
+        # minimum of 10 unreserved executions.
+        self.timeout = Duration.seconds(props.rate.to_seconds() - TIMEOUT_MARGIN.to_seconds())
+        # Warned about ("how close to the idle timeout") at two thirds of the idle window.
+        overdue_after_s = props.idle_timeout.to_seconds() * 2 // 3
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            description="agentjobs: reconcile running jobs with their AgentCore sessions",
+            runtime=POLLER_RUNTIME,
+            architecture=lambda_.Architecture.ARM_64,
+            handler=HANDLER,
+            code=lambda_.Code.from_asset(
+                str(root / "poller_lambda"),
+                **bundling_options(poller_bundle(root), root / ".build"),
+            ),
+            role=self.role,
+            timeout=self.timeout,
+            memory_size=512,
+            tracing=lambda_.Tracing.ACTIVE,
+            log_group=self.log_group,
+            environment={
+                "JOBS_TABLE": props.store.table.table_name,
+                "RESULTS_BUCKET": props.store.bucket.bucket_name,
+                "TOPIC_ARN": props.topic.topic_arn,
+                "AGENT_RUNTIME_ARN": props.agent.arn,
+                "AGENT_RUNTIME_QUALIFIER": ENDPOINT_QUALIFIER,
+                "POLLER_OVERDUE_AFTER_S": str(int(overdue_after_s)),
+                "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
+                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+            },
+        )
+        self.dead_letter_queue = sqs.Queue(
+            self,
+            "DeadLetters",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        # Our own role for the schedule, so its generated invoke grant is found (and
+        # acknowledged) here rather than on a stack-level role with a hashed name.
+        self.schedule_role = iam.Role(
+            self,
+            "ScheduleRole",
+            assumed_by=iam.ServicePrincipal(
+                "scheduler.amazonaws.com",
+                conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
+            ),
+            description="agentjobs: EventBridge Scheduler runs the poller",
+        )
+        self.schedule = scheduler.Schedule(
+            self,
+            "Schedule",
+            description="agentjobs: run the poller",
+            schedule=scheduler.ScheduleExpression.rate(props.rate),
+            target=targets.LambdaInvoke(
+                self.function,
+                dead_letter_queue=self.dead_letter_queue,
+                retry_attempts=SCHEDULER_RETRIES,
+                # A tick older than one period is superseded by the next one.
+                max_event_age=props.rate,
+                role=self.schedule_role,
+            ),
+        )
+        self._grant(props)
+        self._acknowledge(props)
+        cfn_function = self.function.node.default_child
+        cfn_policy = default_policy(self.role).node.default_child
+        assert isinstance(cfn_function, CfnResource)
+        assert isinstance(cfn_policy, CfnResource)
+        # The role is referenced by its ARN already; its policy must exist before a tick runs.
+        drop_redundant_depends_on(cfn_function, keep=[cfn_policy])
+
+    def _grant(self, props: PollerProps) -> None:
+        role, store = self.role, props.store
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="JobRecords",
+                actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+                resources=[store.table.table_arn],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="JobsInFlight",
+                actions=["dynamodb:Query"],
+                resources=[store.attention_index_arn()],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="ReadOutcomes",
+                actions=["s3:GetObject"],
+                resources=[store.bucket.arn_for_objects(f"{store.results_prefix}*")],
+            )
+        )
+        # Without ListBucket a missing outcome reads as 403 AccessDenied instead of
+        # NoSuchKey, and "no stored outcome" (a LOST job) could not be told from an error.
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="ListOutcomes",
+                actions=["s3:ListBucket"],
+                resources=[store.bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": f"{store.results_prefix}*"}},
+            )
+        )
+        store.key.grant_encrypt_decrypt(role)
+        props.topic.grant_publish(role)
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="PollAndStopSessions",
+                actions=[
+                    "bedrock-agentcore:InvokeAgentRuntime",
+                    "bedrock-agentcore:StopRuntimeSession",
+                ],
+                resources=[props.agent.arn, props.agent.default_endpoint_arn],
+            )
+        )
+
+    def _acknowledge(self, props: PollerProps) -> None:
+        bucket = attribute_ref(self, props.store.bucket.bucket_arn)
+        acknowledge(
+            default_policy(self.role),
+            {
+                wildcard("*"): "Active tracing: xray:PutTraceSegments and "
+                "xray:PutTelemetryRecords support no resource-level scoping.",
+                wildcard(f"{bucket}/{props.store.results_prefix}*"): "The poller reads job "
+                "outcomes and results, keyed by job id under the results prefix (read only).",
+                wildcard_action("kms:GenerateDataKey*"): "grant_encrypt_decrypt on the job "
+                "store's key and grant_publish on the topic's key only: encrypted writes and "
+                "publishes need new data keys.",
+                wildcard_action("kms:ReEncrypt*"): "grant_encrypt_decrypt on the job store's "
+                "key only.",
+            },
+        )
+        function = attribute_ref(self, self.function.function_arn)
+        acknowledge(
+            default_policy(self.schedule_role),
+            {
+                wildcard(f"{function}:*"): "Generated by the Scheduler Lambda target: invoke "
+                "this one function, and its versions and aliases.",
+            },
+        )
+        acknowledge(
+            self.dead_letter_queue,
+            {
+                "AwsSolutions-SQS3": "This queue is itself the dead-letter queue of the "
+                "poller's schedule; a queue behind it would hold nothing new.",
+            },
+        )

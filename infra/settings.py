@@ -1,0 +1,168 @@
+"""The stack's settings: CDK context values, their documented defaults, and their validation."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+ArtifactKind = Literal["code", "docker"]
+
+DEFAULT_POLLER_RATE_MINUTES = 1
+DEFAULT_IDLE_TIMEOUT_S = 900
+DEFAULT_MAX_LIFETIME_S = 28_800
+DEFAULT_MODEL_ID = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+DEFAULT_ARTIFACT: ArtifactKind = "code"
+DEFAULT_RESULT_RETENTION_DAYS = 30
+
+LIFETIME_RANGE_S = (60, 28_800)
+"""AgentCore's bounds for both lifecycle settings on microVMs."""
+MAX_POLLER_RATE_MINUTES = 14
+"""The schedule must fire well inside AgentCore's default 15-minute idle window."""
+RETENTION_RANGE_DAYS = (1, 3650)
+
+_EMAIL = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[A-Za-z]{2,}$")
+_RATE = re.compile(r"^(\d+)\s*(m|min|mins|minute|minutes)?$", re.IGNORECASE)
+_MODEL_ID = re.compile(r"^[a-z0-9][a-z0-9.\-]*(:[a-z0-9\-]+)?$")
+
+
+class SettingsError(ValueError):
+    """One invalid context value; the message is one line naming it and what is allowed."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the stack reads from CDK context (`-c name=value` or cdk.json)."""
+
+    notification_emails: tuple[str, ...] = ()
+    poller_rate_minutes: int = DEFAULT_POLLER_RATE_MINUTES
+    idle_timeout_s: int = DEFAULT_IDLE_TIMEOUT_S
+    max_lifetime_s: int = DEFAULT_MAX_LIFETIME_S
+    model_id: str = DEFAULT_MODEL_ID
+    agent_artifact: ArtifactKind = DEFAULT_ARTIFACT
+    result_retention_days: int = DEFAULT_RESULT_RETENTION_DAYS
+
+    @classmethod
+    def from_context(cls, get: Callable[[str], Any]) -> Settings:
+        """Read and validate every setting through `get` (e.g. `app.node.try_get_context`).
+
+        Raises SettingsError on the first invalid value, before any resource is built.
+        """
+        idle = _seconds(get("idleTimeout"), "idleTimeout", DEFAULT_IDLE_TIMEOUT_S)
+        lifetime = _seconds(get("maxLifetime"), "maxLifetime", DEFAULT_MAX_LIFETIME_S)
+        if idle > lifetime:
+            raise SettingsError(
+                f"idleTimeout: {idle} s is above maxLifetime ({lifetime} s); "
+                "allowed: idleTimeout <= maxLifetime"
+            )
+        return cls(
+            notification_emails=_emails(get("notificationEmail")),
+            poller_rate_minutes=_poller_rate(get("pollerRate"), idle),
+            idle_timeout_s=idle,
+            max_lifetime_s=lifetime,
+            model_id=_model_id(get("modelId")),
+            agent_artifact=_artifact(get("agentArtifact")),
+            result_retention_days=_retention(get("resultRetentionDays")),
+        )
+
+
+def _text(value: Any) -> str | None:
+    """A context value as stripped text; None when unset or empty."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _emails(value: Any) -> tuple[str, ...]:
+    text = _text(value)
+    if text is None:
+        return ()
+    emails = tuple(part.strip() for part in text.split(","))
+    for email in emails:
+        if not _EMAIL.match(email):
+            raise SettingsError(
+                f"notificationEmail: {email!r} is not an email address; "
+                "allowed: one or more addresses separated by commas, e.g. me@example.com"
+            )
+    if len(set(emails)) != len(emails):
+        raise SettingsError(f"notificationEmail: {text!r} lists an address twice")
+    return emails
+
+
+def _whole_number(value: Any, name: str, allowed: str) -> int:
+    text = _text(value)
+    if text is None or isinstance(value, bool) or not re.fullmatch(r"\d+", text):
+        raise SettingsError(f"{name}: {value!r} is not a whole number; allowed: {allowed}")
+    return int(text)
+
+
+def _seconds(value: Any, name: str, default: int) -> int:
+    if _text(value) is None:
+        return default
+    low, high = LIFETIME_RANGE_S
+    allowed = f"whole seconds from {low} to {high}"
+    seconds = _whole_number(value, name, allowed)
+    if not low <= seconds <= high:
+        raise SettingsError(f"{name}: {seconds} s is out of range; allowed: {allowed}")
+    return seconds
+
+
+def _poller_rate(value: Any, idle_timeout_s: int) -> int:
+    """Minutes between poller runs: at least two runs per idle window, always under 15."""
+    highest = min(MAX_POLLER_RATE_MINUTES, idle_timeout_s // 120)
+    if highest < 1:
+        raise SettingsError(
+            f"pollerRate: no rate fits idleTimeout {idle_timeout_s} s; allowed: "
+            "idleTimeout of at least 120 s, so the 1-minute minimum rate polls twice per window"
+        )
+    allowed = (
+        f"1 to {highest} whole minutes, e.g. '1 minute' (under 15 minutes, and at most half "
+        f"the idle timeout of {idle_timeout_s} s so every session is polled twice per window)"
+    )
+    text = _text(value)
+    if text is None:
+        minutes = DEFAULT_POLLER_RATE_MINUTES
+    else:
+        match = _RATE.match(text)
+        if match is None:
+            raise SettingsError(f"pollerRate: {text!r} is not a rate; allowed: {allowed}")
+        minutes = int(match.group(1))
+    if not 1 <= minutes <= highest:
+        raise SettingsError(f"pollerRate: {minutes} minutes is not allowed; allowed: {allowed}")
+    return minutes
+
+
+def _model_id(value: Any) -> str:
+    text = _text(value)
+    if text is None:
+        return DEFAULT_MODEL_ID
+    if not _MODEL_ID.match(text) or "." not in text:
+        raise SettingsError(
+            f"modelId: {text!r} is not a Bedrock model or inference profile id; allowed: "
+            "ids such as anthropic.claude-3-haiku-20240307-v1:0 or us.amazon.nova-pro-v1:0"
+        )
+    return text
+
+
+def _artifact(value: Any) -> ArtifactKind:
+    text = _text(value)
+    if text is None:
+        return DEFAULT_ARTIFACT
+    if text == "code":
+        return "code"
+    if text == "docker":
+        return "docker"
+    raise SettingsError(f"agentArtifact: {text!r} is unknown; allowed: code or docker")
+
+
+def _retention(value: Any) -> int:
+    if _text(value) is None:
+        return DEFAULT_RESULT_RETENTION_DAYS
+    low, high = RETENTION_RANGE_DAYS
+    allowed = f"whole days from {low} to {high}"
+    days = _whole_number(value, "resultRetentionDays", allowed)
+    if not low <= days <= high:
+        raise SettingsError(f"resultRetentionDays: {days} is out of range; allowed: {allowed}")
+    return days

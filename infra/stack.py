@@ -1,0 +1,87 @@
+"""The AgentJobs stack: composes the job store, runtime, poller, notifications and monitoring."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import CfnOutput, Duration, Stack
+from constructs import Construct
+
+from infra.bundling import PROJECT_ROOT
+from infra.job_store import JobStore, JobStoreProps
+from infra.monitoring import Monitoring, MonitoringProps
+from infra.notifications import Notifications, NotificationsProps
+from infra.poller import Poller, PollerProps
+from infra.runtime import AgentRuntime, AgentRuntimeProps
+from infra.settings import Settings
+
+
+class AgentJobsStack(Stack):
+    """Everything `cdk deploy` puts in the account; outputs are read by the agentjobs CLI."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: Settings,
+        project_root: Path = PROJECT_ROOT,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            description="agentjobs: long-running agent jobs on Amazon Bedrock AgentCore Runtime",
+            **kwargs,
+        )
+        store = JobStore(
+            self,
+            "JobStore",
+            props=JobStoreProps(result_retention_days=settings.result_retention_days),
+        )
+        notifications = Notifications(
+            self, "Notifications", props=NotificationsProps(emails=settings.notification_emails)
+        )
+        idle_timeout = Duration.seconds(settings.idle_timeout_s)
+        agent = AgentRuntime(
+            self,
+            "Agent",
+            props=AgentRuntimeProps(
+                store=store,
+                model_id=settings.model_id,
+                idle_timeout=idle_timeout,
+                max_lifetime=Duration.seconds(settings.max_lifetime_s),
+                artifact=settings.agent_artifact,
+                result_retention_days=settings.result_retention_days,
+                project_root=project_root,
+            ),
+        )
+        poller = Poller(
+            self,
+            "Poller",
+            props=PollerProps(
+                store=store,
+                topic=notifications.jobs_topic,
+                agent=agent,
+                rate=Duration.minutes(settings.poller_rate_minutes),
+                idle_timeout=idle_timeout,
+                project_root=project_root,
+            ),
+        )
+        monitoring = Monitoring(
+            self,
+            "Monitoring",
+            props=MonitoringProps(poller=poller, alarm_topic=notifications.alarm_topic),
+        )
+
+        outputs = {
+            "AgentRuntimeArn": (agent.arn, "InvokeAgentRuntime target"),
+            "JobsTableName": (store.table.table_name, "DynamoDB table of job records"),
+            "ResultsBucketName": (store.bucket.bucket_name, "S3 bucket of large results"),
+            "TopicArn": (notifications.jobs_topic.topic_arn, "SNS topic of finished jobs"),
+            "AlarmTopicArn": (notifications.alarm_topic.topic_arn, "SNS topic of alarms"),
+            "DashboardUrl": (monitoring.dashboard_url, "CloudWatch dashboard of the job flow"),
+        }
+        for key, (value, description) in outputs.items():
+            CfnOutput(self, key, value=value, description=description)
