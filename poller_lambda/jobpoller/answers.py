@@ -93,6 +93,10 @@ def _finished(status: JobStatus, progress: Progress, value: dict[str, Any]) -> A
     )
     if status == JobStatus.SUCCEEDED:
         return _with_result(finished, value)
+    if status == JobStatus.FAILED and finished.error and finished.error.code == ErrorCode.TIMED_OUT:
+        # The agent stops a job at its own deadline and calls it FAILED; the table keeps
+        # one status for "ran too long" whoever noticed first.
+        return _evolve(finished, status=JobStatus.TIMED_OUT)
     if status == JobStatus.FAILED and finished.error is None:
         return _evolve(finished, error=JobError.of(ErrorCode.JOB_FAILED, "no reason given"))
     return finished

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -23,6 +24,7 @@ from tests.support.local_runtime import RUNTIME_ARN, LocalRuntime, local_runtime
 from tests.support.processes import REPO, VENV_BIN
 
 AGENT_CMD = f"{VENV_BIN / 'python'} {REPO / 'agent_src' / 'main.py'}"
+BAD_AGENT_CMD = f"{VENV_BIN / 'python'} {REPO / 'tests' / 'support' / 'bad_agent.py'}"
 
 
 def poller_settings(resources: LocalResources, **knobs: Any) -> PollerSettings:
@@ -119,7 +121,7 @@ class PollerRig:
         while set(job_ids) & set(self.in_flight()):
             assert time.monotonic() < deadline, {j: self.record(j) for j in job_ids}
             self.tick(services)
-            time.sleep(0.2)
+            time.sleep(0.1)
 
     def inbox(self) -> list[dict[str, Any]]:
         """Every notification delivered to the inbox queue so far (the `default` JSON)."""
@@ -160,15 +162,52 @@ def poller_rig(
     busy_policy: str = "accept",
     idle_timeout_s: float = 120,
     max_lifetime_s: float = 600,
+    agent_cmd: str = AGENT_CMD,
     **knobs: Any,
 ) -> Iterator[PollerRig]:
     """A local runtime running the real agent on these resources, and a poller for them."""
     env = {**moto.env(), **resources.env(), "AWS_ENDPOINT_URL_BEDROCK_AGENTCORE": ""}
     with local_runtime(
-        agent_cmd_line=AGENT_CMD,
+        agent_cmd_line=agent_cmd,
         busy_policy=busy_policy,
         idle_timeout_s=idle_timeout_s,
         max_lifetime_s=max_lifetime_s,
         env=env,
     ) as runtime:
         yield PollerRig(moto, resources, runtime, poller_settings(resources, **knobs))
+
+
+def wait_agent_status(
+    rig: PollerRig, session_id: str, job_id: str, want: str, timeout_s: float = 30
+) -> dict[str, Any]:
+    """Ask the agent (not the table) until the job has status `want`; its answer."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        answer = rig.runtime.invoke(session_id, {"action": "status", "job_id": job_id})
+        if answer.get("status") == want:
+            return answer
+        assert time.monotonic() < deadline, answer
+        time.sleep(0.1)
+
+
+def inject_runtime_fault(
+    rig: PollerRig, error: str, session_id: str, count: int, operation: str = "InvokeAgentRuntime"
+) -> None:
+    """Make the local runtime fail the next `count` calls on a session with `error`."""
+    request = urllib.request.Request(
+        f"{rig.runtime.url}/faults",
+        data=json.dumps(
+            {"error": error, "operation": operation, "sessionId": session_id, "count": count}
+        ).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10):
+        pass
+
+
+def stop_session(rig: PollerRig, session_id: str) -> None:
+    """Stop a session from outside the poller (as an idle timeout or a crash would)."""
+    rig.runtime.client().stop_runtime_session(
+        agentRuntimeArn=RUNTIME_ARN, runtimeSessionId=session_id, qualifier="DEFAULT"
+    )
