@@ -93,6 +93,9 @@ def _start(settings: StackSettings, started: _Started) -> dict[str, str]:
     venv_bin = str(Path(sys.executable).parent)
     base_env["PATH"] = f"{venv_bin}{os.pathsep}{base_env.get('PATH', '')}"
     base_env["PYTHONUNBUFFERED"] = "1"
+    # No Bedrock model is reachable on the local stack: the `agent` kind uses the agent's
+    # offline scripted model unless the caller chose otherwise.
+    base_env.setdefault("JOBAGENT_SCRIPTED_MODEL", "1")
 
     moto_log = logs / "moto.log"
     moto = processes.spawn(
