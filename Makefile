@@ -4,6 +4,14 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+CDK_STAMP := node_modules/.installed
+CDK := npx --no-install cdk
+# make deploy EMAIL=me@example.com CONTEXT="-c pollerRate=2 -c modelId=..."
+CONTEXT ?=
+EMAIL ?=
+CDK_CONTEXT = $(if $(EMAIL),-c notificationEmail=$(EMAIL)) $(CONTEXT)
+# jsii prints a large end-of-life banner on Node 20 on every synth.
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 .PHONY: help venv test lint typecheck unit integration synth deploy local-up local-down demo bench chaos clean
 
@@ -25,6 +33,17 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# The CDK CLI, pinned in package-lock.json, installed into node_modules on first use.
+$(CDK_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $(CDK_STAMP)
+
+synth: $(STAMP) $(CDK_STAMP)
+	$(CDK) synth --quiet $(CDK_CONTEXT)
+
+deploy: $(STAMP) $(CDK_STAMP)
+	$(CDK) deploy $(CDK_CONTEXT)
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -32,7 +51,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy agentjobs emulator agent_src poller_lambda infra app.py
 
-test: lint typecheck
+test: lint typecheck $(CDK_STAMP)
 	$(VENV)/bin/pytest -m "not slow"
 
 local-up: $(STAMP)
@@ -48,4 +67,4 @@ bench: $(STAMP)
 	@for f in bench/bench_*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
 
 clean:
-	rm -rf $(VENV) cdk.out .local .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules .build cdk.out .local .pytest_cache .mypy_cache .ruff_cache
