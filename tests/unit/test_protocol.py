@@ -1,0 +1,166 @@
+"""The shared wire protocol: which requests parse, and what every refusal says."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from agentjobs.protocol import (
+    DEFAULT_KIND,
+    MAX_CLIENT_TOKEN_CHARS,
+    MAX_INPUT_BYTES,
+    MAX_RUNTIME_S,
+    Action,
+    ErrorCode,
+    JobKind,
+    JobQuery,
+    JobStatus,
+    ProtocolError,
+    SubmitRequest,
+    error_answer,
+    format_time,
+    parse_request,
+    parse_time,
+    utc_now,
+)
+
+
+def _refusal(payload: object) -> ProtocolError:
+    with pytest.raises(ProtocolError) as caught:
+        parse_request(payload)
+    return caught.value
+
+
+def test_submit_with_every_field_parses() -> None:
+    request = parse_request(
+        {
+            "action": "submit",
+            "kind": "synthetic",
+            "input": {"seconds": 2},
+            "client_token": "abc",
+            "max_runtime_s": 60,
+        }
+    )
+    assert request == SubmitRequest(
+        kind=JobKind.SYNTHETIC, input={"seconds": 2}, client_token="abc", max_runtime_s=60.0
+    )
+
+
+def test_submit_without_kind_or_input_is_the_default_kind_with_empty_input() -> None:
+    assert parse_request({"action": "submit"}) == SubmitRequest(kind=DEFAULT_KIND, input={})
+
+
+def test_prompt_without_action_is_a_submit_of_the_default_kind() -> None:
+    request = parse_request({"prompt": "summarise this"})
+    assert request == SubmitRequest(kind=JobKind.AGENT, input={"prompt": "summarise this"})
+
+
+@pytest.mark.parametrize("action", ["status", "result", "cancel"])
+def test_queries_with_and_without_job_id(action: str) -> None:
+    assert parse_request({"action": action}) == JobQuery(action=Action(action))
+    assert parse_request({"action": action, "job_id": "j1"}) == JobQuery(Action(action), "j1")
+
+
+@pytest.mark.parametrize(
+    ("payload", "code", "says"),
+    [
+        ([1, 2], ErrorCode.INVALID_REQUEST, "got an array"),
+        ("submit", ErrorCode.INVALID_REQUEST, "got a string"),
+        (None, ErrorCode.INVALID_REQUEST, "got null"),
+        ({}, ErrorCode.INVALID_REQUEST, "'prompt'"),
+        ({"action": "launch"}, ErrorCode.UNKNOWN_ACTION, '"launch"'),
+        ({"action": 3}, ErrorCode.UNKNOWN_ACTION, "a number"),
+        ({"action": "submit", "kind": "poem"}, ErrorCode.UNKNOWN_KIND, "synthetic"),
+        ({"action": "submit", "input": [1]}, ErrorCode.INVALID_INPUT, "JSON object"),
+        ({"action": "submit", "input": {"x": float("nan")}}, ErrorCode.INVALID_INPUT, "plain"),
+        ({"action": "submit", "colour": "red"}, ErrorCode.INVALID_REQUEST, "colour"),
+        ({"action": "status", "kind": "agent"}, ErrorCode.INVALID_REQUEST, "kind"),
+        ({"action": "status", "job_id": ""}, ErrorCode.INVALID_REQUEST, "non-empty"),
+        ({"action": "status", "job_id": 12}, ErrorCode.INVALID_REQUEST, "job_id"),
+        ({"action": "status", "job_id": "j" * 129}, ErrorCode.INVALID_REQUEST, "at most"),
+        ({"prompt": 5}, ErrorCode.INVALID_REQUEST, "prompt"),
+        ({"prompt": "x", "kind": "agent"}, ErrorCode.INVALID_REQUEST, "kind"),
+        ({"action": "submit", "client_token": 7}, ErrorCode.INVALID_REQUEST, "client_token"),
+        (
+            {"action": "submit", "client_token": "t" * (MAX_CLIENT_TOKEN_CHARS + 1)},
+            ErrorCode.INVALID_REQUEST,
+            "at most",
+        ),
+    ],
+)
+def test_malformed_requests_say_what_is_expected(
+    payload: object, code: ErrorCode, says: str
+) -> None:
+    refusal = _refusal(payload)
+    assert refusal.code == code
+    assert says in refusal.message
+    assert refusal.answer() == {"error": {"code": str(code), "message": refusal.message}}
+
+
+@pytest.mark.parametrize("value", [0, -1, MAX_RUNTIME_S + 1, True, "60", float("inf"), None])
+def test_max_runtime_must_be_positive_seconds_within_the_cap(value: Any) -> None:
+    if value is None:
+        assert parse_request({"action": "submit", "max_runtime_s": None}) == SubmitRequest(
+            kind=DEFAULT_KIND
+        )
+        return
+    refusal = _refusal({"action": "submit", "max_runtime_s": value})
+    assert refusal.code == ErrorCode.INVALID_REQUEST
+    assert "max_runtime_s" in refusal.message
+
+
+def test_max_runtime_at_the_cap_is_accepted() -> None:
+    request = parse_request({"action": "submit", "max_runtime_s": MAX_RUNTIME_S})
+    assert isinstance(request, SubmitRequest)
+    assert request.max_runtime_s == MAX_RUNTIME_S
+
+
+def test_input_larger_than_the_limit_is_refused_as_too_large() -> None:
+    big = {"text": "x" * MAX_INPUT_BYTES}
+    refusal = _refusal({"action": "submit", "kind": "synthetic", "input": big})
+    assert refusal.code == ErrorCode.INPUT_TOO_LARGE
+    assert "s3://" in refusal.message
+
+
+def test_input_just_under_the_limit_is_accepted() -> None:
+    frame = len('{"text":""}')
+    request = parse_request(
+        {"action": "submit", "input": {"text": "x" * (MAX_INPUT_BYTES - frame)}}
+    )
+    assert isinstance(request, SubmitRequest)
+
+
+def test_long_values_are_shortened_in_messages() -> None:
+    refusal = _refusal({"action": "a" * 500})
+    assert len(refusal.message) < 200
+
+
+def test_times_have_milliseconds_and_z_and_round_trip() -> None:
+    moment = datetime(2026, 1, 2, 3, 4, 5, 678_901, tzinfo=UTC)
+    text = format_time(moment)
+    assert text == "2026-01-02T03:04:05.678Z"
+    assert parse_time(text) == moment.replace(microsecond=678_000)
+    assert utc_now().endswith("Z")
+
+
+def test_terminal_statuses() -> None:
+    assert not JobStatus.RUNNING.is_terminal
+    assert not JobStatus.UNKNOWN.is_terminal
+    assert all(
+        s.is_terminal
+        for s in (
+            JobStatus.SUCCEEDED,
+            JobStatus.FAILED,
+            JobStatus.CANCELLED,
+            JobStatus.TIMED_OUT,
+            JobStatus.LOST,
+        )
+    )
+
+
+def test_error_answer_has_error_and_no_status() -> None:
+    assert error_answer(ErrorCode.UNKNOWN_JOB, "no such job") == {
+        "error": {"code": "UNKNOWN_JOB", "message": "no such job"}
+    }
