@@ -5,8 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from agentjobs.cli.app import app
-from agentjobs.cli.errors import CliError, ExitCode, one_line
+INTERRUPTED = 130
 
 
 def main() -> None:
@@ -14,6 +13,13 @@ def main() -> None:
 
     Usage errors and exit codes are typer's (it raises SystemExit itself); anything else
     that escapes a command becomes one line here, never a traceback."""
+    try:
+        # Imported here, inside the guard: the imports take most of a second, and a Ctrl-C
+        # during them must not print a traceback either.
+        from agentjobs.cli.app import app  # noqa: PLC0415
+        from agentjobs.cli.errors import CliError, ExitCode, one_line  # noqa: PLC0415
+    except KeyboardInterrupt:
+        _fail("interrupted", INTERRUPTED)
     try:
         app()
     except CliError as exc:
@@ -31,5 +37,6 @@ def main() -> None:
 
 
 def _fail(message: str, code: int) -> None:
-    print(f"agentjobs: error: {one_line(message, limit=1000)}", file=sys.stderr)
+    flat = " ".join(message.split())
+    print(f"agentjobs: error: {flat}", file=sys.stderr)
     sys.exit(code)

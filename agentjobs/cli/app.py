@@ -273,14 +273,22 @@ def _wait_and_exit(
     interval_s: float,
     timeout_s: float | None,
 ) -> None:
-    if as_json:
-        record = jobs.follow(
-            resources, job_id, lambda _: None, interval_s=interval_s, timeout_s=timeout_s
-        )
-    elif out.is_terminal:
-        record = _follow_with_bar(resources, job_id, interval_s, timeout_s)
-    else:
-        record = _follow_with_lines(resources, job_id, interval_s, timeout_s)
+    try:
+        if as_json:
+            record = jobs.follow(
+                resources, job_id, lambda _: None, interval_s=interval_s, timeout_s=timeout_s
+            )
+        elif out.is_terminal:
+            record = _follow_with_bar(resources, job_id, interval_s, timeout_s)
+        else:
+            record = _follow_with_lines(resources, job_id, interval_s, timeout_s)
+    except KeyboardInterrupt:
+        # Without this, click would print "Aborted!" and exit 1.
+        raise CliError(
+            f"interrupted; job {job_id} keeps running: follow it again with "
+            f"`agentjobs wait {job_id}`",
+            ExitCode.INTERRUPTED,
+        ) from None
     if as_json:
         render.print_json(render.record_json(record))
     else:
