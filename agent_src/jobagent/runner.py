@@ -171,7 +171,10 @@ class JobRunner:
             job.task_id = self._tracker.add_async_task(f"{request.kind} job", {"job_id": job_id})
         log.info("job %s (%s) accepted in session %s", job_id, request.kind, session_id)
         try:
-            threading.Thread(target=self._work, args=(job,), name=f"job-{job_id[:8]}").start()
+            # Daemon: the lifespan shutdown stops the work; a thread must never hold the exit.
+            threading.Thread(
+                target=self._work, args=(job,), name=f"job-{job_id[:8]}", daemon=True
+            ).start()
         except RuntimeError:
             log.exception("job %s could not be started", job_id)
             self._end(job, _CRASHED)
