@@ -51,6 +51,21 @@ def test_submit_fails_clearly_and_starts_nothing_when_the_job_table_fails(
     assert listed.get("KeyCount", 0) == 0
 
 
+def test_a_failing_results_bucket_never_keeps_the_session_busy(
+    moto: MotoEndpoint, resources: LocalResources
+) -> None:
+    broken = replace(resources, bucket="no-such-bucket")
+    with running_agent(agent_env(moto, broken)) as agent:
+        small = agent.submit("synthetic", {"seconds": 0.1})
+        large = agent.submit("synthetic", {"seconds": 0.1, "result_bytes": 100_000})
+        # The outcome cannot be stored, yet every job ends and the task completes.
+        assert agent.wait_for_end(small["job_id"])["status"] == "SUCCEEDED"
+        answer = agent.wait_for_end(large["job_id"])
+        assert answer["status"] == "FAILED"
+        assert answer["error"]["code"] == "RESULT_MISSING"
+        agent.wait_for_ping("Healthy")
+
+
 def test_submit_fails_clearly_when_no_job_table_is_configured(
     moto: MotoEndpoint, resources: LocalResources
 ) -> None:
