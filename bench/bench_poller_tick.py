@@ -1,0 +1,194 @@
+"""Poller tick cost: 200 in flight with 0 vs 100,000 finished jobs, and collecting 1,000 jobs."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path[:0] = [
+    str(Path(__file__).resolve().parents[1]),
+    str(Path(__file__).resolve().parents[1] / "poller_lambda"),
+]
+
+from agentjobs.protocol import JobKind, JobStatus, format_time  # noqa: E402
+from agentjobs.record import ATTENTION_PENDING, JobRecord, to_item  # noqa: E402
+from bench.common import print_table  # noqa: E402
+from tests.support.aws import moto_server  # noqa: E402
+from tests.support.poller import BAD_AGENT_CMD, PollerRig, poller_rig  # noqa: E402
+
+IN_FLIGHT = int(os.environ.get("BENCH_IN_FLIGHT", "200"))
+HISTORY = int(os.environ.get("BENCH_HISTORY", "100000"))
+SESSIONS = int(os.environ.get("BENCH_SESSIONS", "50"))
+JOBS_PER_SESSION = int(os.environ.get("BENCH_JOBS_PER_SESSION", "20"))
+TICKS = 3
+
+
+def _record(status: JobStatus, session_id: str, now: datetime) -> JobRecord:
+    return JobRecord(
+        job_id=uuid.uuid4().hex,
+        session_id=session_id,
+        kind=JobKind.SYNTHETIC,
+        status=status,
+        submitted_at=format_time(now),
+        updated_at=format_time(now),
+        max_runtime_s=3600,
+        deadline_at=format_time(now + timedelta(hours=1)),
+        finished_at=format_time(now) if status != JobStatus.RUNNING else None,
+        notified_at=format_time(now) if status != JobStatus.RUNNING else None,
+        session_stopped_at=format_time(now) if status != JobStatus.RUNNING else None,
+        result={"ok": True} if status == JobStatus.SUCCEEDED else None,
+    )
+
+
+def _write(rig: PollerRig, items: list[dict[str, Any]]) -> None:
+    ddb = rig.moto.client("dynamodb")
+    batches = [items[i : i + 25] for i in range(0, len(items), 25)]
+
+    def put(batch: list[dict[str, Any]]) -> None:
+        pending = {rig.resources.table: [{"PutRequest": {"Item": item}} for item in batch]}
+        while pending:
+            pending = ddb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(put, batches))
+
+
+def _tick_ms(rig: PollerRig) -> list[object]:
+    """Median tick time; the index read's time and the items it read (what DynamoDB bills)."""
+    samples, reads, polled = [], [], 0
+    ddb = rig.moto.client("dynamodb")
+    for _ in range(TICKS):
+        report = rig.tick(budget_s=600)
+        samples.append(report.counts["TickDurationMs"])
+        polled = report.counts["JobsPolled"]
+        started = time.monotonic()
+        scanned = ddb.query(
+            TableName=rig.resources.table,
+            IndexName="attention-index",
+            KeyConditionExpression="attention = :p",
+            ExpressionAttributeValues={":p": {"S": ATTENTION_PENDING}},
+            Select="COUNT",
+        )["ScannedCount"]
+        reads.append((time.monotonic() - started) * 1000)
+    tick = statistics.median(samples)
+    read = statistics.median(reads)
+    return [polled, scanned, f"{tick:.0f}", f"{read:.0f}", f"{tick - read:.0f}"]
+
+
+def history_ratio() -> list[list[object]]:
+    """Tick time with IN_FLIGHT running jobs (one session of a stand-in agent that always
+    answers RUNNING), before and after HISTORY finished jobs are added to the table."""
+    rows: list[list[object]] = []
+    with (
+        moto_server() as moto,
+        poller_rig(moto, moto.create_resources(), agent_cmd=BAD_AGENT_CMD) as rig,
+    ):
+        now = datetime.now(UTC)
+        session_id = f"running-{uuid.uuid4()}"
+        running = []
+        for _ in range(IN_FLIGHT):
+            item = to_item(_record(JobStatus.RUNNING, session_id, now))
+            item["attention"] = {"S": ATTENTION_PENDING}
+            running.append(item)
+        _write(rig, running)
+        empty = _tick_ms(rig)
+        rows.append([IN_FLIGHT, 0, *empty, "-", "-"])
+        started = time.monotonic()
+        _write(
+            rig, [to_item(_record(JobStatus.SUCCEEDED, session_id, now)) for _ in range(HISTORY)]
+        )
+        write_s = time.monotonic() - started
+        full = _tick_ms(rig)
+        ratio = float(str(full[2])) / float(str(empty[2]))
+        net = float(str(full[4])) / float(str(empty[4]))
+        rows.append([IN_FLIGHT, HISTORY, *full, f"{ratio:.2f}", f"{net:.2f}"])
+        print(f"(history written in {write_s:.0f} s)")
+    return rows
+
+
+def thousand_jobs() -> list[list[object]]:
+    """SESSIONS x JOBS_PER_SESSION cheap synthetic jobs on the real agent: time to collect them."""
+    import psutil  # noqa: PLC0415
+
+    with moto_server() as moto, poller_rig(moto, moto.create_resources(), concurrency=16) as rig:
+        sessions = [f"bench-{uuid.uuid4()}" for _ in range(SESSIONS)]
+
+        def submit_all(session_id: str) -> list[str]:
+            return [
+                rig.submit(session_id, kind="synthetic", input={"seconds": 0.2, "cpu": False})
+                for _ in range(JOBS_PER_SESSION)
+            ]
+
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            jobs = [j for batch in pool.map(submit_all, sessions) for j in batch]
+        submit_s = time.monotonic() - started
+        rss = [p.memory_info().rss for p in rig.runtime.agent_processes()]
+        per_session_mib = sum(rss) / max(len(sessions), 1) / 2**20
+        time.sleep(1.0)  # every job has finished in its agent
+        started = time.monotonic()
+        ticks = 0
+        while rig.in_flight():
+            rig.tick(budget_s=600)
+            ticks += 1
+        collect_s = time.monotonic() - started
+        notified = len(rig.inbox())
+        stopped = sum(1 for s in rig.sessions().values() if s["state"] == "Stopped")
+        del psutil
+    return [
+        [
+            len(jobs),
+            SESSIONS,
+            f"{submit_s:.1f}",
+            ticks,
+            f"{collect_s:.1f}",
+            f"{len(jobs) / collect_s:.0f}",
+            notified,
+            stopped,
+            f"{per_session_mib:.0f}",
+        ]
+    ]
+
+
+def main() -> None:
+    print_table(
+        "Poller tick with jobs in flight vs finished history (moto; goal ratio <= 1.2)",
+        [
+            "in flight",
+            "finished in table",
+            "polled per tick",
+            "index items read",
+            "tick ms (median of 3)",
+            "index query ms (moto)",
+            "tick ms without index query",
+            "tick ratio",
+            "ratio without index query",
+        ],
+        history_ratio(),
+    )
+    print_table(
+        "Collecting 1,000 finished jobs from the local runtime (goal: all within 60 s)",
+        [
+            "jobs",
+            "sessions",
+            "submit s",
+            "ticks",
+            "collect s",
+            "jobs/s",
+            "notifications",
+            "sessions stopped",
+            "agent MiB per session",
+        ],
+        thousand_jobs(),
+    )
+
+
+if __name__ == "__main__":
+    main()
