@@ -363,12 +363,16 @@ class LocalRuntime:
         return True
 
     async def _watch(self, session: Session) -> None:
-        settings = self.settings
         while session.state is SessionState.ACTIVE:
-            await asyncio.sleep(settings.ping_interval_s)
+            await asyncio.sleep(self.settings.ping_interval_s)
             if session.state is not SessionState.ACTIVE:
                 return
-            reason = await self._reason_to_stop(session)
+            try:
+                reason = await self._reason_to_stop(session)
+            except Exception:
+                # An unwatched session would never idle out: end it rather than leak it.
+                log.exception("session %s: lifecycle check failed", session.session_id)
+                reason = "lifecycle check failed"
             if reason is not None:
                 await self._stop(session, reason)
                 return

@@ -114,7 +114,9 @@ def test_agent_that_dies_ends_its_session() -> None:
 
 
 def test_agent_failing_its_health_check_is_stopped() -> None:
-    with local_runtime("echo_agent", ping_interval_s=0.2, stop_grace_s=0.5) as runtime:
+    with local_runtime(
+        "echo_agent", ping_interval_s=0.2, stop_grace_s=0.5, extra_args=["--ping-failures", "2"]
+    ) as runtime:
         session_id = new_session_id()
         pid = runtime.invoke(session_id, {})["pid"]
         os.kill(pid, signal.SIGSTOP)  # alive, but /ping no longer answers

@@ -59,7 +59,13 @@ def test_twenty_sessions_at_once_each_get_their_own_process() -> None:
         assert len(runtime.agent_processes()) == 20
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize(
+    "signum",
+    [
+        pytest.param(signal.SIGTERM, id="SIGTERM"),
+        pytest.param(signal.SIGINT, id="SIGINT", marks=pytest.mark.slow),  # same path as SIGTERM
+    ],
+)
 def test_stopping_the_runtime_stops_every_agent(signum: signal.Signals) -> None:
     with local_runtime("busy_agent") as runtime:
         for busy_s in (0, 30, 30):
@@ -70,6 +76,7 @@ def test_stopping_the_runtime_stops_every_agent(signum: signal.Signals) -> None:
         assert agent_processes_of(runtime.pid) == []
 
 
+@pytest.mark.slow
 def test_agents_end_themselves_when_the_runtime_is_killed() -> None:
     with local_runtime("echo_agent") as runtime:
         for _ in range(2):
