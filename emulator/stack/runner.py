@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sys
 import time
@@ -55,19 +56,36 @@ def running_pids(state: StackState) -> dict[str, int]:
 def up(settings: StackSettings, out: TextIO = sys.stdout) -> int:
     """Start moto, create the resources, start the runtime and the poller's schedule, write
     the env file. Returns an exit code; prints what it started."""
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    with open(settings.state_dir / "lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print("Another `make local-up` is starting this stack right now.", file=out)
+            return 1
+        return _up_locked(settings, out)
+
+
+def _up_locked(settings: StackSettings, out: TextIO) -> int:
     state = read_state(settings.state_dir)
     if state is not None:
         alive = running_pids(state)
-        if alive:
-            shown = ", ".join(f"{name} {pid}" for name, pid in alive.items())
+        shown = ", ".join(f"{name} {pid}" for name, pid in alive.items())
+        if len(alive) == len(PID_KEYS):
             print(
                 f"The local stack is already running ({shown}); its settings are in "
                 f"{settings.state_dir / 'env'}. Stop it with `make local-down` first.",
                 file=out,
             )
             return 0
+        if alive:
+            print(
+                f"The local stack is partly running ({shown} of {len(PID_KEYS)} processes): "
+                "run `make local-down`, then `make local-up`.",
+                file=out,
+            )
+            return 1
         remove_state(settings.state_dir)
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
     began = time.monotonic()
     started = _Started()
     try:
