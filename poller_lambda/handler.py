@@ -59,5 +59,6 @@ def emit_metrics(report: TickReport) -> None:
     for metric in _ALWAYS:
         counts.setdefault(metric, 0)
     for metric, value in counts.items():
-        unit = MetricUnit.Milliseconds if metric == Metric.TICK_DURATION_MS else MetricUnit.Count
+        timed = metric in (Metric.TICK_DURATION_MS, Metric.INDEX_READ_MS)
+        unit = MetricUnit.Milliseconds if timed else MetricUnit.Count
         metrics.add_metric(name=str(metric), unit=unit, value=value)

@@ -21,6 +21,7 @@ class Metric(StrEnum):
     NOTIFICATIONS_SENT = "NotificationsSent"
     POLL_ERRORS = "PollErrors"
     TICK_DURATION_MS = "TickDurationMs"
+    INDEX_READ_MS = "IndexReadMs"
     JOBS_OVERDUE = "JobsOverdue"
     JOBS_IN_FLIGHT = "JobsInFlight"
     JOBS_DEFERRED = "JobsDeferred"
