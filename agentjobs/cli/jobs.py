@@ -86,7 +86,27 @@ def submit(
     }
     if max_runtime_s is not None:
         payload["max_runtime_s"] = max_runtime_s
-    return invoke(resources, new_session_id(), payload)
+    session_id = new_session_id()
+    try:
+        return invoke(resources, session_id, payload)
+    except CliError:
+        # The refused submit started a session with nothing to do; in AWS it would idle,
+        # billed, for 15 minutes.
+        stop_session(resources, session_id)
+        raise
+
+
+def stop_session(resources: Resources, session_id: str) -> None:
+    """Stop a runtime session, best effort: a failure here changes nothing for the caller."""
+    try:
+        agentcore = resources.client("bedrock-agentcore", _AGENTCORE_CONFIG)
+        agentcore.stop_runtime_session(
+            agentRuntimeArn=resources.require("runtime_arn"),
+            runtimeSessionId=session_id,
+            qualifier="DEFAULT",
+        )
+    except (ClientError, BotoCoreError, CliError):
+        pass
 
 
 def cancel(resources: Resources, record: JobRecord) -> dict[str, Any]:

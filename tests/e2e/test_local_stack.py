@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,9 +185,20 @@ def test_cancel_ends_a_running_job_and_wait_exits_4(stack: Stack) -> None:
     assert waited.json()["status"] == "CANCELLED"
 
 
-def test_unknown_kind_shows_the_agents_error(stack: Stack) -> None:
+def sessions(stack: Stack) -> dict[str, str]:
+    """Session id -> state, as the local runtime reports them."""
+    url = f"{stack.values()['LOCAL_RUNTIME_URL']}/sessions"
+    with urllib.request.urlopen(url, timeout=5) as answer:
+        return {s["sessionId"]: s["state"] for s in json.load(answer)["sessions"]}
+
+
+def test_unknown_kind_shows_the_agents_error_and_stops_the_session(stack: Stack) -> None:
+    before = sessions(stack)
     run = stack.cli("submit", "astrology", "--set", "sign=leo")
     assert_one_line_error(run, "the agent refused the request", "UNKNOWN_KIND", "data_report")
+    new = {sid: state for sid, state in sessions(stack).items() if sid not in before}
+    assert len(new) == 1
+    assert all(state == "Stopped" for state in new.values()), new
 
 
 def test_a_second_checkout_gets_its_own_ports(stack: Stack, tmp_path: Path) -> None:
