@@ -171,7 +171,9 @@ class Poller(Construct):
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="JobRecords",
-                actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+                # Records are created by the agent; the poller reads them and moves them on
+                # with conditional updates (leases, transitions), never a blind put.
+                actions=["dynamodb:GetItem", "dynamodb:UpdateItem"],
                 resources=[store.table.table_arn],
             )
         )
@@ -182,12 +184,13 @@ class Poller(Construct):
                 resources=[store.attention_index_arn()],
             )
         )
+        results = store.bucket.arn_for_objects(f"{store.results_prefix}*")
         role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="ReadOutcomes",
-                actions=["s3:GetObject"],
-                resources=[store.bucket.arn_for_objects(f"{store.results_prefix}*")],
-            )
+            iam.PolicyStatement(sid="ReadOutcomes", actions=["s3:GetObject"], resources=[results])
+        )
+        # An agent answer too large for the record is stored in S3 by the poller instead.
+        role.add_to_principal_policy(
+            iam.PolicyStatement(sid="WriteResults", actions=["s3:PutObject"], resources=[results])
         )
         # Without ListBucket a missing outcome reads as 403 AccessDenied instead of
         # NoSuchKey, and "no stored outcome" (a LOST job) could not be told from an error.
@@ -220,7 +223,8 @@ class Poller(Construct):
                 wildcard("*"): "Active tracing: xray:PutTraceSegments and "
                 "xray:PutTelemetryRecords support no resource-level scoping.",
                 wildcard(f"{bucket}/{props.store.results_prefix}*"): "The poller reads job "
-                "outcomes and results, keyed by job id under the results prefix (read only).",
+                "outcomes and stores oversized results, keyed by job id under the results "
+                "prefix; nothing else in the bucket.",
                 wildcard_action("kms:GenerateDataKey*"): "grant_encrypt_decrypt on the job "
                 "store's key and grant_publish on the topic's key only: encrypted writes and "
                 "publishes need new data keys.",

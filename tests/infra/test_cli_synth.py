@@ -18,10 +18,11 @@ CDK = PROJECT_ROOT / "node_modules" / ".bin" / "cdk"
 
 
 @pytest.fixture(scope="module")
-def cli_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def cli_assembly() -> Path:
     # `make test` installs the CLI first (npm ci); a missing CLI is a setup error.
     assert CDK.exists(), "the CDK CLI is not installed: run `make test` (it runs npm ci)"
-    outdir = tmp_path_factory.mktemp("cdk-cli")
+    # A persistent output folder: like a user's cdk.out, a repeated synth reuses staged assets.
+    outdir = PROJECT_ROOT / ".build" / "cli-test.out"
     env = {**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
     npx = shutil.which("npx")
     assert npx, "Node's npx is needed for the CDK CLI"

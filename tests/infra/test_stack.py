@@ -426,24 +426,23 @@ def test_poller_reads_and_writes_records_and_queries_the_attention_index(
 ) -> None:
     role = ids["poller_role"]
     records = by_sid(default_synth, role, "JobRecords")
-    assert sorted(actions_of(records)) == [
-        "dynamodb:GetItem",
-        "dynamodb:PutItem",
-        "dynamodb:UpdateItem",
-    ]
+    assert sorted(actions_of(records)) == ["dynamodb:GetItem", "dynamodb:UpdateItem"]
     assert records["Resource"] == getatt(ids["table"])
     index = by_sid(default_synth, role, "JobsInFlight")
     assert actions_of(index) == ["dynamodb:Query"]
     assert index["Resource"] == joined(getatt(ids["table"]), f"/index/{schema.ATTENTION_INDEX}")
 
 
-def test_poller_reads_outcomes_under_the_results_prefix_and_publishes_to_the_topic(
+def test_poller_reads_and_writes_results_under_the_prefix_and_publishes_to_the_topic(
     default_synth: Synth, ids: dict[str, str]
 ) -> None:
     role = ids["poller_role"]
     outcomes = by_sid(default_synth, role, "ReadOutcomes")
     assert actions_of(outcomes) == ["s3:GetObject"]
     assert outcomes["Resource"] == joined(getatt(ids["bucket"]), f"/{schema.RESULT_PREFIX}*")
+    writes = by_sid(default_synth, role, "WriteResults")
+    assert actions_of(writes) == ["s3:PutObject"]
+    assert writes["Resource"] == outcomes["Resource"]
     listing = by_sid(default_synth, role, "ListOutcomes")
     assert listing["Condition"] == {"StringLike": {"s3:prefix": f"{schema.RESULT_PREFIX}*"}}
     publish = [s for s in statements(default_synth, role) if "sns:Publish" in actions_of(s)]
