@@ -34,8 +34,8 @@ from infra.nag import (
 from infra.runtime import AgentRuntime
 
 POLLER_RUNTIME = lambda_.Runtime.PYTHON_3_14
-POLLER_PYTHON_VERSION = "3.14"
-"""Must match POLLER_RUNTIME: pip fetches wheels for this interpreter."""
+POLLER_PYTHON_VERSION = POLLER_RUNTIME.name.removeprefix("python")
+"""'3.14': pip fetches wheels built for the Lambda runtime's interpreter."""
 HANDLER = "handler.handler"
 METRICS_NAMESPACE = "AgentJobs"
 SERVICE_NAME = "poller"

@@ -33,8 +33,8 @@ from infra.nag import (
 from infra.settings import ArtifactKind
 
 AGENT_PYTHON = agentcore.AgentCoreRuntime.PYTHON_3_13
-AGENT_PYTHON_VERSION = "3.13"
-"""Must match AGENT_PYTHON: pip fetches wheels for this interpreter."""
+AGENT_PYTHON_VERSION = AGENT_PYTHON.value.removeprefix("PYTHON_").replace("_", ".")
+"""'3.13': pip fetches wheels built for the runtime's interpreter."""
 ENTRYPOINT = "main.py"
 DOCKERFILE = Path(__file__).with_name("agent.Dockerfile")
 LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
