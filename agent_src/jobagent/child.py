@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 _SPAWN = multiprocessing.get_context("spawn")
 _PARENT_CHECK_S = 0.5
 _STOP_GRACE_S = 2.0
+JOB_NICENESS = 10
 
 CRASH_MESSAGE = "the job's process failed unexpectedly"
 
@@ -57,6 +59,9 @@ def child_main(conn: Connection, kind: str, params: Any, parent_pid: int) -> Non
     """Run one job and send its progress and its end up `conn`."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), daemon=True).start()
+    # Jobs yield the CPU to the server: a slow /ping gets a session marked unhealthy.
+    with contextlib.suppress(OSError):
+        os.nice(JOB_NICENESS)
     # Imported here, in the child's own fresh interpreter, not by the parent at import time.
     from jobagent.kinds import KINDS  # noqa: PLC0415
 
