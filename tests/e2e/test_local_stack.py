@@ -220,12 +220,15 @@ def test_a_second_checkout_gets_its_own_ports(stack: Stack, tmp_path: Path) -> N
 
 
 def test_local_down_stops_every_process_it_started(stack: Stack) -> None:
+    # A job still running at local-down: its agent process must go too.
+    submitted = stack.cli("submit", "synthetic", "--set", "seconds=300", "--json")
+    assert submitted.code == 0, str(submitted)
     recorded = [int(stack.values()[key]) for key in PID_KEYS.values()]
     family = []
     for pid in recorded:
         leader = psutil.Process(pid)
         family += [leader, *leader.children(recursive=True)]
-    assert len(family) > len(recorded), "the runtime should have agent processes"
+    assert len(family) > len(recorded), "the running job's agent process should be there"
     stopped = make("local-down", stack.make_env)
     assert stopped.returncode == 0, stopped.stderr
     assert not stack.env_file.exists()
