@@ -121,9 +121,11 @@ def job_store(resources: Resources) -> JobStore:
     return JobStore(resources.client("dynamodb"), resources.require("table"))
 
 
-def find_record(resources: Resources, job_id: str) -> JobRecord | None:
+def find_record(
+    resources: Resources, job_id: str, store: JobStore | None = None
+) -> JobRecord | None:
     """The job's record, or None when the table has no such job."""
-    store = job_store(resources)
+    store = store or job_store(resources)
     try:
         return store.get(job_id)
     except StoreError as exc:
@@ -133,9 +135,9 @@ def find_record(resources: Resources, job_id: str) -> JobRecord | None:
         raise CliError(f"the record of job {job_id} is malformed: {one_line(str(exc))}") from exc
 
 
-def get_record(resources: Resources, job_id: str) -> JobRecord:
+def get_record(resources: Resources, job_id: str, store: JobStore | None = None) -> JobRecord:
     """The job's record, or a CliError saying there is no such job."""
-    record = find_record(resources, job_id)
+    record = find_record(resources, job_id, store)
     if record is None:
         raise CliError(
             f"no job {job_id} in table {resources.require('table')} ({resources.source}): "
@@ -155,8 +157,9 @@ def follow(
     """Read the job's record every `interval_s` until it is terminal or `timeout_s` passes;
     call `on_update` with each record read. Returns the last record."""
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    store = job_store(resources)
     while True:
-        record = get_record(resources, job_id)
+        record = get_record(resources, job_id, store)
         on_update(record)
         if record.status.is_terminal:
             return record
