@@ -17,6 +17,9 @@ class LocalResources:
     bucket: str
     topic_arn: str
     inbox_queue_url: str
+    completion_queue_url: str = ""
+    """The fast completion path's queue. Not in env(): who gets COMPLETION_QUEUE_URL
+    decides whether agents signal (the local stack, when LOCAL_FASTPATH=1)."""
 
     def env(self) -> dict[str, str]:
         """The environment variables the agent, poller and CLI read these from."""
@@ -73,6 +76,11 @@ def create_resources(session: Any, name: str) -> LocalResources:
         },
     )
     sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
+    completion_url = sqs.create_queue(QueueName=f"{name}-completions")["QueueUrl"]
     return LocalResources(
-        table=f"{name}-jobs", bucket=bucket, topic_arn=topic_arn, inbox_queue_url=queue_url
+        table=f"{name}-jobs",
+        bucket=bucket,
+        topic_arn=topic_arn,
+        inbox_queue_url=queue_url,
+        completion_queue_url=completion_url,
     )

@@ -9,7 +9,13 @@ from typing import Any
 import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
-from jobpoller.events import process_event
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from jobpoller.events import is_signal_batch, process_event, unhandled_jobs
 from jobpoller.reconcile import PollerServices
 from jobpoller.report import Metric, TickReport
 from jobpoller.services import build_services
@@ -41,16 +47,46 @@ def services() -> PollerServices:
     return build_services(boto3.session.Session(), PollerSettings.from_env())
 
 
+class SignalNotHandledError(Exception):
+    """A completion signal whose job this pass could not reconcile: SQS delivers it again."""
+
+
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
-def handler(event: dict[str, Any], context: Any) -> dict[str, object]:
-    """Run one tick (scheduled event) or reconcile the jobs an event names (`job_ids`)."""
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Run one tick (scheduled event) or reconcile the jobs an event names (`job_ids`, or
+    SQS completion signals, answered with the batch's item failures)."""
     report = process_event(event, context, services())
     emit_metrics(report)
     summary = report.summary()
     logger.info("poller pass done", extra=summary)
-    return summary
+    if not is_signal_batch(event):
+        return summary
+    return signal_batch_response(event, report, context)
+
+
+def signal_batch_response(
+    event: dict[str, Any], report: TickReport, context: Any
+) -> dict[str, Any]:
+    """ReportBatchItemFailures: the signals whose jobs were all reconciled are deleted; the
+    others are handed back to SQS (and to its dead-letter queue after a few receives). The
+    jobs were reconciled together above, concurrently; here each record is judged."""
+
+    def judge(record: SQSRecord) -> None:
+        left = unhandled_jobs(record.body, report)
+        if left:
+            raise SignalNotHandledError(f"not reconciled yet: {', '.join(left)}")
+
+    # A wholly failed batch is answered too, not raised: the Lambda's Errors metric is for
+    # the poller failing, and every job here is still swept by the schedule.
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    response: dict[str, Any] = dict(
+        process_partial_response(
+            event=event, record_handler=judge, processor=processor, context=context
+        )
+    )
+    return response
 
 
 def emit_metrics(report: TickReport) -> None:

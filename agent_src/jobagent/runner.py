@@ -24,6 +24,7 @@ from agentjobs.protocol import (
     utc_now,
 )
 from agentjobs.record import INLINE_RESULT_LIMIT, JobError, JobRecord, Progress, new_job_id
+from agentjobs.signals import CompletionSignal
 from agentjobs.store import StoreError
 from jobagent.child import ChildJob
 from jobagent.kinds import KINDS, JobFailed, JobStopped, KindSpec
@@ -323,6 +324,36 @@ class JobRunner:
             if job.task_id is not None:
                 self._tracker.complete_async_task(job.task_id)
             job.done.set()
+        self._signal_completion(job)
+
+    def _signal_completion(self, job: _Job) -> None:
+        """Tell the poller the job ended (the fast completion path), after its outcome is
+        stored and its task completed. Best effort: a lost signal costs the schedule's
+        latency, never the job. Not at shutdown: the session is going away, and invoking it
+        would only start a fresh one; the schedule collects such a job."""
+        if job.stop_reason == StopReason.SHUTDOWN:
+            return
+        with self._lock:
+            record = job.record
+        try:
+            queue = self._stores.completions()
+            if queue is not None:
+                queue.send(
+                    CompletionSignal(
+                        job_id=record.job_id,
+                        session_id=record.session_id,
+                        status=str(record.status),
+                        finished_at=record.finished_at,
+                    )
+                )
+        except Exception as exc:
+            log.warning(
+                "job %s (session %s): completion signal not sent, the poller's schedule will "
+                "collect it: %s",
+                record.job_id,
+                record.session_id,
+                exc,
+            )
 
     def _finish(self, job: _Job, outcome: _Outcome) -> None:
         with self._lock:

@@ -22,6 +22,9 @@ class Settings:
     model_id: str | None
     result_retention_days: int = DEFAULT_RESULT_RETENTION_DAYS
     scripted_model: bool = False
+    completion_queue_url: str | None = None
+    """COMPLETION_QUEUE_URL: where a finished job is signalled to the poller (the fast
+    completion path); unset, the poller's schedule alone notices finished jobs."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -45,4 +48,5 @@ class Settings:
             model_id=source.get("MODEL_ID") or None,
             result_retention_days=retention,
             scripted_model=source.get(SCRIPTED_MODEL_ENV) == "1",
+            completion_queue_url=source.get("COMPLETION_QUEUE_URL", "").strip() or None,
         )

@@ -6,6 +6,7 @@ import contextlib
 import threading
 from typing import Any
 
+from agentjobs.signals import CompletionQueue
 from agentjobs.store import JobStore, ResultStore, StoreError
 from jobagent.settings import Settings
 
@@ -26,6 +27,7 @@ class AgentStores:
         self._lock = threading.Lock()
         self._jobs: JobStore | None = None
         self._results: ResultStore | None = None
+        self._completions: CompletionQueue | None = None
 
     def jobs(self) -> JobStore:
         """The job table; StoreError when JOBS_TABLE is not set."""
@@ -49,19 +51,43 @@ class AgentStores:
                     self._results = ResultStore(_client("s3"), self._settings.results_bucket)
         return self._results
 
+    def completions(self) -> CompletionQueue | None:
+        """The fast completion path's queue; None when COMPLETION_QUEUE_URL is not set."""
+        queue_url = self._settings.completion_queue_url
+        if queue_url is None:
+            return None
+        if self._completions is None:
+            with self._lock:
+                if self._completions is None:
+                    self._completions = CompletionQueue(
+                        _client("sqs", _SIGNAL_CLIENT_CONFIG), queue_url
+                    )
+        return self._completions
+
     def warm_up(self) -> None:
         """Create the clients ahead of the first submit; failures wait for that submit."""
         for make in (self.jobs, self.results):
             with contextlib.suppress(StoreError):
                 make()
+        # A queue client that cannot be made now is made (or logged) at the first signal.
+        with contextlib.suppress(Exception):
+            self.completions()
 
 
-def _client(service: str) -> Any:
+# A signal only saves latency (the schedule finds the job anyway): a short wait, one retry.
+_SIGNAL_CLIENT_CONFIG: dict[str, Any] = {
+    "connect_timeout": 2,
+    "read_timeout": 5,
+    "retries": {"mode": "standard", "max_attempts": 2},
+}
+
+
+def _client(service: str, config: dict[str, Any] | None = None) -> Any:
     # Deferred: boto3's import costs a few hundred ms, and /ping must not wait for it.
     import boto3  # noqa: PLC0415
     from botocore.config import Config  # noqa: PLC0415
 
-    return boto3.session.Session().client(service, config=Config(**_CLIENT_CONFIG))
+    return boto3.session.Session().client(service, config=Config(**(config or _CLIENT_CONFIG)))
 
 
 def s3_client() -> Any:

@@ -143,6 +143,9 @@ def _start(settings: StackSettings, started: _Started) -> dict[str, str]:
         "LOCAL_FASTPATH": settings.fastpath,
         "POLLER_INTERVAL_S": f"{settings.poller_interval_s:g}",
     }
+    if settings.fastpath == "1":
+        # The runtime passes its environment to every agent it starts: agents signal here.
+        values["COMPLETION_QUEUE_URL"] = resources.completion_queue_url
     child_env = {**base_env, **values}
 
     runtime_log = logs / "agentcore.log"
@@ -184,6 +187,11 @@ def _start(settings: StackSettings, started: _Started) -> dict[str, str]:
             settings.region,
             "--ready-file",
             str(ready_file),
+            *(
+                ["--completion-queue-url", resources.completion_queue_url]
+                if settings.fastpath == "1"
+                else []
+            ),
         ],
         log_path=schedule_log,
         env=child_env,

@@ -7,6 +7,7 @@ import importlib
 import json
 import logging
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -101,6 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout-s", type=float, required=True)
     parser.add_argument("--region", required=True)
     parser.add_argument("--ready-file", type=Path, required=True)
+    parser.add_argument(
+        "--completion-queue-url",
+        help="also consume this queue (the fast completion path) in a second process",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     stop = threading.Event()
@@ -112,15 +117,36 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     handler = load_handler(args.handler.resolve())
+    # In this process group, so that stopping the schedule's group stops it too.
+    consumer = (
+        subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
+            [
+                sys.executable,
+                "-m",
+                "emulator.stack.event_source",
+                f"--handler={args.handler}",
+                f"--queue-url={args.completion_queue_url}",
+                f"--timeout-s={args.timeout_s:g}",
+                f"--region={args.region}",
+            ]
+        )
+        if args.completion_queue_url
+        else None
+    )
     args.ready_file.write_text(str(time.time()), encoding="utf-8")
     log.info("calling %s every %g s", args.handler, args.interval_s)
-    run_schedule(
-        handler,
-        interval_s=args.interval_s,
-        timeout_s=args.timeout_s,
-        region=args.region,
-        stop=stop,
-    )
+    try:
+        run_schedule(
+            handler,
+            interval_s=args.interval_s,
+            timeout_s=args.timeout_s,
+            region=args.region,
+            stop=stop,
+        )
+    finally:
+        if consumer is not None:
+            consumer.terminate()
+            consumer.wait(timeout=30)
     return 0
 
 

@@ -36,6 +36,29 @@ def job_ids_of(event: object) -> list[str] | None:
     return None
 
 
+UNHANDLED_STEPS = frozenset({"retry", "deferred"})
+"""Where a job stops when this pass could not do its part (an AWS call failed, or time ran
+out): its signal is handed back to SQS. Every other step is done, or owned by someone else
+(another poller's lease, or the schedule for a job still running)."""
+
+
+def is_signal_batch(event: object) -> bool:
+    """True for an SQS event (the fast completion path), whose answer is a batch response."""
+    if not isinstance(event, dict) or not isinstance(event.get("Records"), list):
+        return False
+    return any(isinstance(r, dict) and r.get("eventSource") == "aws:sqs" for r in event["Records"])
+
+
+def unhandled_jobs(body: str, report: TickReport) -> list[str]:
+    """The jobs named by one signal's body that this pass did not handle (see
+    UNHANDLED_STEPS); a body naming no job is handled: retrying it would change nothing."""
+    try:
+        named = job_ids_of(json.loads(body))
+    except ValueError:
+        return []
+    return [j for j in named or [] if report.steps.get(j, "retry") in UNHANDLED_STEPS]
+
+
 def process_event(event: object, context: Any, services: PollerServices) -> TickReport:
     """Run one tick, or reconcile the jobs the event names, within the context's time."""
     started = time.monotonic()
