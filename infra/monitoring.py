@@ -8,6 +8,7 @@ from aws_cdk import Aws, Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.poller import METRICS_NAMESPACE, SERVICE_NAME, Poller
@@ -31,6 +32,7 @@ class MonitoringProps:
 
     poller: Poller
     alarm_topic: sns.ITopic
+    completion_dead_letters: sqs.IQueue | None = None
 
 
 def job_metric(name: str, statistic: str = "Sum") -> cloudwatch.Metric:
@@ -78,6 +80,18 @@ class Monitoring(Construct):
                 "dead-letter queue.",
             ),
         ]
+        if props.completion_dead_letters is not None:
+            self.alarms.append(
+                self._alarm(
+                    "CompletionSignalsDeadLettered",
+                    props.completion_dead_letters.metric_approximate_number_of_messages_visible(
+                        period=PERIOD, statistic="Maximum"
+                    ),
+                    "The poller failed on completion signals several times: their jobs are "
+                    "still collected by the schedule, but notified up to a period late; see "
+                    "the poller's logs and the signals' dead-letter queue.",
+                )
+            )
         for name, description in ALARMING_JOB_METRICS.items():
             self.alarms.append(self._alarm(name, job_metric(name), description))
         self.dashboard = self._dashboard(props.poller)

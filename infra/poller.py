@@ -8,6 +8,7 @@ from pathlib import Path
 from aws_cdk import Aws, CfnResource, Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as targets
@@ -22,6 +23,7 @@ from infra.bundling import (
     bundling_options,
     requirements_from_pyproject,
 )
+from infra.completion import CompletionSignals
 from infra.job_store import JobStore
 from infra.nag import (
     acknowledge,
@@ -43,6 +45,10 @@ ENDPOINT_QUALIFIER = "DEFAULT"
 LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
 TIMEOUT_MARGIN = Duration.seconds(5)
 SCHEDULER_RETRIES = 2
+SIGNAL_BATCH_SIZE = 10
+SIGNAL_MAX_CONCURRENCY = 5
+"""Pollers the fast path may run at once: a burst of finishing jobs is reconciled in
+batches of ten, without crowding out the account's other Lambda functions."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,13 @@ class PollerProps:
     rate: Duration
     idle_timeout: Duration
     project_root: Path = PROJECT_ROOT
+    completion: CompletionSignals | None = None
+    """The fast completion path's queue, consumed besides the schedule; None: schedule only."""
+
+
+def poller_timeout(rate: Duration) -> Duration:
+    """The Lambda's timeout: a tick ends before the next one starts."""
+    return Duration.seconds(rate.to_seconds() - TIMEOUT_MARGIN.to_seconds())
 
 
 def poller_bundle(project_root: Path) -> PythonBundle:
@@ -95,7 +108,7 @@ class Poller(Construct):
         # poller's per-job leases cover a Scheduler retry running beside a fresh tick. No
         # reserved concurrency: reserving even 1 fails to deploy in accounts at the default
         # minimum of 10 unreserved executions.
-        self.timeout = Duration.seconds(props.rate.to_seconds() - TIMEOUT_MARGIN.to_seconds())
+        self.timeout = poller_timeout(props.rate)
         # Warned about ("how close to the idle timeout") at two thirds of the idle window.
         overdue_after_s = props.idle_timeout.to_seconds() * 2 // 3
         self.function = lambda_.Function(
@@ -157,6 +170,8 @@ class Poller(Construct):
                 role=self.schedule_role,
             ),
         )
+        if props.completion is not None:
+            self._consume(props.completion)
         self._grant(props)
         self._acknowledge(props)
         cfn_function = self.function.node.default_child
@@ -165,6 +180,19 @@ class Poller(Construct):
         assert isinstance(cfn_policy, CfnResource)
         # The role is referenced by its ARN already; its policy must exist before a tick runs.
         drop_redundant_depends_on(cfn_function, keep=[cfn_policy])
+
+    def _consume(self, completion: CompletionSignals) -> None:
+        # No batching window: a signal is worth its latency. Batches are reconciled
+        # concurrently and answered per message (ReportBatchItemFailures), and the event
+        # source grants the poller receive/delete on this queue only.
+        self.function.add_event_source(
+            event_sources.SqsEventSource(
+                completion.queue,
+                batch_size=SIGNAL_BATCH_SIZE,
+                report_batch_item_failures=True,
+                max_concurrency=SIGNAL_MAX_CONCURRENCY,
+            )
+        )
 
     def _grant(self, props: PollerProps) -> None:
         role, store = self.role, props.store

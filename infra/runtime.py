@@ -20,6 +20,7 @@ from infra.bundling import (
     requirements_from_pyproject,
     write_source_tree,
 )
+from infra.completion import CompletionSignals
 from infra.job_store import JobStore
 from infra.nag import (
     acknowledge,
@@ -54,6 +55,8 @@ class AgentRuntimeProps:
     artifact: ArtifactKind
     result_retention_days: int
     project_root: Path = PROJECT_ROOT
+    completion: CompletionSignals | None = None
+    """Where the agent signals finished jobs (the fast completion path); None: it does not."""
 
 
 def agent_bundle(project_root: Path) -> PythonBundle:
@@ -118,6 +121,11 @@ class AgentRuntime(Construct):
                 "RESULTS_BUCKET": store.bucket.bucket_name,
                 "MODEL_ID": props.model_id,
                 "RESULT_RETENTION_DAYS": str(props.result_retention_days),
+                **(
+                    {"COMPLETION_QUEUE_URL": props.completion.queue.queue_url}
+                    if props.completion is not None
+                    else {}
+                ),
             },
             tracing_enabled=True,
             logging_configs=[
@@ -130,6 +138,8 @@ class AgentRuntime(Construct):
             ],
         )
         self._grant_job_store(store)
+        if props.completion is not None:
+            props.completion.grant_signal(self.runtime.role)
         self._grant_model(props.model_id)
         self._acknowledge_generated_grants(store, props.model_id)
         self._tidy_dependencies()

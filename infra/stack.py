@@ -9,10 +9,11 @@ from aws_cdk import CfnOutput, Duration, Stack
 from constructs import Construct
 
 from infra.bundling import PROJECT_ROOT
+from infra.completion import CompletionSignals, CompletionSignalsProps
 from infra.job_store import JobStore, JobStoreProps
 from infra.monitoring import Monitoring, MonitoringProps
 from infra.notifications import Notifications, NotificationsProps
-from infra.poller import Poller, PollerProps
+from infra.poller import Poller, PollerProps, poller_timeout
 from infra.runtime import AgentRuntime, AgentRuntimeProps
 from infra.settings import Settings
 
@@ -44,6 +45,12 @@ class AgentJobsStack(Stack):
             self, "Notifications", props=NotificationsProps(emails=settings.notification_emails)
         )
         idle_timeout = Duration.seconds(settings.idle_timeout_s)
+        rate = Duration.minutes(settings.poller_rate_minutes)
+        completion = CompletionSignals(
+            self,
+            "CompletionSignals",
+            props=CompletionSignalsProps(consumer_timeout=poller_timeout(rate)),
+        )
         agent = AgentRuntime(
             self,
             "Agent",
@@ -55,6 +62,7 @@ class AgentJobsStack(Stack):
                 artifact=settings.agent_artifact,
                 result_retention_days=settings.result_retention_days,
                 project_root=project_root,
+                completion=completion,
             ),
         )
         poller = Poller(
@@ -64,15 +72,20 @@ class AgentJobsStack(Stack):
                 store=store,
                 topic=notifications.jobs_topic,
                 agent=agent,
-                rate=Duration.minutes(settings.poller_rate_minutes),
+                rate=rate,
                 idle_timeout=idle_timeout,
                 project_root=project_root,
+                completion=completion,
             ),
         )
         monitoring = Monitoring(
             self,
             "Monitoring",
-            props=MonitoringProps(poller=poller, alarm_topic=notifications.alarm_topic),
+            props=MonitoringProps(
+                poller=poller,
+                alarm_topic=notifications.alarm_topic,
+                completion_dead_letters=completion.dead_letter_queue,
+            ),
         )
 
         outputs = {

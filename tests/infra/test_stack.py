@@ -91,7 +91,12 @@ def ids(default_synth: Synth) -> dict[str, str]:
         ),
         "runtime": s.only("AWS::BedrockAgentCore::Runtime"),
         "function": s.only("AWS::Lambda::Function"),
-        "queue": s.only("AWS::SQS::Queue"),
+        "queue": s.only("AWS::SQS::Queue", {"MessageRetentionPeriod": 1209600}),
+        "signal_queue": s.only("AWS::SQS::Queue", {"RedrivePolicy": Match.any_value()}),
+        "signal_dlq": s.only(
+            "AWS::SQS::Queue",
+            {"MessageRetentionPeriod": Match.absent(), "RedrivePolicy": Match.absent()},
+        ),
         "schedule": s.only("AWS::Scheduler::Schedule"),
         "jobs_topic": s.only("AWS::SNS::Topic", {"DisplayName": "agentjobs: finished jobs"}),
         "alarm_topic": s.only("AWS::SNS::Topic", {"DisplayName": "agentjobs: operational alarms"}),
@@ -250,6 +255,7 @@ def test_runtime_runs_the_code_asset_with_lifecycle_and_environment(
                 "RESULTS_BUCKET": ref(ids["bucket"]),
                 "MODEL_ID": DEFAULT_MODEL_ID,
                 "RESULT_RETENTION_DAYS": "30",
+                "COMPLETION_QUEUE_URL": ref(ids["signal_queue"]),
             },
             "ProtocolConfiguration": "HTTP",
         },
@@ -584,6 +590,22 @@ def test_poller_errors_and_dead_letters_alarm_to_the_alarm_topic(
     )
 
 
+def test_dead_lettered_completion_signals_alarm_to_the_alarm_topic(
+    default_synth: Synth, ids: dict[str, str]
+) -> None:
+    default_synth.template.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            "Namespace": "AWS/SQS",
+            "MetricName": "ApproximateNumberOfMessagesVisible",
+            "Dimensions": [{"Name": "QueueName", "Value": getatt(ids["signal_dlq"], "QueueName")}],
+            "ComparisonOperator": "GreaterThanThreshold",
+            "Threshold": 0,
+            "AlarmActions": [ref(ids["alarm_topic"])],
+        },
+    )
+
+
 def test_every_alarm_notifies_the_alarm_topic(default_synth: Synth, ids: dict[str, str]) -> None:
     alarms = default_synth.template.find_resources("AWS::CloudWatch::Alarm")
     assert len(alarms) >= 6
@@ -683,3 +705,108 @@ def test_docker_artifact_builds_an_arm64_image_from_a_staged_context(custom_synt
     assert not (context / "agentjobs" / "cli").exists()
     requirements = (context / "requirements.txt").read_text().split()
     assert any(r.startswith("bedrock-agentcore==") for r in requirements)
+
+
+# --- fast completion path --------------------------------------------------------------------
+
+SIGNAL_CONSUME_ACTIONS = [
+    "sqs:ChangeMessageVisibility",
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
+    "sqs:GetQueueUrl",
+    "sqs:ReceiveMessage",
+]
+
+
+def sqs_statements(synth: Synth, role_logical_id: str) -> list[dict[str, Any]]:
+    return [
+        s
+        for s in statements(synth, role_logical_id)
+        if any(a.startswith("sqs:") for a in actions_of(s))
+    ]
+
+
+def test_completion_queue_is_encrypted_short_lived_and_dead_letters_after_three_receives(
+    default_synth: Synth, ids: dict[str, str]
+) -> None:
+    template = default_synth.template
+    template.has_resource_properties(
+        "AWS::SQS::Queue",
+        {
+            "SqsManagedSseEnabled": True,
+            "MessageRetentionPeriod": 3600,
+            # Six times the poller's 55 s timeout, as AWS advises for Lambda event sources.
+            "VisibilityTimeout": 330,
+            "RedrivePolicy": {
+                "deadLetterTargetArn": getatt(ids["signal_dlq"]),
+                "maxReceiveCount": 3,
+            },
+        },
+    )
+    dlq = default_synth.raw["Resources"][ids["signal_dlq"]]["Properties"]
+    assert dlq == {"SqsManagedSseEnabled": True}
+
+
+@pytest.mark.parametrize("queue", ["signal_queue", "signal_dlq"])
+def test_completion_queues_refuse_requests_without_tls(
+    default_synth: Synth, ids: dict[str, str], queue: str
+) -> None:
+    default_synth.template.has_resource_properties(
+        "AWS::SQS::QueuePolicy",
+        {
+            "Queues": [ref(ids[queue])],
+            "PolicyDocument": Match.object_like(
+                {
+                    "Statement": Match.array_with(
+                        [
+                            Match.object_like(
+                                {
+                                    "Effect": "Deny",
+                                    "Action": "sqs:*",
+                                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                                }
+                            )
+                        ]
+                    )
+                }
+            ),
+        },
+    )
+
+
+def test_poller_consumes_completion_signals_in_batches_reporting_item_failures(
+    default_synth: Synth, ids: dict[str, str]
+) -> None:
+    mappings = default_synth.template.find_resources("AWS::Lambda::EventSourceMapping")
+    assert len(mappings) == 1
+    default_synth.template.has_resource_properties(
+        "AWS::Lambda::EventSourceMapping",
+        {
+            "FunctionName": ref(ids["function"]),
+            "EventSourceArn": getatt(ids["signal_queue"]),
+            "BatchSize": 10,
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+            "ScalingConfig": {"MaximumConcurrency": 5},
+            "MaximumBatchingWindowInSeconds": Match.absent(),
+        },
+    )
+
+
+def test_poller_receives_and_deletes_signals_on_the_completion_queue_only(
+    default_synth: Synth, ids: dict[str, str]
+) -> None:
+    found = sqs_statements(default_synth, ids["poller_role"])
+    assert len(found) == 1, found
+    assert sorted(actions_of(found[0])) == SIGNAL_CONSUME_ACTIONS
+    assert found[0]["Resource"] == getatt(ids["signal_queue"])
+    assert found[0]["Effect"] == "Allow"
+
+
+def test_agent_may_only_send_signals_to_the_completion_queue(
+    default_synth: Synth, ids: dict[str, str]
+) -> None:
+    role = runtime_role(default_synth, ids["runtime"])
+    statement = by_sid(default_synth, role, "SignalCompletion")
+    assert statement["Action"] == "sqs:SendMessage"
+    assert statement["Resource"] == getatt(ids["signal_queue"])
+    assert sqs_statements(default_synth, role) == [statement]
