@@ -1,0 +1,141 @@
+"""A whole local stack (`python -m emulator.stack up`) in its own state directory, and what a
+test or benchmark reads from it: the env file, the inbox with SNS timestamps, the poller log."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from tests.support.processes import REPO
+
+
+@dataclass(frozen=True)
+class Notified:
+    """One notification taken from the inbox: its job, and when SNS stamped it."""
+
+    job_id: str
+    status: str
+    finished_at: str
+    sns_timestamp: str
+    received_at: float
+    """time.time() when this harness received the message."""
+
+
+@dataclass(frozen=True)
+class LocalStack:
+    """A running local stack."""
+
+    state_dir: Path
+
+    def values(self) -> dict[str, str]:
+        lines = (self.state_dir / "env").read_text().splitlines()
+        return dict(line.split("=", 1) for line in lines if "=" in line and line[0] != "#")
+
+    def client(self, service: str, **config: Any) -> Any:
+        values = self.values()
+        endpoint = (
+            values["AWS_ENDPOINT_URL_BEDROCK_AGENTCORE"]
+            if service == "bedrock-agentcore"
+            else values["AWS_ENDPOINT_URL"]
+        )
+        return boto3.session.Session().client(
+            service,
+            endpoint_url=endpoint,
+            region_name=values["AWS_DEFAULT_REGION"],
+            aws_access_key_id=values["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=values["AWS_SECRET_ACCESS_KEY"],
+            config=Config(retries={"total_max_attempts": 1}, **config),
+        )
+
+    def submit(self, client: Any, session_id: str, **job: Any) -> str:
+        """Submit a job through the local runtime; its job id."""
+        answer = client.invoke_agent_runtime(
+            agentRuntimeArn=self.values()["AGENT_RUNTIME_ARN"],
+            runtimeSessionId=session_id,
+            payload=json.dumps({"action": "submit", **job}).encode(),
+        )
+        body = json.loads(answer["response"].read())
+        assert body.get("status") == "RUNNING", body
+        return str(body["job_id"])
+
+    def take_notifications(self, sqs: Any, wait_s: int = 1) -> list[Notified]:
+        """Receive (and delete) what the inbox holds now, waiting up to `wait_s` for some."""
+        queue_url = self.values()["INBOX_QUEUE_URL"]
+        found: list[Notified] = []
+        messages = sqs.receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_s
+        ).get("Messages", [])
+        received_at = time.time()
+        for message in messages:
+            envelope = json.loads(message["Body"])
+            document = json.loads(envelope["Message"])
+            found.append(
+                Notified(
+                    job_id=document["job_id"],
+                    status=document["status"],
+                    finished_at=document["finished_at"],
+                    sns_timestamp=envelope["Timestamp"],
+                    received_at=received_at,
+                )
+            )
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+        return found
+
+    def ticks_done(self) -> int:
+        """Scheduled ticks the poller schedule has finished so far (from its log)."""
+        log = self.state_dir / "poller.log"
+        return sum(1 for line in log.read_text().splitlines() if " tick done in " in line)
+
+    def signal_batches(self) -> int:
+        """Batches of completion signals the local event source has handed the poller."""
+        log = self.state_dir / "poller.log"
+        return sum(
+            1
+            for line in log.read_text().splitlines()
+            if "emulator.stack.event_source" in line and " signal(s) in " in line
+        )
+
+
+def _stack_command(action: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "emulator.stack", action],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@contextmanager
+def local_stack(
+    state_dir: Path, *, poller_interval_s: float, fastpath: bool, **extra_env: str
+) -> Iterator[LocalStack]:
+    """`local-up` with these settings; `local-down` when the block ends, whatever happened."""
+    env = {
+        **os.environ,
+        "LOCAL_STATE_DIR": str(state_dir),
+        "POLLER_INTERVAL_S": f"{poller_interval_s:g}",
+        "LOCAL_FASTPATH": "1" if fastpath else "0",
+        **extra_env,
+    }
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_BEDROCK_AGENTCORE", "COMPLETION_QUEUE_URL"):
+        env.pop(name, None)
+    started = _stack_command("up", env)
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        yield LocalStack(state_dir)
+    finally:
+        _stack_command("down", env)
