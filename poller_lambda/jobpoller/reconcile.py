@@ -268,6 +268,13 @@ def _poll_failed(view: JobView, run: Pass, reason: str, overdue: bool) -> JobVie
     )
     if failures < limit:
         return view
+    # The session cannot answer, but the job may have ended and stored its outcome first
+    # (an agent crash-looping after its job finished): the outcome, not the polls, decides.
+    outcome = run.services.results.get_outcome(view.job_id)
+    stored = read_outcome(outcome, view.job_id) if outcome is not None else None
+    if isinstance(stored, Finished):
+        logger.info("polls failed; the stored outcome ends the job", extra={"job_id": view.job_id})
+        return _finish_from_answer(view, run, stored)
     error = JobError.of(ErrorCode.POLL_FAILED, f"{failures} polls in a row failed; last: {reason}")
     return _finish(view, run, JobStatus.FAILED, error=error)
 

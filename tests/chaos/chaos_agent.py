@@ -1,0 +1,142 @@
+"""The agent command of the chaos suite: the real agent, or (for sessions named `garbage-...`)
+the real agent behind a proxy that answers some `result` polls with garbage.
+
+Run by the local runtime once per session. AGENTCORE_SESSION_ID (set by the runtime) picks
+the mode. The proxy garbles answers only while the file named by CHAOS_GARBAGE_FLAG exists,
+and appends one line per garbled answer to CHAOS_GARBAGE_LOG, so the suite can count them
+and switch them off. It never lies in a way a poller could not detect: every garbled answer
+is unusable (not JSON, not an object, an unknown status, another job's id, an HTTP error),
+never a well-formed answer with a wrong result.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+AGENT_MAIN = REPO / "agent_src" / "main.py"
+GARBAGE_PREFIX = "garbage-"
+
+GARBAGE: dict[str, tuple[int, bytes]] = {
+    "html": (200, b"<html><body>502 Bad Gateway</body></html>"),
+    "empty": (200, b""),
+    "truncated": (200, b'{"job_id": "j", "status": "SUCC'),
+    "array": (200, b'[{"status": "SUCCEEDED"}]'),
+    "scalar": (200, b"42"),
+    "unknown-status": (200, b'{"status": "DONE", "progress": {"percent": "lots"}}'),
+    "no-status": (200, b'{"progress": 3, "message": "hello"}'),
+    "other-job": (200, b'{"job_id": "not-this-job", "status": "SUCCEEDED", "result": 1}'),
+    "succeeded-no-result": (200, b'{"status": "SUCCEEDED"}'),
+    "bad-uri": (200, b'{"status": "SUCCEEDED", "result_uri": "http://elsewhere/x"}'),
+    "agent-error": (200, b'{"error": {"code": "INTERNAL", "message": "try later"}}'),
+    "http-500": (500, b'{"error": "Internal Server Error"}'),
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class _Proxy(BaseHTTPRequestHandler):
+    inner: str = ""
+    rng = random.Random()
+    rate = 0.3
+    flag: Path | None = None
+    garbage_log: Path | None = None
+
+    def do_GET(self) -> None:
+        self._forward("GET", None)
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0") or 0))
+        if self._garbling() and _is_result_poll(body):
+            variant = self.rng.choice(sorted(GARBAGE))
+            status, answer = GARBAGE[variant]
+            if self.garbage_log is not None:
+                with open(self.garbage_log, "a", encoding="utf-8") as log:
+                    log.write(f"{variant}\n")
+            self._send(status, answer, "application/json")
+            return
+        self._forward("POST", body)
+
+    def _garbling(self) -> bool:
+        return self.flag is not None and self.flag.exists() and self.rng.random() < self.rate
+
+    def _forward(self, method: str, body: bytes | None) -> None:
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host",)}
+        request = urllib.request.Request(
+            f"{self.inner}{self.path}", data=body, headers=headers, method=method
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as answer:
+                self._send(answer.status, answer.read(), answer.headers.get("Content-Type"))
+        except urllib.error.HTTPError as exc:
+            self._send(exc.code, exc.read(), exc.headers.get("Content-Type"))
+        except OSError:
+            self._send(502, b'{"error": "agent unreachable"}', "application/json")
+
+    def _send(self, status: int, body: bytes, content_type: str | None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type or "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+
+def _is_result_poll(body: bytes) -> bool:
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(payload, dict) and payload.get("action") == "result"
+
+
+def _run_proxy(session_id: str) -> None:
+    port = int(os.environ.get("PORT", "8080"))
+    inner_port = _free_port()
+    # Same process group as this proxy: the runtime's stop (a group signal) ends both.
+    child = subprocess.Popen(
+        [sys.executable, str(AGENT_MAIN)], env={**os.environ, "PORT": str(inner_port)}
+    )
+
+    def follow_child() -> None:
+        child.wait()
+        os._exit(1)  # the agent died (killed): the session's process dies with it
+
+    threading.Thread(target=follow_child, daemon=True).start()
+    _Proxy.inner = f"http://127.0.0.1:{inner_port}"
+    _Proxy.rng = random.Random(f"{os.environ.get('CHAOS_SEED', '0')}/{session_id}/{time.time()}")
+    _Proxy.rate = float(os.environ.get("CHAOS_GARBAGE_RATE", "0.3"))
+    flag = os.environ.get("CHAOS_GARBAGE_FLAG")
+    log = os.environ.get("CHAOS_GARBAGE_LOG")
+    _Proxy.flag = Path(flag) if flag else None
+    _Proxy.garbage_log = Path(log) if log else None
+    ThreadingHTTPServer(("127.0.0.1", port), _Proxy).serve_forever()
+
+
+def main() -> None:
+    """Exec the real agent, or run it behind the garbling proxy."""
+    session_id = os.environ.get("AGENTCORE_SESSION_ID", "")
+    if not session_id.startswith(GARBAGE_PREFIX):
+        os.execv(sys.executable, [sys.executable, str(AGENT_MAIN)])
+    _run_proxy(session_id)
+
+
+if __name__ == "__main__":
+    main()

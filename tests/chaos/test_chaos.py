@@ -1,0 +1,30 @@
+"""The chaos suite: jobs through the local stack under every fault kind; every invariant holds."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from tests.chaos.harness import ChaosConfig, run_chaos
+from tests.support.aws import MotoEndpoint
+
+
+def _run(moto: MotoEndpoint, tmp_path: Path, **knobs: object) -> None:
+    config = replace(ChaosConfig(), log_dir=tmp_path, **knobs)  # type: ignore[arg-type]
+    report = run_chaos(config, moto)
+    print(report.text())
+    assert report.ok, report.text()
+    assert report.figures.jobs_submitted >= config.jobs * 0.9, report.text()
+
+
+@pytest.mark.timeout(600)
+def test_jobs_survive_every_fault_kind_short_form(moto: MotoEndpoint, tmp_path: Path) -> None:
+    _run(moto, tmp_path, jobs=40, session_workers=3, pollers=3)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_jobs_survive_every_fault_kind_full_form(moto: MotoEndpoint, tmp_path: Path) -> None:
+    _run(moto, tmp_path, jobs=300, session_workers=6, pollers=3, seed=2026)

@@ -1,0 +1,43 @@
+"""Bugs the chaos suite found, each pinned by the smallest test that shows it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from jobagent.kinds.synthetic import SyntheticInput, sized_result
+
+from tests.support.aws import MotoEndpoint
+from tests.support.local_runtime import new_session_id
+from tests.support.poller import PollerRig, inject_runtime_fault, poller_rig, wait_agent_status
+
+MAX_POLL_FAILURES = 2
+
+
+@pytest.fixture(scope="module")
+def rig(moto: MotoEndpoint) -> Iterator[PollerRig]:
+    with poller_rig(
+        moto, moto.create_resources(), lease_s=1.0, max_poll_failures=MAX_POLL_FAILURES
+    ) as running:
+        yield running
+
+
+def test_unreachable_session_with_a_stored_outcome_ends_as_the_outcome_says(
+    rig: PollerRig,
+) -> None:
+    # Found by chaos: an agent killed again and again while its session restarted answered
+    # RuntimeClientError to every poll, and the job became FAILED (POLL_FAILED) although it
+    # had finished and stored its outcome in S3 first.
+    session_id = new_session_id()
+    job_id = rig.submit(session_id, kind="synthetic", input={"seconds": 0.1, "result_bytes": 40})
+    wait_agent_status(rig, session_id, job_id, "SUCCEEDED")
+    inject_runtime_fault(rig, "RuntimeClientError", session_id, count=MAX_POLL_FAILURES)
+    for _ in range(MAX_POLL_FAILURES):
+        rig.tick()
+    record = rig.record(job_id)
+    assert record["status"] == {"S": "SUCCEEDED"}, record
+    want = sized_result(SyntheticInput(seconds=0.1, result_bytes=40))
+    assert json.loads(record["result"]["S"]) == want
+    rig.tick_until_done([job_id])
+    assert [m["document"]["status"] for m in rig.inbox()] == ["SUCCEEDED"]
