@@ -147,6 +147,7 @@ class JobStore:
                 holder,
                 "REMOVE #lh, #lu",
                 names={"#lu": LEASE_UNTIL},
+                returns="NONE",
             )
         except TransitionConflictError:
             return
@@ -248,14 +249,19 @@ class JobStore:
             values=values,
         )
 
-    def record_notified(self, job_id: str, holder: str, at: str) -> dict[str, Any]:
-        """Record that a terminal job's notification was published (the first time wins)."""
+    def record_notified(
+        self, job_id: str, holder: str, at: str, *, release: bool = False
+    ) -> dict[str, Any]:
+        """Record that a terminal job's notification was published (the first time wins);
+        with `release`, give the lease back in the same write (the job now only waits for
+        its shared session to be stopped)."""
         return self._update(
             job_id,
             holder,
-            "SET notified_at = if_not_exists(notified_at, :at), updated_at = :at",
+            "SET notified_at = if_not_exists(notified_at, :at), updated_at = :at"
+            + (" REMOVE #lh, #lu" if release else ""),
             condition=_terminal_condition(),
-            names={"#s": "status"},
+            names={"#s": "status", **({"#lu": LEASE_UNTIL} if release else {})},
             values={":at": {"S": at}, **_terminal_values()},
         )
 
@@ -270,7 +276,50 @@ class JobStore:
             condition=f"{_terminal_condition()} AND attribute_exists(notified_at)",
             names={"#s": "status", "#att": schema.ATTENTION_KEY, "#lu": LEASE_UNTIL},
             values={":at": {"S": at}, **_terminal_values()},
+            returns="NONE",
         )
+
+    def close_final(self, job_id: str, holder: str, at: str) -> None:
+        """Record a terminal, notified job's session as stopped and drop the job from the
+        attention index, in one write and without taking its lease first: only stopping the
+        session was left, and its caller has stopped it. Refused (TransitionConflictError)
+        while another poller holds a live lease, or when the job is not final or is gone
+        from the index already."""
+        now_ms = int(time.time() * 1000)
+        try:
+            self._ddb.update_item(
+                TableName=self.table_name,
+                Key=self._key(job_id),
+                UpdateExpression=(
+                    "SET session_stopped_at = if_not_exists(session_stopped_at, :at), "
+                    "updated_at = :at REMOVE #att, #lh, #lu"
+                ),
+                ConditionExpression=(
+                    f"{_terminal_condition()} AND attribute_exists(notified_at) AND "
+                    "attribute_exists(#att) AND "
+                    "(attribute_not_exists(#lu) OR #lu < :now OR #lh = :me)"
+                ),
+                ExpressionAttributeNames={
+                    "#s": "status",
+                    "#att": schema.ATTENTION_KEY,
+                    "#lh": LEASE_HOLDER,
+                    "#lu": LEASE_UNTIL,
+                },
+                ExpressionAttributeValues={
+                    ":at": {"S": at},
+                    ":me": {"S": holder},
+                    ":now": {"N": str(now_ms)},
+                    **_terminal_values(),
+                },
+            )
+        except ClientError as exc:
+            if _is_conditional_failure(exc):
+                raise TransitionConflictError(
+                    f"job {job_id} is not final, already closed, or leased by another poller"
+                ) from exc
+            raise StoreError("the job table refused the update") from exc
+        except BotoCoreError as exc:
+            raise StoreError("the job table could not be reached") from exc
 
     def jobs_in_flight_on_session(self, session_id: str) -> list[dict[str, Any]]:
         """Raw items of the jobs still needing attention in one session (index read: may lag
@@ -312,6 +361,7 @@ class JobStore:
         condition: str | None = None,
         names: dict[str, str] | None = None,
         values: dict[str, Any] | None = None,
+        returns: str = "ALL_NEW",
     ) -> dict[str, Any]:
         full_condition = "#lh = :holder" + (f" AND {condition}" if condition else "")
         try:
@@ -322,7 +372,7 @@ class JobStore:
                 ConditionExpression=full_condition,
                 ExpressionAttributeNames={"#lh": LEASE_HOLDER, **(names or {})},
                 ExpressionAttributeValues={":holder": {"S": holder}, **(values or {})},
-                ReturnValues="ALL_NEW",
+                ReturnValues=returns,
             )
         except ClientError as exc:
             if _is_conditional_failure(exc):

@@ -87,9 +87,13 @@ def reconcile(job_id: str, run: Pass, session_shared: SessionShared) -> JobView 
             if not view.is_terminal:
                 run.report.step(job_id, "running")
                 return view
+        shared = view.session_id is not None and session_shared(view)
         if view.notified_at is None:
-            view = _notify(view, run)
-        if view.session_id is not None and session_shared(view):
+            # A job that will wait for its shared session gives its lease back in the same
+            # write that records the notification.
+            view = _notify(view, run, release=shared)
+            leased = not shared
+        if shared:
             run.report.step(job_id, "awaiting-session")
             return view
         stop_spent_session(view, run)
@@ -121,6 +125,35 @@ def stop_spent_session(view: JobView, run: Pass) -> None:
     if view.session_id is not None:
         run.stop_once(view.session_id)
     run.services.store.record_session_stopped(view.job_id, run.holder, utc_now())
+
+
+def close_spent_session(session_id: str, job_ids: list[str], run: Pass) -> None:
+    """Stop a session whose jobs are all final (terminal and notified), then close each job
+    with one conditional write, without taking its lease: stopping was all that was left.
+    A job another poller holds, or already closed, is left to it."""
+    try:
+        run.stop_once(session_id)
+    except StopSessionError as exc:
+        logger.warning(
+            "could not stop the spent session; the next tick retries",
+            extra={"session_id": session_id, "reason": str(exc)},
+        )
+        run.report.count(Metric.POLL_ERRORS)
+        for job_id in job_ids:
+            run.report.step(job_id, "retry")
+        return
+    for job_id in job_ids:
+        try:
+            run.services.store.close_final(job_id, run.holder, utc_now())
+        except TransitionConflictError:
+            run.report.step(job_id, "skipped")
+            continue
+        except StoreError:
+            logger.warning("could not close the job", extra={"job_id": job_id})
+            run.report.count(Metric.POLL_ERRORS)
+            run.report.step(job_id, "retry")
+            continue
+        run.report.step(job_id, "closed")
 
 
 def _release(store: JobStore, job_id: str, holder: str) -> None:
@@ -310,10 +343,12 @@ def _finish(
     return JobView.from_item(item)
 
 
-def _notify(view: JobView, run: Pass) -> JobView:
+def _notify(view: JobView, run: Pass, *, release: bool = False) -> JobView:
     run.services.notifier.publish(view.notification())
     run.report.count(Metric.NOTIFICATIONS_SENT)
-    return JobView.from_item(run.services.store.record_notified(view.job_id, run.holder, utc_now()))
+    return JobView.from_item(
+        run.services.store.record_notified(view.job_id, run.holder, utc_now(), release=release)
+    )
 
 
 def _is_overdue(view: JobView) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -11,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from aws_lambda_powertools import Logger
 
 from agentjobs.protocol import parse_time
-from jobpoller.reconcile import Pass, reconcile
+from jobpoller.reconcile import Pass, close_spent_session, reconcile
 from jobpoller.report import Metric
 from jobpoller.view import JobView
 
@@ -61,14 +62,30 @@ def run_tick(run: Pass, time_left: TimeLeft) -> None:
 
 def reconcile_jobs(job_ids: Iterable[str], run: Pass, time_left: TimeLeft) -> None:
     """Reconcile just these jobs (the fast path: an agent says they ended). A session is
-    stopped only when the index shows no other job of it in flight."""
+    stopped only when the index shows no other job of it still to finish or notify; the
+    final jobs that waited for it are then closed too."""
     started = time.monotonic()
+    waiting: dict[str, list[str]] = {}
+    lock = threading.Lock()
 
     def shared(view: JobView) -> bool:
-        others = run.services.store.jobs_in_flight_on_session(view.session_id or "")
-        return any(JobView.from_item(o).job_id != view.job_id for o in others)
+        others = [
+            JobView.from_item(o)
+            for o in run.services.store.jobs_in_flight_on_session(view.session_id or "")
+        ]
+        others = [o for o in others if o.job_id != view.job_id]
+        if any(not o.is_final for o in others):
+            return True
+        with lock:
+            waiting[view.job_id] = [o.job_id for o in others]
+        return False
 
-    _reconcile_all(list(dict.fromkeys(job_ids)), run, shared, time_left)
+    after = _reconcile_all(list(dict.fromkeys(job_ids)), run, shared, time_left)
+    for job_id, others in waiting.items():
+        view = after.get(job_id)
+        closed = run.report.steps.get(job_id) == "closed"
+        if others and closed and view is not None and view.session_id is not None:
+            close_spent_session(view.session_id, others, run)
     run.report.count(Metric.TICK_DURATION_MS, (time.monotonic() - started) * 1000)
 
 
@@ -122,19 +139,16 @@ def _reconcile_all(
 def _stop_spent_sessions(sessions: list[list[JobView]], run: Pass, time_left: TimeLeft) -> None:
     """Stop each session whose jobs are all final, once, then close each of its jobs."""
 
-    def never_shared(_view: JobView) -> bool:
-        return False
-
     def close_session(jobs: list[JobView]) -> None:
-        for view in jobs:
-            if time_left() <= run.services.settings.safety_margin_s:
-                run.report.count(Metric.JOBS_DEFERRED)
-                return
-            try:
-                reconcile(view.job_id, run, never_shared)
-            except Exception:
-                logger.exception("closing the job failed", extra={"job_id": view.job_id})
-                run.report.count(Metric.POLL_ERRORS)
+        if time_left() <= run.services.settings.safety_margin_s:
+            run.report.count(Metric.JOBS_DEFERRED, len(jobs))
+            return
+        session_id = jobs[0].session_id or ""
+        try:
+            close_spent_session(session_id, [view.job_id for view in jobs], run)
+        except Exception:
+            logger.exception("closing the session failed", extra={"session_id": session_id})
+            run.report.count(Metric.POLL_ERRORS)
 
     if not sessions:
         return
