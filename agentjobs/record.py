@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -38,6 +39,8 @@ class Progress:
         percent = value.get("percent", 0.0)
         message = value.get("message", "")
         if isinstance(percent, bool) or not isinstance(percent, int | float):
+            percent = 0.0
+        if math.isnan(percent):  # a garbled answer's NaN would make every progress write fail
             percent = 0.0
         return cls(
             percent=min(max(float(percent), 0.0), 100.0),

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from agentjobs.protocol import ErrorCode, JobStatus
+from agentjobs.protocol import ErrorCode, JobStatus, encode_json
 from agentjobs.record import JobError, Progress
 
 
@@ -51,7 +51,7 @@ def read_answer(body: bytes, job_id: str) -> Answer:
     """Decode the agent's answer bytes about `job_id`."""
     try:
         value = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: deep nesting
         return Unusable(f"the answer is not JSON ({len(body)} bytes)")
     return read_answer_object(value, job_id)
 
@@ -110,6 +110,10 @@ def _with_result(finished: Finished, value: dict[str, Any]) -> Answer:
         return _evolve(finished, result_uri=uri)
     if "result" not in value:
         return Unusable("a SUCCEEDED answer without result or result_uri")
+    try:
+        encode_json(value["result"])
+    except ValueError:  # NaN or Infinity: Python's json reads them, the record cannot hold them
+        return Unusable("the result holds NaN or Infinity, which JSON does not allow")
     return _evolve(finished, result=value["result"], has_result=True)
 
 

@@ -1,0 +1,170 @@
+"""Hypothesis over the bodies an agent might answer a poll with, through the poller's real
+reconcile against moto: never an unhandled error; the job ends or waits for the next tick."""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from botocore.awsrequest import AWSResponse
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from jobpoller.context import LocalContext
+from jobpoller.events import process_event
+from jobpoller.reconcile import PollerServices
+from jobpoller.services import services_from_clients
+
+from agentjobs.protocol import JobKind, JobStatus, format_time, parse_time, utc_now
+from agentjobs.record import JobRecord, Progress, new_job_id
+from emulator.resources import LocalResources
+from tests.support.aws import MotoEndpoint
+from tests.support.poller import poller_settings
+
+STATUSES = ["RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "UNKNOWN", "DONE"]
+TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT", "LOST"}
+
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**30), max_value=10**30)
+    | st.floats()
+    | st.text(max_size=20)
+    | st.sampled_from(STATUSES)
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner),
+    max_leaves=8,
+)
+
+
+def answer_for(job_id: str) -> st.SearchStrategy[dict[str, Any]]:
+    """Answers shaped like the protocol's, with any value where it hurts."""
+    return st.fixed_dictionaries(
+        {"status": st.sampled_from(STATUSES) | values},
+        optional={
+            "job_id": st.just(job_id) | values,
+            "progress": st.fixed_dictionaries({"percent": values, "message": values}) | values,
+            "result": values,
+            "result_uri": st.sampled_from(["s3://nowhere/k", "http://x"]) | values,
+            "error": st.fixed_dictionaries({"code": values, "message": values}) | values,
+            "finished_at": st.sampled_from([utc_now(), "yesterday", ""]) | values,
+        },
+    )
+
+
+class _Raw(io.BytesIO):
+    """An HTTP body as botocore reads it: whole (stream) or in parts (read)."""
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self.getvalue()
+
+
+@dataclass
+class Rig:
+    """A poller over moto whose AgentCore answers are whatever the test sets: the AgentCore
+    endpoint is the fake, at the transport; all of the poller's own code runs."""
+
+    moto: MotoEndpoint
+    resources: LocalResources
+    services: PollerServices
+    ddb: Any
+    status: int = 200
+    body: bytes = b""
+
+    def answer(self, request: Any, event_name: str, **_: Any) -> AWSResponse:
+        if event_name.endswith("StopRuntimeSession"):
+            return AWSResponse(request.url, 200, {}, _Raw(b"{}"))
+        headers = {"Content-Type": "application/json", "Content-Length": str(len(self.body))}
+        return AWSResponse(request.url, self.status, headers, _Raw(self.body))
+
+    def reconcile_with_answer(self, status: int, body: bytes) -> tuple[str, dict[str, Any], Any]:
+        """A fresh RUNNING job, one reconcile of it whose poll gets `body` back (`{job}` in it
+        replaced by the job's id); the job id, its record after, and the pass report."""
+        job_id = new_job_id()
+        self.status, self.body = status, body.replace(b"{job}", job_id.encode())
+        now = utc_now()
+        self.services.store.create_running(
+            JobRecord(
+                job_id=job_id,
+                session_id=f"fuzz-session-{uuid.uuid4().hex}",
+                kind=JobKind.SYNTHETIC,
+                status=JobStatus.RUNNING,
+                submitted_at=now,
+                updated_at=now,
+                max_runtime_s=3600,
+                deadline_at=format_time(parse_time(now) + timedelta(hours=1)),
+                progress=Progress(0.0, "accepted"),
+            )
+        )
+        report = process_event({"job_ids": [job_id]}, LocalContext(30), self.services)
+        item = self.ddb.get_item(
+            TableName=self.resources.table, Key={"job_id": {"S": job_id}}, ConsistentRead=True
+        )["Item"]
+        return job_id, item, report
+
+
+@pytest.fixture(scope="module")
+def rig(moto: MotoEndpoint) -> Rig:
+    resources = moto.create_resources()
+    agentcore = moto.session().client("bedrock-agentcore", endpoint_url=moto.url)
+    ddb = moto.client("dynamodb")
+    services = services_from_clients(
+        poller_settings(resources),
+        dynamodb=ddb,
+        s3=moto.client("s3"),
+        sns=moto.client("sns"),
+        agentcore=agentcore,
+    )
+    fuzz = Rig(moto, resources, services, ddb)
+    agentcore.meta.events.register("before-send.bedrock-agentcore", fuzz.answer)
+    return fuzz
+
+
+def _assert_handled(job_id: str, item: dict[str, Any], report: Any) -> None:
+    step = report.steps.get(job_id)
+    # "retry" is what an exception escaping reconcile (or a failed AWS call) ends in: with a
+    # healthy moto, it means the answer broke the poller.
+    assert step in {"running", "closed"}, (step, item)
+    status = item["status"]["S"]
+    if status == "RUNNING":
+        assert "lease_holder" not in item, item  # released: the next tick can take it
+    else:
+        assert status in TERMINAL and "notified_at" in item and "attention" not in item, item
+
+
+@settings(
+    max_examples=80,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data())
+@example(data=None)
+def test_any_answer_object_is_handled(rig: Rig, data: st.DataObject | None) -> None:
+    if data is None:
+        body = b'{"status": "SUCCEEDED", "result": 1e999}'
+    else:
+        value = data.draw(answer_for("JOB"))
+        body = json.dumps(value).replace('"JOB"', '"{job}"').encode()
+    job_id, item, report = rig.reconcile_with_answer(200, body)
+    _assert_handled(job_id, item, report)
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(body=st.binary(max_size=200), status=st.sampled_from([200, 200, 200, 400, 424, 500]))
+@example(body=b"[" * 50_000, status=200)
+@example(body=b'{"status": "RUNNING", "progress": {"percent": NaN}}', status=200)
+@example(body=b'{"status": "SUCCEEDED", "result": {"x": -Infinity}}', status=200)
+def test_any_answer_bytes_are_handled(rig: Rig, body: bytes, status: int) -> None:
+    job_id, item, report = rig.reconcile_with_answer(status, body)
+    _assert_handled(job_id, item, report)
