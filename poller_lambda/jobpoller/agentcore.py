@@ -88,7 +88,7 @@ class AgentRuntime:
                 return Busy(code)
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "?")
             return Unreachable(f"InvokeAgentRuntime failed: {code} (HTTP {status})")
-        except (BotoCoreError, ValueError) as exc:  # ValueError: an undecodable error body
+        except BotoCoreError as exc:
             return Unreachable(f"InvokeAgentRuntime failed: {type(exc).__name__}")
         status_code = answer.get("statusCode", 200)
         if status_code != 200:

@@ -77,11 +77,14 @@ class Rig:
     ddb: Any
     status: int = 200
     body: bytes = b""
+    error_type: str | None = None
 
     def answer(self, request: Any, event_name: str, **_: Any) -> AWSResponse:
         if event_name.endswith("StopRuntimeSession"):
             return AWSResponse(request.url, 200, {}, _Raw(b"{}"))
         headers = {"Content-Type": "application/json", "Content-Length": str(len(self.body))}
+        if self.error_type:
+            headers["x-amzn-ErrorType"] = self.error_type
         return AWSResponse(request.url, self.status, headers, _Raw(self.body))
 
     def reconcile_with_answer(self, status: int, body: bytes) -> tuple[str, dict[str, Any], Any]:
@@ -161,10 +164,34 @@ def test_any_answer_object_is_handled(rig: Rig, data: st.DataObject | None) -> N
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(body=st.binary(max_size=200), status=st.sampled_from([200, 200, 200, 400, 424, 500]))
-@example(body=b"[" * 50_000, status=200)
-@example(body=b'{"status": "RUNNING", "progress": {"percent": NaN}}', status=200)
-@example(body=b'{"status": "SUCCEEDED", "result": {"x": -Infinity}}', status=200)
-def test_any_answer_bytes_are_handled(rig: Rig, body: bytes, status: int) -> None:
-    job_id, item, report = rig.reconcile_with_answer(status, body)
+@given(body=st.binary(max_size=200))
+@example(body=b"[" * 50_000)
+@example(body=b'{"status": "RUNNING", "progress": {"percent": NaN}}')
+@example(body=b'{"status": "SUCCEEDED", "result": {"x": -Infinity}}')
+def test_any_answer_bytes_are_handled(rig: Rig, body: bytes) -> None:
+    # The agent's body reaches the caller only with HTTP 200: AgentCore turns an agent's
+    # 4xx/5xx into its own RuntimeClientError (below).
+    job_id, item, report = rig.reconcile_with_answer(200, body)
+    _assert_handled(job_id, item, report)
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [
+        (400, "ValidationException"),
+        (403, "AccessDeniedException"),
+        (404, "ResourceNotFoundException"),
+        (409, "RetryableConflictException"),
+        (424, "RuntimeClientError"),
+        (429, "ThrottlingException"),
+        (500, "InternalServerException"),
+        (503, "ServiceUnavailable"),
+    ],
+)
+def test_every_agentcore_error_is_handled(rig: Rig, status: int, code: str) -> None:
+    rig.error_type = code
+    try:
+        job_id, item, report = rig.reconcile_with_answer(status, b'{"message": "chaos"}')
+    finally:
+        rig.error_type = None
     _assert_handled(job_id, item, report)
