@@ -59,12 +59,21 @@ class LocalStack:
         )
 
     def submit(self, client: Any, session_id: str, **job: Any) -> str:
-        """Submit a job through the local runtime; its job id."""
-        answer = client.invoke_agent_runtime(
-            agentRuntimeArn=self.values()["AGENT_RUNTIME_ARN"],
-            runtimeSessionId=session_id,
-            payload=json.dumps({"action": "submit", **job}).encode(),
-        )
+        """Submit a job through the local runtime; its job id. A session still starting
+        answers RetryableConflictException: retried after a short wait, as AWS advises."""
+        runtime_arn = self.values()["AGENT_RUNTIME_ARN"]
+        for attempt in range(50):
+            try:
+                answer = client.invoke_agent_runtime(
+                    agentRuntimeArn=runtime_arn,
+                    runtimeSessionId=session_id,
+                    payload=json.dumps({"action": "submit", **job}).encode(),
+                )
+                break
+            except client.exceptions.RetryableConflictException:
+                if attempt == 49:
+                    raise
+                time.sleep(0.1)
         body = json.loads(answer["response"].read())
         assert body.get("status") == "RUNNING", body
         return str(body["job_id"])
