@@ -1,0 +1,121 @@
+"""Hypothesis over the CLI's arguments, through its real entry point: never a traceback, never
+an unexpected error; a failure is a message on stderr and a non-zero exit code."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from emulator.resources import LocalResources
+from tests.support.aws import MotoEndpoint
+from tests.support.cli import CliRun, InProcessCli, hermetic_env, run_cli
+from tests.support.processes import free_port
+
+COMMANDS = ["submit", "status", "list", "result", "wait", "cancel", "notifications", "--help", ""]
+OPTIONS = [
+    "--json",
+    "--input",
+    "--input-file",
+    "--client-token",
+    "--max-runtime-s",
+    "--timeout",
+    "--interval",
+    "--status",
+    "--kind",
+    "--since",
+    "--until",
+    "--limit",
+    "--next-token",
+    "--output",
+    "--job",
+    "--max",
+    "--keep",
+    "--stack",
+    "--region",
+    "--local-env",
+    "--help",
+    "--wait",
+    "-",
+    "--",
+]
+VALUES = [
+    "0",
+    "-1",
+    "0.05",
+    "1e999",
+    "nan",
+    "inf",
+    "abc",
+    "",
+    "{}",
+    '{"seconds": 0}',
+    "[1,",
+    "synthetic",
+    "data_report",
+    "RUNNING",
+    "SUCCEEDED",
+    "7d",
+    "2026-13-45T99:99:99Z",
+    "-5m",
+    "no-such-job",
+    "eyJub3QiOiAidG9rZW4ifQ==",
+    "%%%",
+    "/nonexistent/file",
+    "\u00e9\u6f22",
+]
+argvs = st.lists(
+    st.sampled_from(OPTIONS) | st.sampled_from(VALUES) | st.text(max_size=12), max_size=6
+).flatmap(lambda rest: st.sampled_from(COMMANDS).map(lambda cmd: [c for c in [cmd] if c] + rest))
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> InProcessCli:
+    return InProcessCli(monkeypatch, capsys)
+
+
+@pytest.fixture(scope="module")
+def moto_env(moto: MotoEndpoint) -> dict[str, str]:
+    resources: LocalResources = moto.create_resources()
+    # AgentCore calls go to a closed port: refused at once, never a hang.
+    closed = f"http://127.0.0.1:{free_port()}"
+    return hermetic_env(
+        **moto.env(),
+        **resources.env(),
+        AGENT_RUNTIME_ARN="arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/fz-AbCdE12345",
+        AWS_ENDPOINT_URL_BEDROCK_AGENTCORE=closed,
+        AWS_MAX_ATTEMPTS="1",
+    )
+
+
+def assert_clean(run: CliRun) -> None:
+    out = run.stdout + run.stderr
+    assert "Traceback" not in out, str(run)
+    assert "error: unexpected" not in run.stderr, str(run)
+    if run.code != 0:
+        # A message: on stderr, or the usage that a bare `agentjobs` prints.
+        assert run.stderr.strip() or "Usage:" in run.stdout, str(run)
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(argv=argvs, with_stack=st.booleans())
+@example(argv=["notifications", "--wait", "nan"], with_stack=True)
+@example(argv=["wait", "no-such-job", "--interval", "nan"], with_stack=True)
+@example(argv=["list", "--limit", "0", "--since", "1e999"], with_stack=True)
+@example(argv=["submit", "synthetic", "--input", '{"seconds": 0}', "--json"], with_stack=True)
+@example(argv=["result", "no-such-job", "--output", "/nonexistent/x"], with_stack=True)
+def test_any_arguments_end_cleanly(
+    cli: InProcessCli, moto_env: dict[str, str], argv: list[str], with_stack: bool
+) -> None:
+    run = cli(*argv, env=moto_env if with_stack else None)
+    assert_clean(run)
+
+
+def test_console_script_fails_cleanly_on_nonsense() -> None:
+    run = run_cli("list", "--since", "\u00e9", "--limit", "nan")
+    assert_clean(run)
+    assert run.code != 0

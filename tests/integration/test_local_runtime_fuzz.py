@@ -1,0 +1,133 @@
+"""Hypothesis over the local AgentCore runtime's HTTP API with raw HTTP: any path, method,
+header and body gets an AWS-shaped answer, never a 5xx of our own, never a traceback."""
+
+from __future__ import annotations
+
+import http.client
+import json
+from collections.abc import Iterator
+from urllib.parse import quote, urlsplit
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from tests.support.local_runtime import RUNTIME_ARN, LocalRuntime, local_runtime
+
+SESSION_HEADER = "X-Amzn-Bedrock-AgentCore-Runtime-Session-Id"
+# A few valid session ids only: each new one starts an agent process.
+SESSIONS = [f"fuzz-session-{n:024d}" for n in range(3)]
+ARN_PATH = quote(RUNTIME_ARN, safe="")
+# 424 is AWS's answer when the agent itself fails (RuntimeClientError), not ours.
+NOT_OURS = {424}
+
+printable = st.text(
+    alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), min_size=0, max_size=40
+)
+segment = printable.map(lambda s: quote(s, safe="")) | st.sampled_from(
+    ["runtimes", ARN_PATH, "invocations", "stopruntimesession", "sessions", "faults", "%", "%zz"]
+)
+paths = st.lists(segment, min_size=0, max_size=5).map(lambda parts: "/" + "/".join(parts))
+queries = st.dictionaries(
+    st.sampled_from(["qualifier", "accountId", "x"]), printable, max_size=3
+).map(lambda q: "&".join(f"{k}={quote(v, safe='')}" for k, v in q.items()))
+session_ids = (
+    st.sampled_from(SESSIONS) | printable | st.text(alphabet="abc-", min_size=200, max_size=300)
+)
+headers = st.dictionaries(
+    st.sampled_from(
+        [
+            SESSION_HEADER,
+            "Content-Type",
+            "Accept",
+            "X-Amzn-Trace-Id",
+            "traceparent",
+            "Mcp-Session-Id",
+        ]
+    ),
+    printable,
+    max_size=4,
+)
+bodies = st.binary(max_size=300) | st.sampled_from(
+    [
+        b'{"action": "status"}',
+        b'{"error": "RuntimeClientError", "count": "x"}',
+        b'{"error": "NoSuchError"}',
+        b"[]",
+    ]
+)
+
+
+@pytest.fixture(scope="module")
+def runtime() -> Iterator[LocalRuntime]:
+    with local_runtime("echo_agent", idle_timeout_s=5) as running:
+        yield running
+
+
+def send(
+    runtime: LocalRuntime, method: str, path: str, head: dict[str, str], body: bytes
+) -> tuple[int, dict[str, str], bytes]:
+    """One raw HTTP request; the status, headers and body of the answer."""
+    address = urlsplit(runtime.url)
+    connection = http.client.HTTPConnection(address.hostname or "", address.port, timeout=30)
+    try:
+        connection.request(method, path, body=body, headers=head)
+        answer = connection.getresponse()
+        head_lower = {k.lower(): v for k, v in answer.getheaders()}
+        return answer.status, head_lower, answer.read()
+    finally:
+        connection.close()
+
+
+def assert_aws_shaped(status: int, head: dict[str, str], body: bytes) -> None:
+    assert status < 500 or status in NOT_OURS, (status, body[:300])
+    assert b"Traceback" not in body
+    if status >= 400:
+        assert head.get("x-amzn-errortype"), (status, head, body[:300])
+        message = json.loads(body).get("message")
+        assert isinstance(message, str) and message, body[:300]
+
+
+@settings(
+    max_examples=250,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD"]),
+    path=paths,
+    query=queries,
+    head=headers,
+    body=bodies,
+)
+@example(method="POST", path=f"/runtimes/{ARN_PATH}/invocations", query="", head={}, body=b"{}")
+@example(
+    method="POST",
+    path=f"/runtimes/{ARN_PATH}/invocations",
+    query="qualifier=DEFAULT",
+    head={SESSION_HEADER: SESSIONS[0], "Content-Type": "application/json"},
+    body=b"\xff\xfe not json",
+)
+@example(method="POST", path="/faults", query="", head={}, body=b'{"error": 1, "count": []}')
+@example(method="POST", path="/runtimes/%ff/invocations", query="", head={}, body=b"")
+def test_any_request_gets_an_aws_shaped_answer(
+    runtime: LocalRuntime, method: str, path: str, query: str, head: dict[str, str], body: bytes
+) -> None:
+    status, answer_headers, answer = send(
+        runtime, method, path + (f"?{query}" if query else ""), head, body
+    )
+    if method != "HEAD":
+        assert_aws_shaped(status, answer_headers, answer)
+    send(runtime, "DELETE", "/faults", {}, b"")  # a fault the example injected hits no other
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(session_id=session_ids, body=bodies, head=headers)
+def test_invocations_with_any_session_and_body_are_answered(
+    runtime: LocalRuntime, session_id: str, body: bytes, head: dict[str, str]
+) -> None:
+    head = {**head, SESSION_HEADER: session_id}
+    status, answer_headers, answer = send(
+        runtime, "POST", f"/runtimes/{ARN_PATH}/invocations?qualifier=DEFAULT", head, body
+    )
+    assert_aws_shaped(status, answer_headers, answer)
