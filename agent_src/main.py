@@ -16,7 +16,7 @@ def main() -> None:
 
     port = int(os.environ.get("PORT", "8080"))
     # 0.0.0.0 always: AgentCore reaches the agent from outside its network namespace.
-    build_app().run(port=port, host="0.0.0.0", timeout_graceful_shutdown=5)  # noqa: S104
+    build_app().run(port=port, host="0.0.0.0", timeout_graceful_shutdown=5)  # noqa: S104 # nosec B104
 
 
 if __name__ == "__main__":
