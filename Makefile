@@ -13,7 +13,7 @@ CDK_CONTEXT = $(if $(EMAIL),-c notificationEmail=$(EMAIL)) $(CONTEXT)
 # jsii prints a large end-of-life banner on Node 20 on every synth.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: help venv test lint typecheck unit integration synth deploy local-up local-down demo bench chaos clean
+.PHONY: help venv test lint typecheck unit integration synth deploy local-up local-down demo bench chaos security clean
 
 help:
 	@echo "make demo        one job end to end on the local stack, then tear it down"
@@ -51,7 +51,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy agentjobs emulator agent_src poller_lambda infra app.py
 
-test: lint typecheck $(CDK_STAMP)
+test: lint typecheck security $(CDK_STAMP)
 	$(VENV)/bin/pytest -m "not slow"
 
 local-up: $(STAMP)
@@ -63,8 +63,29 @@ local-down: $(STAMP)
 demo: $(STAMP)
 	@bash scripts/demo.sh
 
-bench: $(STAMP)
+bench: $(STAMP) $(CDK_STAMP)
 	@for f in bench/bench_*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+
+# The full fault-injection run (docs/reliability.md); a short form runs in `make test`.
+CHAOS_JOBS ?= 300
+chaos: $(STAMP)
+	PYTHONPATH=.:agent_src:poller_lambda $(PY) -m tests.chaos.run --jobs $(CHAOS_JOBS)
+
+# checkov pins an old boto3: it lives in its own venv, made on first use.
+CHECKOV := $(VENV)/tools/checkov/bin/checkov
+TEMPLATE := cdk.out/AgentJobs.template.json
+$(CHECKOV):
+	$(PYTHON) -m venv $(VENV)/tools/checkov
+	$(VENV)/tools/checkov/bin/pip install --quiet checkov==3.3.30
+
+$(TEMPLATE): $(STAMP) $(CDK_STAMP) app.py cdk.json $(shell find infra agent_src poller_lambda agentjobs -name '*.py' 2>/dev/null)
+	$(CDK) synth --quiet
+
+# bandit: no medium or high finding; checkov: every failed check explained in
+# security/checkov-skips.yaml. cdk-nag runs in every synth (tests/infra).
+security: $(STAMP) $(CHECKOV) $(TEMPLATE)
+	$(VENV)/bin/bandit --quiet --severity-level medium -r agentjobs emulator agent_src poller_lambda infra app.py
+	$(PY) security/checkov_gate.py $(CHECKOV) $(TEMPLATE)
 
 clean:
 	rm -rf $(VENV) node_modules .build cdk.out .local .pytest_cache .mypy_cache .ruff_cache

@@ -16,9 +16,13 @@ def machine_description() -> str:
         memory = f"{kib / 1024 / 1024:.0f} GiB"
     except (OSError, ValueError, IndexError):
         memory = "unknown memory"
+    try:
+        load = f", load average {os.getloadavg()[0]:.1f} (1 min)"
+    except OSError:
+        load = ""
     return (
         f"{os.cpu_count()} cores, {memory}, Python {platform.python_version()}, "
-        f"{platform.system()} {platform.machine()}"
+        f"{platform.system()} {platform.machine()}{load}"
     )
 
 
