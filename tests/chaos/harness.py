@@ -102,7 +102,7 @@ class ChaosConfig:
     pollers: int = 3
     session_workers: int = 4
     idle_timeout_s: float = 4.0
-    max_lifetime_s: float = 25.0
+    max_lifetime_s: float = 12.0
     lease_s: float = 8.0
     read_timeout_s: float = 4.0
     crash_rate: float = 0.25
