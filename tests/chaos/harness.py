@@ -446,6 +446,8 @@ class World:
             "CHAOS_GARBAGE_LOG": str(self.garbage_log),
             "CHAOS_GARBAGE_RATE": f"{self.config.garbage_rate:g}",
             "CHAOS_SEED": str(self.config.seed),
+            # The fast completion path: agents signal finished jobs on this queue.
+            "COMPLETION_QUEUE_URL": self.resources.completion_queue_url,
         }
         try:
             with local_runtime(
@@ -577,6 +579,47 @@ class World:
                 self.ticks[index] += 1
             self.stopping.wait(rng.uniform(*self.config.tick_pause_s))
 
+    def signal_poller(self) -> None:
+        """The fast completion path: one poller fed by the completion queue, answering each
+        batch as the Lambda handler does (ReportBatchItemFailures); the signals it does not
+        report as failed are deleted, the others come back after the visibility timeout."""
+        assert self.settings is not None and self.resources is not None
+        handler = importlib.import_module("handler")
+        faults = PollerFaults(self, 99)
+        services = build_services(_HookedSession(self, faults), self.settings)
+        sqs = self.aws("sqs")
+        queue = self.resources.completion_queue_url
+        while not self.stopping.is_set():
+            try:
+                batch = sqs.receive_message(
+                    QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1, VisibilityTimeout=5
+                ).get("Messages", [])
+            except (ClientError, BotoCoreError):
+                continue
+            if not batch:
+                continue
+            event = {"Records": [_sqs_record(m, queue) for m in batch]}
+            context = LocalContext(budget_s=30)
+            faults.new_pass(f"signal/{context.aws_request_id[:8]}")
+            try:
+                report = process_event(event, context, services)
+                answer = handler.signal_batch_response(event, report, context)
+            except Killed:
+                self.figures.event("poller passes killed")
+                continue
+            except StoreError:
+                self.figures.event("poller passes failed (index read)")
+                continue
+            except Exception as exc:  # any other exception is a poller bug
+                self.figures.violation(f"{self.name}: a signal pass raised {exc!r}")
+                continue
+            failed = {f["itemIdentifier"] for f in answer.get("batchItemFailures", [])}
+            self.figures.event("completion signals handled")
+            for message in batch:
+                if message["MessageId"] not in failed:
+                    with suppress(ClientError, BotoCoreError):
+                        sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+
     def injector(self) -> None:
         """Kill agent processes and stop sessions of running jobs, at random."""
         kinds = [k for k in ("agent_sigkill", "session_stop") if self.config.on(k)]
@@ -657,6 +700,21 @@ class World:
                 self.watch_once()
             except (ClientError, BotoCoreError) as exc:
                 self.figures.event(f"watcher scan failed: {type(exc).__name__}")
+
+
+def _sqs_record(message: dict[str, Any], queue_url: str) -> dict[str, Any]:
+    """An SQS message as Lambda's SQS event source hands it to a function."""
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": {},
+        "messageAttributes": {},
+        "md5OfBody": message.get("MD5OfBody", ""),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:{queue_url.rsplit('/', 1)[-1]}",
+        "awsRegion": REGION,
+    }
 
 
 def inbox(world: World) -> dict[str, list[dict[str, Any]]]:
@@ -852,7 +910,10 @@ class ChaosReport:
         for kind in FAULT_KINDS:
             if kind == "concurrent_pollers":
                 on = c.on(kind)
-                lines.append(f"  {kind:<20} {c.pollers if on else 1} pollers at once")
+                scheduled = c.pollers if on else 1
+                lines.append(
+                    f"  {kind:<20} {scheduled} scheduled + 1 fast-path poller at once per world"
+                )
                 continue
             detail = ", ".join(
                 f"{name.split(':', 1)[1]} {n}"
@@ -927,9 +988,15 @@ def run_chaos(config: ChaosConfig, moto: MotoEndpoint) -> ChaosReport:
             threads.append(start(world.watcher))
             threads.append(start(world.injector))
             threads += [start(world.poller, i) for i in range(pollers)]
+            threads.append(start(world.signal_poller))
             workers += [start(world.session_worker, i) for i in range(config.session_workers)]
-        for thread in workers:
-            thread.join()
+        try:
+            for thread in workers:
+                thread.join()
+        except BaseException:  # interrupted: stop every thread, then the ExitStack cleans up
+            for world in worlds:
+                world.stopping.set()
+            raise
         # Faults off: the pollers go on, clean, until every job is collected.
         for world in worlds:
             world.injecting.clear()

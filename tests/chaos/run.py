@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import signal
 import sys
 import tempfile
 from dataclasses import replace
@@ -43,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
         log_dir=log_dir,
     )
     print(f"chaos: {args.jobs} jobs, logs in {log_dir}", flush=True)
+    # Interrupted or terminated, the run still stops what it started (runtimes, agents, moto).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with moto_server() as moto:
         report = run_chaos(config, moto)
     print(report.text(), flush=True)
