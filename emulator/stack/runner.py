@@ -117,7 +117,7 @@ def _start(settings: StackSettings, started: _Started) -> dict[str, str]:
 
     moto_log = logs / "moto.log"
     moto = processes.spawn(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(moto_port)],
+        [sys.executable, "-m", "emulator.moto_server", "-H", "127.0.0.1", "-p", str(moto_port)],
         log_path=moto_log,
         env=base_env,
     )

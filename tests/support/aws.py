@@ -65,7 +65,15 @@ def moto_server() -> Iterator[MotoEndpoint]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with running(
-        [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        [
+            str(VENV_BIN / "python"),
+            "-m",
+            "emulator.moto_server",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
         ready_url=f"{url}/moto-api/",
     ):
         yield MotoEndpoint(url)
