@@ -147,7 +147,8 @@ def test_two_pollers_at_once_notify_each_job_once(rig: PollerRig) -> None:
 def test_shared_session_is_stopped_only_after_its_last_job(rig: PollerRig) -> None:
     session_id = new_session_id()
     quick = rig.submit(session_id, kind="synthetic", input={"seconds": 0.1})
-    slow = rig.submit(session_id, kind="synthetic", input={"seconds": 2})
+    # Long enough to be still running at the first tick on a loaded machine.
+    slow = rig.submit(session_id, kind="synthetic", input={"seconds": 8})
     wait_agent_status(rig, session_id, quick, "SUCCEEDED")
     report = rig.tick()
     assert report.steps[quick] == "awaiting-session" and report.steps[slow] == "running"

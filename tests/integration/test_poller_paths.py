@@ -174,7 +174,8 @@ def test_running_job_is_followed_under_both_busy_policies(
 ) -> None:
     with poller_rig(moto, resources, busy_policy=busy_policy) as rig:
         session_id = new_session_id()
-        job_id = rig.submit(session_id, kind="synthetic", input={"seconds": 4})
+        # Long enough to be still running at the first tick on a loaded machine.
+        job_id = rig.submit(session_id, kind="synthetic", input={"seconds": 8})
         while rig.sessions()[session_id]["ping"] != "HealthyBusy":
             time.sleep(0.05)  # the runtime's view of the agent lags by up to one ping period
         report = rig.tick()
