@@ -168,6 +168,7 @@ class JobStore:
                 ":zero": {"N": "0"},
                 ":running": {"S": str(JobStatus.RUNNING)},
             },
+            returns="NONE",
         )
 
     def record_poll_failure(self, job_id: str, holder: str, reason: str, at: str) -> int:
@@ -184,6 +185,7 @@ class JobStore:
                 ":at": {"S": at},
                 ":running": {"S": str(JobStatus.RUNNING)},
             },
+            returns="UPDATED_NEW",
         )
         return int(attributes.get("poll_failures", {}).get("N", "1"))
 

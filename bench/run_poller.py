@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import sys
 import time
 from pathlib import Path
@@ -20,6 +19,15 @@ sys.path[:0] = [str(ROOT), str(ROOT / "poller_lambda")]
 from emulator.stack.schedule import LambdaContext, scheduled_event  # noqa: E402
 
 
+def _peak_rss_mib() -> float:
+    """This process's peak RSS (VmHWM). Not getrusage's ru_maxrss: Linux carries that over
+    from the parent across fork and exec, so a child reports its parent's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, required=True)
@@ -28,7 +36,7 @@ def main() -> None:
     args = parser.parse_args()
     import handler  # noqa: PLC0415 - imported here, so that its import is measured apart
 
-    imported_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    imported_mib = _peak_rss_mib()
     started = time.monotonic()
     busy_until = started
     ticks = []
@@ -46,8 +54,8 @@ def main() -> None:
                 "seconds": busy_until - started,
                 "in_flight_first_tick": ticks[0]["metrics"].get("JobsInFlight", 0) if ticks else 0,
                 "poll_errors": sum(t["metrics"].get("PollErrors", 0) for t in ticks),
-                "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                "rss_after_import_mib": imported_kib / 1024,
+                "peak_rss_mib": _peak_rss_mib(),
+                "rss_after_import_mib": imported_mib,
             }
         )
     )
