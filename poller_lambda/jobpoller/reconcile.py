@@ -273,7 +273,22 @@ def _finish_from_answer(view: JobView, run: Pass, answer: Finished) -> JobView:
     )
 
 
+def _stored_outcome(view: JobView, run: Pass) -> Finished | None:
+    """The job's durable outcome in S3, when the agent stored a usable one."""
+    outcome = run.services.results.get_outcome(view.job_id)
+    stored = read_outcome(outcome, view.job_id) if outcome is not None else None
+    return stored if isinstance(stored, Finished) else None
+
+
 def _time_out(view: JobView, run: Pass) -> JobView:
+    # A job that ended (and stored its outcome) before its session stopped answering is not
+    # timed out: found past its deadline with no usable answer, the outcome decides.
+    stored = _stored_outcome(view, run)
+    if stored is not None:
+        logger.info(
+            "past its deadline; the stored outcome ends the job", extra={"job_id": view.job_id}
+        )
+        return _finish_from_answer(view, run, stored)
     limit = f"{view.max_runtime_s:g} s" if view.max_runtime_s else "its limit"
     logger.warning("job ran past its deadline", extra={"job_id": view.job_id})
     finished = _finish(
@@ -303,9 +318,8 @@ def _poll_failed(view: JobView, run: Pass, reason: str, overdue: bool) -> JobVie
         return view
     # The session cannot answer, but the job may have ended and stored its outcome first
     # (an agent crash-looping after its job finished): the outcome, not the polls, decides.
-    outcome = run.services.results.get_outcome(view.job_id)
-    stored = read_outcome(outcome, view.job_id) if outcome is not None else None
-    if isinstance(stored, Finished):
+    stored = _stored_outcome(view, run)
+    if stored is not None:
         logger.info("polls failed; the stored outcome ends the job", extra={"job_id": view.job_id})
         return _finish_from_answer(view, run, stored)
     error = JobError.of(ErrorCode.POLL_FAILED, f"{failures} polls in a row failed; last: {reason}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -41,3 +42,23 @@ def test_unreachable_session_with_a_stored_outcome_ends_as_the_outcome_says(
     assert json.loads(record["result"]["S"]) == want
     rig.tick_until_done([job_id])
     assert [m["document"]["status"] for m in rig.inbox()] == ["SUCCEEDED"]
+
+
+def test_job_past_its_deadline_with_a_stored_outcome_is_not_timed_out(rig: PollerRig) -> None:
+    # Found by chaos: a job that finished just inside its deadline, whose session then could
+    # not answer (killed, garbage), was recorded TIMED_OUT although its outcome was stored.
+    session_id = new_session_id()
+    job_id = rig.submit(
+        session_id,
+        kind="synthetic",
+        input={"seconds": 0.1, "result_bytes": 40},
+        max_runtime_s=1,
+    )
+    wait_agent_status(rig, session_id, job_id, "SUCCEEDED")
+    time.sleep(1.2)  # past the job's deadline, which the poller checks on its own clock
+    inject_runtime_fault(rig, "RuntimeClientError", session_id, count=1)
+    rig.tick()
+    record = rig.record(job_id)
+    assert record["status"] == {"S": "SUCCEEDED"}, record
+    want = sized_result(SyntheticInput(seconds=0.1, result_bytes=40))
+    assert json.loads(record["result"]["S"]) == want
