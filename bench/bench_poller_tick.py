@@ -24,13 +24,18 @@ from agentjobs.protocol import JobKind, JobStatus, format_time  # noqa: E402
 from agentjobs.record import ATTENTION_PENDING, JobRecord, to_item  # noqa: E402
 from bench.common import print_table  # noqa: E402
 from tests.support.aws import moto_server  # noqa: E402
-from tests.support.poller import BAD_AGENT_CMD, PollerRig, poller_rig  # noqa: E402
+from tests.support.poller import (  # noqa: E402
+    BAD_AGENT_CMD,
+    PollerRig,
+    poller_rig,
+    poller_settings,
+)
 
 IN_FLIGHT = int(os.environ.get("BENCH_IN_FLIGHT", "200"))
 HISTORY = int(os.environ.get("BENCH_HISTORY", "100000"))
 SESSIONS = int(os.environ.get("BENCH_SESSIONS", "50"))
 JOBS_PER_SESSION = int(os.environ.get("BENCH_JOBS_PER_SESSION", "20"))
-TICKS = 3
+TICKS = 5
 CONCURRENCY = int(os.environ.get("BENCH_POLLER_CONCURRENCY", "16"))
 
 
@@ -64,55 +69,82 @@ def _write(rig: PollerRig, items: list[dict[str, Any]]) -> None:
         list(pool.map(put, batches))
 
 
-def _tick_ms(rig: PollerRig) -> list[object]:
-    """Median tick time; the index read's time and the items it read (what DynamoDB bills)."""
-    samples, reads, polled = [], [], 0
-    ddb = rig.moto.client("dynamodb")
-    for _ in range(TICKS):
-        report = rig.tick(budget_s=600)
-        samples.append(report.counts["TickDurationMs"])
-        reads.append(report.counts["IndexReadMs"])
-        polled = report.counts["JobsPolled"]
-        scanned = ddb.query(
+def _tick(rig: PollerRig) -> tuple[float, float, int]:
+    """One tick: its time, its index read's time, and the jobs it polled."""
+    report = rig.tick(budget_s=600)
+    return (
+        report.counts["TickDurationMs"],
+        report.counts["IndexReadMs"],
+        report.counts["JobsPolled"],
+    )
+
+
+def _index_items_read(rig: PollerRig) -> int:
+    """Items the attention-index query reads (what DynamoDB bills)."""
+    return int(
+        rig.moto.client("dynamodb").query(
             TableName=rig.resources.table,
             IndexName="attention-index",
             KeyConditionExpression="attention = :p",
             ExpressionAttributeValues={":p": {"S": ATTENTION_PENDING}},
             Select="COUNT",
         )["ScannedCount"]
-    tick = statistics.median(samples)
-    read = statistics.median(reads)
-    return [polled, scanned, f"{tick:.0f}", f"{read:.0f}", f"{tick - read:.0f}"]
+    )
 
 
 def history_ratio() -> list[list[object]]:
     """Tick time with IN_FLIGHT running jobs (one session of a stand-in agent that always
-    answers RUNNING), before and after HISTORY finished jobs are added to the table."""
+    answers RUNNING) in two tables on one moto server: one with no history, one with
+    HISTORY finished jobs. Ticks alternate between the two, so that both see the same
+    machine load; the medians are compared."""
     rows: list[list[object]] = []
     with (
         moto_server() as moto,
-        poller_rig(moto, moto.create_resources(), agent_cmd=BAD_AGENT_CMD) as rig,
+        poller_rig(moto, moto.create_resources(), agent_cmd=BAD_AGENT_CMD) as empty,
     ):
+        resources = moto.create_resources()
+        full = PollerRig(moto, resources, empty.runtime, poller_settings(resources))
         now = datetime.now(UTC)
-        session_id = f"running-{uuid.uuid4()}"
-        running = []
-        for _ in range(IN_FLIGHT):
-            item = to_item(_record(JobStatus.RUNNING, session_id, now))
-            item["attention"] = {"S": ATTENTION_PENDING}
-            running.append(item)
-        _write(rig, running)
-        empty = _tick_ms(rig)
-        rows.append([IN_FLIGHT, 0, *empty, "-", "-"])
+        for rig in (empty, full):
+            session_id = f"running-{uuid.uuid4()}"
+            running = []
+            for _ in range(IN_FLIGHT):
+                item = to_item(_record(JobStatus.RUNNING, session_id, now))
+                item["attention"] = {"S": ATTENTION_PENDING}
+                running.append(item)
+            _write(rig, running)
         started = time.monotonic()
         _write(
-            rig, [to_item(_record(JobStatus.SUCCEEDED, session_id, now)) for _ in range(HISTORY)]
+            full,
+            [to_item(_record(JobStatus.SUCCEEDED, "done", now)) for _ in range(HISTORY)],
         )
-        write_s = time.monotonic() - started
-        full = _tick_ms(rig)
-        ratio = float(str(full[2])) / float(str(empty[2]))
-        net = float(str(full[4])) / float(str(empty[4]))
-        rows.append([IN_FLIGHT, HISTORY, *full, f"{ratio:.2f}", f"{net:.2f}"])
-        print(f"(history written in {write_s:.0f} s)")
+        print(f"(history written in {time.monotonic() - started:.0f} s)")
+        samples: dict[str, list[tuple[float, float, int]]] = {"empty": [], "full": []}
+        for _ in range(TICKS):
+            samples["empty"].append(_tick(empty))
+            samples["full"].append(_tick(full))
+        medians = {}
+        for name, rig, history in (("empty", empty, 0), ("full", full, HISTORY)):
+            tick = statistics.median(t for t, _, _ in samples[name])
+            read = statistics.median(r for _, r, _ in samples[name])
+            medians[name] = (tick, tick - read)
+            row: list[object] = [
+                IN_FLIGHT,
+                history,
+                samples[name][-1][2],
+                _index_items_read(rig),
+                f"{tick:.0f}",
+                f"{read:.0f}",
+                f"{tick - read:.0f}",
+            ]
+            if name == "empty":
+                row += ["-", "-"]
+            else:
+                row += [
+                    f"{tick / medians['empty'][0]:.2f}",
+                    f"{(tick - read) / medians['empty'][1]:.2f}",
+                ]
+            rows.append(row)
     return rows
 
 
@@ -196,7 +228,7 @@ def main() -> None:
             "finished in table",
             "polled per tick",
             "index items read",
-            "tick ms (median of 3)",
+            f"tick ms (median of {TICKS}, alternating)",
             "index read ms in tick (moto scans)",
             "tick ms without index read",
             "tick ratio",
