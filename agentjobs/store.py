@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -25,6 +26,20 @@ class StoreError(Exception):
 
 class TransitionConflictError(StoreError):
     """A conditional write found the record changed: another poller took the job or moved it."""
+
+
+@contextmanager
+def _conditional_write(conflict: str) -> Iterator[None]:
+    """Translate a conditional write's errors: a failed condition becomes a
+    TransitionConflictError saying `conflict`, anything else a StoreError."""
+    try:
+        yield
+    except ClientError as exc:
+        if _is_conditional_failure(exc):
+            raise TransitionConflictError(conflict) from exc
+        raise StoreError("the job table refused the update") from exc
+    except BotoCoreError as exc:
+        raise StoreError("the job table could not be reached") from exc
 
 
 def _is_conditional_failure(exc: ClientError) -> bool:
@@ -288,7 +303,8 @@ class JobStore:
         while another poller holds a live lease, or when the job is not final or is gone
         from the index already."""
         now_ms = int(time.time() * 1000)
-        try:
+        conflict = f"job {job_id} is not final, already closed, or leased by another poller"
+        with _conditional_write(conflict):
             self._ddb.update_item(
                 TableName=self.table_name,
                 Key=self._key(job_id),
@@ -314,14 +330,6 @@ class JobStore:
                     **_terminal_values(),
                 },
             )
-        except ClientError as exc:
-            if _is_conditional_failure(exc):
-                raise TransitionConflictError(
-                    f"job {job_id} is not final, already closed, or leased by another poller"
-                ) from exc
-            raise StoreError("the job table refused the update") from exc
-        except BotoCoreError as exc:
-            raise StoreError("the job table could not be reached") from exc
 
     def jobs_in_flight_on_session(self, session_id: str) -> list[dict[str, Any]]:
         """Raw items of the jobs still needing attention in one session (index read: may lag
@@ -366,7 +374,8 @@ class JobStore:
         returns: str = "ALL_NEW",
     ) -> dict[str, Any]:
         full_condition = "#lh = :holder" + (f" AND {condition}" if condition else "")
-        try:
+        conflict = f"job {job_id} changed under this poller (lease lost or already moved)"
+        with _conditional_write(conflict):
             answer = self._ddb.update_item(
                 TableName=self.table_name,
                 Key=self._key(job_id),
@@ -376,14 +385,6 @@ class JobStore:
                 ExpressionAttributeValues={":holder": {"S": holder}, **(values or {})},
                 ReturnValues=returns,
             )
-        except ClientError as exc:
-            if _is_conditional_failure(exc):
-                raise TransitionConflictError(
-                    f"job {job_id} changed under this poller (lease lost or already moved)"
-                ) from exc
-            raise StoreError("the job table refused the update") from exc
-        except BotoCoreError as exc:
-            raise StoreError("the job table could not be reached") from exc
         attributes: dict[str, Any] = answer.get("Attributes", {})
         return attributes
 
