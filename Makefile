@@ -52,7 +52,7 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy agentjobs emulator agent_src poller_lambda infra app.py
 
 test: lint typecheck security $(CDK_STAMP)
-	$(VENV)/bin/pytest -m "not slow" --durations=15
+	$(VENV)/bin/pytest -m "not slow" -n 2 --dist loadfile --durations=15
 
 local-up: $(STAMP)
 	$(PY) -m emulator.stack up
