@@ -12,6 +12,7 @@ import os
 import random
 import re
 import signal
+import tempfile
 import threading
 import time
 import uuid
@@ -114,7 +115,7 @@ class ChaosConfig:
     tick_pause_s: tuple[float, float] = (0.2, 0.7)
     quiesce_tick_bound: int = 60
     quiesce_timeout_s: float = 240.0
-    log_dir: Path = Path("/tmp/agentjobs-chaos")
+    log_dir: Path = Path(tempfile.gettempdir()) / "agentjobs-chaos"
 
     def on(self, kind: str) -> bool:
         """Whether a fault kind is switched on."""
