@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 import threading
 import time
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import boto3
 
-from emulator.stack.schedule import Handler, LambdaContext, load_handler
+from emulator.stack.schedule import Handler, LambdaContext, load_handler, stop_on_signals
 from emulator.stack.settings import REPO_ROOT
 
 log = logging.getLogger("emulator.stack.event_source")
@@ -123,14 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--region", required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("signal %d: stopping after the current batch", signum)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop = stop_on_signals("the current batch")
     handler = load_handler(args.handler.resolve())
     sqs = boto3.session.Session().client("sqs", region_name=args.region)
     log.info("consuming %s", args.queue_url)

@@ -94,6 +94,20 @@ def _summary(outcome: object) -> str:
     return text if len(text) <= 500 else text[:497] + "..."
 
 
+def stop_on_signals(current: str) -> threading.Event:
+    """An event set by SIGTERM or SIGINT, so a loop ends after `current` instead of dying
+    halfway through a poller run."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %d: stopping after %s", signum, current)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    return stop
+
+
 def main(argv: list[str] | None = None) -> int:
     """Load the handler, signal readiness through the ready file, tick until SIGTERM."""
     parser = argparse.ArgumentParser(prog="python -m emulator.stack.schedule")
@@ -108,14 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("signal %d: stopping after the current tick", signum)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop = stop_on_signals("the current tick")
     handler = load_handler(args.handler.resolve())
     # In this process group, so that stopping the schedule's group stops it too.
     consumer = (
