@@ -39,6 +39,7 @@ from agentjobs.protocol import TERMINAL_STATUSES, encode_json
 from agentjobs.store import StoreError
 from emulator.resources import LocalResources
 from tests.support.aws import REGION, MotoEndpoint
+from tests.support.inbox import drain_inbox
 from tests.support.local_runtime import RUNTIME_ARN, agent_processes_of, local_runtime
 from tests.support.processes import REPO, VENV_BIN
 
@@ -726,24 +727,11 @@ def _sqs_record(message: dict[str, Any], queue_url: str) -> dict[str, Any]:
 def inbox(world: World) -> dict[str, list[dict[str, Any]]]:
     """Every notification the inbox queue received, by job id (the `default` JSON)."""
     assert world.resources is not None
-    sqs = world.aws("sqs")
     found: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    while True:
-        batch = sqs.receive_message(
-            QueueUrl=world.resources.inbox_queue_url,
-            MaxNumberOfMessages=10,
-            WaitTimeSeconds=0,
-            MessageAttributeNames=["All"],
-        ).get("Messages", [])
-        if not batch:
-            return found
-        for message in batch:
-            envelope = json.loads(message["Body"])
-            document = json.loads(envelope["Message"])
-            found[str(document.get("job_id"))].append(document)
-            sqs.delete_message(
-                QueueUrl=world.resources.inbox_queue_url, ReceiptHandle=message["ReceiptHandle"]
-            )
+    for message in drain_inbox(world.aws("sqs"), world.resources.inbox_queue_url):
+        document = message["document"]
+        found[str(document.get("job_id"))].append(document)
+    return found
 
 
 def check_world(world: World, items: dict[str, dict[str, Any]]) -> dict[str, list[str]]:

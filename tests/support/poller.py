@@ -20,6 +20,7 @@ from jobpoller.settings import PollerSettings
 
 from emulator.resources import LocalResources
 from tests.support.aws import MotoEndpoint
+from tests.support.inbox import drain_inbox
 from tests.support.local_runtime import RUNTIME_ARN, LocalRuntime, local_runtime
 from tests.support.processes import REPO, VENV_BIN
 
@@ -125,29 +126,7 @@ class PollerRig:
 
     def inbox(self) -> list[dict[str, Any]]:
         """Every notification delivered to the inbox queue so far (the `default` JSON)."""
-        sqs = self.moto.client("sqs")
-        found: list[dict[str, Any]] = []
-        while True:
-            batch = sqs.receive_message(
-                QueueUrl=self.resources.inbox_queue_url,
-                MaxNumberOfMessages=10,
-                WaitTimeSeconds=0,
-                MessageAttributeNames=["All"],
-            ).get("Messages", [])
-            if not batch:
-                return found
-            for message in batch:
-                envelope = json.loads(message["Body"])
-                found.append(
-                    {
-                        "document": json.loads(envelope["Message"]),
-                        "attributes": envelope.get("MessageAttributes", {}),
-                    }
-                )
-                sqs.delete_message(
-                    QueueUrl=self.resources.inbox_queue_url,
-                    ReceiptHandle=message["ReceiptHandle"],
-                )
+        return drain_inbox(self.moto.client("sqs"), self.resources.inbox_queue_url)
 
     def sessions(self) -> dict[str, dict[str, Any]]:
         """The local runtime's sessions by id."""
