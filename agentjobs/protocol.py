@@ -9,18 +9,14 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from agentjobs.limits import MAX_CLIENT_TOKEN_CHARS, MAX_INPUT_BYTES, MAX_JOB_ID_CHARS
+
 # The deployed agent answers through AgentCore, where a 4xx/5xx from the agent reaches
 # the caller as an opaque RuntimeClientError. So every answer is HTTP 200 and a JSON
 # object; errors travel as {"error": {"code", "message"}}.
 
-MAX_INPUT_BYTES = 1_000_000
-"""Largest accepted `input`, JSON-encoded. Bigger data goes to S3 and is passed by URI."""
-
 MAX_RUNTIME_S = 8 * 60 * 60
 """AgentCore caps a session, and so any job in it, at 8 hours."""
-
-MAX_CLIENT_TOKEN_CHARS = 256
-MAX_JOB_ID_CHARS = 128
 
 
 class JobStatus(StrEnum):

@@ -126,6 +126,14 @@ class JobRecord:
         return answer
 
 
+def visible_to(record: JobRecord, session_id: str, owner: str | None) -> bool:
+    """Whether a caller may read or cancel this job: the caller that owns it, wherever it asks
+    from, when the record has an owner; else only from the session that ran it."""
+    if record.owner is not None:
+        return owner == record.owner
+    return session_id == record.session_id
+
+
 # DynamoDB item encoding. Results are stored as JSON text: arbitrary JSON (floats, empty
 # strings, deep nesting) does not survive DynamoDB's number and map types unchanged.
 

@@ -23,6 +23,11 @@ RESULT_PREFIX = "jobs/"
 """Everything the agent writes to the results bucket lives under this prefix."""
 
 
+INPUT_PREFIX = "inputs/"
+"""Where callers upload job input (a data_report's CSV): the only objects an agent reads on a
+caller's behalf, so a caller can never make a job read another job's results."""
+
+
 def outcome_key(job_id: str) -> str:
     """Where a job's durable outcome lives; derivable from the job id alone."""
     return f"{RESULT_PREFIX}{job_id}/outcome.json"

@@ -12,6 +12,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from agentjobs.model_ids import split_profile
 from infra.bundling import (
     PROJECT_ROOT,
     PythonBundle,
@@ -39,9 +40,6 @@ AGENT_PYTHON_VERSION = AGENT_PYTHON.value.removeprefix("PYTHON_").replace("_", "
 ENTRYPOINT = "main.py"
 DOCKERFILE = Path(__file__).with_name("agent.Dockerfile")
 LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
-
-INFERENCE_PROFILE_PREFIXES = frozenset({"us", "eu", "apac", "au", "ca", "jp", "us-gov", "global"})
-"""Leading segments that make a model id a cross-region inference profile."""
 
 
 @dataclass(frozen=True)
@@ -83,8 +81,8 @@ def model_resources(model_id: str) -> tuple[list[str], list[str]]:
     group, so the base model is allowed in every region, but only through this profile.
     """
     partition, region, account = Aws.PARTITION, Aws.REGION, Aws.ACCOUNT_ID
-    prefix, _, base = model_id.partition(".")
-    if prefix not in INFERENCE_PROFILE_PREFIXES or not base:
+    prefix, base = split_profile(model_id)
+    if prefix is None:
         return [], [f"arn:{partition}:bedrock:{region}::foundation-model/{model_id}"]
     profile = f"arn:{partition}:bedrock:{region}:{account}:inference-profile/{model_id}"
     models = [f"arn:{partition}:bedrock:*::foundation-model/{base}"]

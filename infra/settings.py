@@ -7,12 +7,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from agentjobs.model_ids import DEFAULT_MODEL_ID, ModelIdError, parse_model_id
+
 ArtifactKind = Literal["code", "docker"]
 
 DEFAULT_POLLER_RATE_MINUTES = 1
 DEFAULT_IDLE_TIMEOUT_S = 900
 DEFAULT_MAX_LIFETIME_S = 28_800
-DEFAULT_MODEL_ID = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
 DEFAULT_ARTIFACT: ArtifactKind = "code"
 DEFAULT_RESULT_RETENTION_DAYS = 30
 
@@ -24,7 +25,6 @@ RETENTION_RANGE_DAYS = (1, 3650)
 
 _EMAIL = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[A-Za-z]{2,}$")
 _RATE = re.compile(r"^(\d+)\s*(m|min|mins|minute|minutes)?$", re.IGNORECASE)
-_MODEL_ID = re.compile(r"^[a-z0-9][a-z0-9.\-]*(:[a-z0-9\-]+)?$")
 
 
 class SettingsError(ValueError):
@@ -138,12 +138,10 @@ def _model_id(value: Any) -> str:
     text = _text(value)
     if text is None:
         return DEFAULT_MODEL_ID
-    if not _MODEL_ID.match(text) or "." not in text:
-        raise SettingsError(
-            f"modelId: {text!r} is not a Bedrock model or inference profile id; allowed: "
-            "ids such as anthropic.claude-3-haiku-20240307-v1:0 or us.amazon.nova-pro-v1:0"
-        )
-    return text
+    try:
+        return parse_model_id(text)
+    except ModelIdError as exc:
+        raise SettingsError(f"modelId: {exc}") from None
 
 
 def _artifact(value: Any) -> ArtifactKind:

@@ -6,8 +6,8 @@ import logging
 import uuid
 from typing import Any
 
+from agentjobs.limits import MAX_JOB_ID_CHARS
 from agentjobs.protocol import (
-    MAX_JOB_ID_CHARS,
     ErrorCode,
     ProtocolError,
     SubmitRequest,

@@ -8,8 +8,9 @@ import sys
 
 import pytest
 
+from agentjobs.model_ids import DEFAULT_MODEL_ID
 from infra.bundling import PROJECT_ROOT
-from infra.settings import DEFAULT_MODEL_ID, Settings, SettingsError
+from infra.settings import Settings, SettingsError
 
 
 def settings(**context: object) -> Settings:

@@ -9,7 +9,7 @@ import pytest
 from aws_cdk.assertions import Match
 
 from agentjobs import schema
-from infra.settings import DEFAULT_MODEL_ID
+from agentjobs.model_ids import DEFAULT_MODEL_ID
 from tests.infra.conftest import EMAILS, Synth
 
 JOB_ALARM_METRICS = ("JobsFailed", "JobsLost", "JobsTimedOut", "JobsOverdue")

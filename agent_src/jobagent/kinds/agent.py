@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from agentjobs.protocol import MAX_INPUT_BYTES, JobKind
+from agentjobs.limits import MAX_INPUT_BYTES
+from agentjobs.protocol import JobKind
 from jobagent.kinds.base import (
     JobContext,
     JobFailed,
