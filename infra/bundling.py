@@ -20,11 +20,22 @@ from aws_cdk import AssetHashType, BundlingOptions, DockerImage, ILocalBundling
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PLATFORM = "manylinux2014_aarch64"
 """AgentCore microVMs and our Lambda both run Linux on Graviton (arm64)."""
-BUNDLE_FORMAT = "1"
-"""Bump to invalidate every cached bundle when the layout of a bundle changes."""
+BUNDLE_FORMAT = "2"
+"""Bump to invalidate every cached bundle (and pip install) when the layout of a bundle changes."""
+
+FILE_MODE = 0o644
+"""Every file in a bundle: the CDK CLI zips each file with its own mode (and a fixed 1980
+timestamp, cdk-assets' archive.ts), so a mode left by pip or a strict umask would reach the
+zip; Lambda reads the code as another user, so every file must be world-readable. Nothing
+in a bundle is executed directly: AgentCore runs `python main.py`, Lambda imports."""
+DIR_MODE = 0o755
 
 _SKIPPED_NAMES = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"})
 _SKIPPED_SUFFIXES = (".pyc", ".pyo")
+_BUILD_MACHINE_DIRS = ("bin",)
+"""Top-level folders pip --target fills for this machine only: console scripts whose shebang
+is the build machine's interpreter. Nothing imports them; the `*.dist-info/RECORD` lines
+that name them are harmless."""
 
 
 class BundlingError(RuntimeError):
@@ -49,11 +60,13 @@ class PythonBundle:
     requirements: tuple[str, ...]
     python_version: str
     """The target runtime's Python (e.g. '3.13'): pip picks wheels built for it."""
+    platform: str = PLATFORM
+    """pip's platform tag; the deploy's default, overridden to run a bundle on this machine."""
 
     def asset_hash(self) -> str:
         """Fingerprint of everything that goes into the bundle, so CDK can skip rebuilding."""
         digest = hashlib.sha256()
-        digest.update(f"{BUNDLE_FORMAT}|{PLATFORM}|{self._requirements_key()}".encode())
+        digest.update(f"{BUNDLE_FORMAT}|{self.platform}|{self._requirements_key()}".encode())
         for tree in self.trees:
             for path in _files(tree):
                 digest.update(f"{tree.target}/{path.relative_to(tree.source).as_posix()}".encode())
@@ -65,8 +78,8 @@ class PythonBundle:
 
     def dependencies_dir(self, cache_root: Path) -> Path:
         """The cached pip install for these requirements; built on first use."""
-        key = hashlib.sha256(f"{PLATFORM}|{self._requirements_key()}".encode()).hexdigest()
-        target = cache_root / "pip" / key[:24]
+        key = f"{BUNDLE_FORMAT}|{self.platform}|{self._requirements_key()}"
+        target = cache_root / "pip" / hashlib.sha256(key.encode()).hexdigest()[:24]
         if target.is_dir():
             return target
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -76,7 +89,7 @@ class PythonBundle:
         command = [
             sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
             "--no-compile", "--only-binary=:all:", "--implementation", "cp",
-            "--platform", PLATFORM, "--python-version", self.python_version,
+            "--platform", self.platform, "--python-version", self.python_version,
             "--target", str(staging), *self.requirements,
         ]  # fmt: skip
         result = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
@@ -84,9 +97,10 @@ class PythonBundle:
             shutil.rmtree(staging, ignore_errors=True)
             last = (result.stderr.strip().splitlines() or ["no output"])[-1]
             raise BundlingError(
-                f"pip could not install {' '.join(self.requirements)} for {PLATFORM} / "
+                f"pip could not install {' '.join(self.requirements)} for {self.platform} / "
                 f"Python {self.python_version}: {last}"
             )
+        _drop_build_machine_artefacts(staging)
         try:
             staging.rename(target)
         except OSError:
@@ -109,7 +123,9 @@ class PythonBundle:
                 copy_to.parent.mkdir(parents=True, exist_ok=True)
                 # A hard link into the cache must be replaced, never written through.
                 copy_to.unlink(missing_ok=True)
-                shutil.copy2(path, copy_to)
+                shutil.copyfile(path, copy_to)
+                copy_to.chmod(FILE_MODE)
+        _normalise_dir_modes(output_dir)
 
 
 @jsii.implements(ILocalBundling)
@@ -180,6 +196,32 @@ def _files(tree: SourceTree) -> Iterator[Path]:
             if name.endswith(_SKIPPED_SUFFIXES) or (here == tree.source and name in tree.exclude):
                 continue
             yield here / name
+
+
+def _drop_build_machine_artefacts(install: Path) -> None:
+    """Leave in a fresh pip install only what the target imports, with normalised modes."""
+    for name in _BUILD_MACHINE_DIRS:
+        shutil.rmtree(install / name, ignore_errors=True)
+    for root, dirs, files in os.walk(install):
+        here = Path(root)
+        for name in [d for d in dirs if d in _SKIPPED_NAMES]:
+            shutil.rmtree(here / name)
+            dirs.remove(name)
+        for name in files:
+            path = here / name
+            if name.endswith(_SKIPPED_SUFFIXES):
+                path.unlink()
+            elif not path.is_symlink():
+                path.chmod(FILE_MODE)
+        here.chmod(DIR_MODE)
+
+
+def _normalise_dir_modes(root: Path) -> None:
+    """Folders are not zipped, but a staged bundle others read should not depend on umask."""
+    root.chmod(DIR_MODE)
+    for here, dirs, _files in os.walk(root):
+        for name in dirs:
+            (Path(here) / name).chmod(DIR_MODE)
 
 
 def _copy_tree(source: Path, destination: Path) -> None:

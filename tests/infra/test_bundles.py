@@ -167,3 +167,30 @@ def test_bundles_pin_the_versions_from_pyproject(default_synth: Synth) -> None:
             name, version = pin.split("==")
             expected = f"{name.replace('-', '_').lower()}-{version}.dist-info"
             assert expected in installed, (which, pin)
+
+
+def _build_machine_traces(bundle: Path) -> dict[str, list[str]]:
+    """What in a staged bundle belongs to the build machine rather than to the target."""
+    found: dict[str, list[str]] = {"bin": [], "bytecode": [], "modes": [], "paths": []}
+    found["bin"] = [p.relative_to(bundle).as_posix() for p in bundle.glob("bin")]
+    machine_paths = {str(PROJECT_ROOT).encode(), sys.prefix.encode(), sys.base_prefix.encode()}
+    for path in sorted(bundle.rglob("*")):
+        name = path.relative_to(bundle).as_posix()
+        if path.is_dir():
+            if path.name == "__pycache__":
+                found["bytecode"].append(name)
+            continue
+        if path.suffix in {".pyc", ".pyo"}:
+            found["bytecode"].append(name)
+        if path.stat().st_mode & 0o777 != 0o644:
+            found["modes"].append(f"{name} {path.stat().st_mode & 0o777:o}")
+        if path.suffix != ".so" and any(p in path.read_bytes() for p in machine_paths):
+            found["paths"].append(name)
+    return {kind: names for kind, names in found.items() if names}
+
+
+@pytest.mark.parametrize("which", ["agent", "poller"])
+def test_bundle_holds_nothing_of_the_build_machine(default_synth: Synth, which: str) -> None:
+    bundle = agent_bundle(default_synth) if which == "agent" else poller_bundle(default_synth)
+    assert list(bundle.glob("*.dist-info")), "the staged asset holds no installed packages"
+    assert _build_machine_traces(bundle) == {}
