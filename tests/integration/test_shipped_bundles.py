@@ -43,6 +43,9 @@ THIS_PLATFORM = f"manylinux2014_{platform.machine()}"
 THIS_PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
 GIVE_UP_S = 120.0
 
+# manylinux wheels, and the agent's ELF extensions, run on Linux alone.
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the bundles run on Linux only")
+
 
 @dataclass(frozen=True)
 class Shipped:
@@ -88,6 +91,9 @@ class BundledLambda:
         assert out is not None
         readable, _, _ = select.select([out], [], [], timeout_s)
         line = out.readline() if readable else ""
+        if not line:
+            with suppress(subprocess.TimeoutExpired):
+                self._proc.wait(timeout=5)  # an import error: let the exit code arrive
         assert line, (
             f"the bundled handler gave no answer (exit code {self._proc.poll()}):\n"
             + self._stderr_path.read_text()[-4000:]
