@@ -219,7 +219,7 @@ def _drop_build_machine_artefacts(install: Path) -> None:
 def _normalise_dir_modes(root: Path) -> None:
     """Folders are not zipped, but a staged bundle others read should not depend on umask."""
     root.chmod(DIR_MODE)
-    for here, dirs, _files in os.walk(root):
+    for here, dirs, _names in os.walk(root):
         for name in dirs:
             (Path(here) / name).chmod(DIR_MODE)
 
