@@ -148,11 +148,20 @@ class JobQuery:
     job_id: str | None = None
 
 
+@dataclass(frozen=True)
+class PingRequest:
+    """`{"method": "ping"}`, the form AWS's async sample client polls a session with: answered
+    with the session's health and jobs. Its optional `payload` object is accepted and ignored."""
+
+
+PING_METHOD = "ping"
+_PING_FIELDS = frozenset({"method", "payload"})
+
 _SUBMIT_FIELDS = frozenset({"action", "kind", "input", "client_token", "max_runtime_s"})
 _QUERY_FIELDS = frozenset({"action", "job_id"})
 
 
-def parse_request(payload: object) -> SubmitRequest | JobQuery:
+def parse_request(payload: object) -> SubmitRequest | JobQuery | PingRequest:
     """Validate a decoded payload; raise ProtocolError saying what is wrong and what is expected."""
     if not isinstance(payload, dict):
         raise ProtocolError(
@@ -160,6 +169,8 @@ def parse_request(payload: object) -> SubmitRequest | JobQuery:
             'expected a JSON object such as {"action": "submit", ...}; '
             f"got {_json_type(payload)}",
         )
+    if "action" not in payload and "method" in payload:
+        return _parse_ping(payload)
     if "action" not in payload:
         return _parse_prompt(payload)
     action = payload["action"]
@@ -176,6 +187,22 @@ def parse_request(payload: object) -> SubmitRequest | JobQuery:
     if job_id is not None:
         job_id = _require_text("job_id", job_id, MAX_JOB_ID_CHARS)
     return JobQuery(action=Action(action), job_id=job_id)
+
+
+def _parse_ping(payload: dict[str, Any]) -> PingRequest:
+    if payload["method"] != PING_METHOD:
+        raise ProtocolError(
+            ErrorCode.UNKNOWN_ACTION,
+            f"'method' must be \"{PING_METHOD}\" (or send an 'action': submit, status, result or "
+            f"cancel); got {_describe(payload['method'])}",
+        )
+    _reject_unknown_fields(payload, _PING_FIELDS, "ping")
+    if "payload" in payload and not isinstance(payload["payload"], dict):
+        raise ProtocolError(
+            ErrorCode.INVALID_REQUEST,
+            f"'payload' of a ping must be a JSON object; got {_json_type(payload['payload'])}",
+        )
+    return PingRequest()
 
 
 def _parse_prompt(payload: dict[str, Any]) -> SubmitRequest:

@@ -16,6 +16,12 @@ STATUS_INDEX = "status-index"
 """Jobs by status, newest first: what `agentjobs list` queries instead of scanning."""
 STATUS_KEY = "status"
 
+SESSION_INDEX = "session-index"
+"""A session's jobs, newest first: how an agent process that does not know a job (its
+session was stopped or recycled) finds the session's latest one without a scan. Keys only:
+a record's later updates never touch it, only its creation does."""
+SESSION_KEY = "session_id"
+
 SORT_KEY = "submitted_at"
 TTL_ATTRIBUTE = "expires_at"
 
@@ -45,6 +51,7 @@ def table_definition() -> dict[str, Any]:
             {"AttributeName": PARTITION_KEY, "AttributeType": "S"},
             {"AttributeName": ATTENTION_KEY, "AttributeType": "S"},
             {"AttributeName": STATUS_KEY, "AttributeType": "S"},
+            {"AttributeName": SESSION_KEY, "AttributeType": "S"},
             {"AttributeName": SORT_KEY, "AttributeType": "S"},
         ],
         "KeySchema": [{"AttributeName": PARTITION_KEY, "KeyType": "HASH"}],
@@ -64,6 +71,14 @@ def table_definition() -> dict[str, Any]:
                     {"AttributeName": SORT_KEY, "KeyType": "RANGE"},
                 ],
                 "Projection": {"ProjectionType": "ALL"},
+            },
+            {
+                "IndexName": SESSION_INDEX,
+                "KeySchema": [
+                    {"AttributeName": SESSION_KEY, "KeyType": "HASH"},
+                    {"AttributeName": SORT_KEY, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
             },
         ],
         "BillingMode": "PAY_PER_REQUEST",

@@ -88,6 +88,28 @@ class JobStore:
         item = answer.get("Item")
         return from_item(item) if item else None
 
+    def latest_jobs_of_session(self, session_id: str, limit: int = 1) -> list[str]:
+        """Ids of the session's newest jobs, newest first, through the session index (one
+        query, never a scan; the index may lag a new record by about a second)."""
+        try:
+            page = self._ddb.query(
+                TableName=self.table_name,
+                IndexName=schema.SESSION_INDEX,
+                KeyConditionExpression="#sid = :sid",
+                ExpressionAttributeNames={"#sid": schema.SESSION_KEY},
+                ExpressionAttributeValues={":sid": {"S": session_id}},
+                ScanIndexForward=False,
+                Limit=limit,
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError("the job table's session index could not be read") from exc
+        return [
+            item[schema.PARTITION_KEY]["S"]
+            for item in page.get("Items", [])
+            if isinstance(item.get(schema.PARTITION_KEY), dict)
+            and isinstance(item[schema.PARTITION_KEY].get("S"), str)
+        ]
+
     def jobs_needing_attention(self, page_size: int = 100) -> Iterator[dict[str, Any]]:
         """Raw items of the jobs still in flight, oldest first, through the sparse index.
 

@@ -9,6 +9,7 @@ from typing import Any
 from agentjobs.limits import MAX_JOB_ID_CHARS
 from agentjobs.protocol import (
     ErrorCode,
+    PingRequest,
     ProtocolError,
     SubmitRequest,
     error_answer,
@@ -36,7 +37,9 @@ class RequestHandler:
             request = parse_request(payload)
             if isinstance(request, SubmitRequest):
                 return self._runner.submit(request, session, owner)
-            return self._runner.answer(request, session)
+            if isinstance(request, PingRequest):
+                return self._runner.ping(session, owner)
+            return self._runner.answer(request, session, owner)
         except ProtocolError as exc:
             log.info("request refused in session %s: %s", session, exc.code)
             return exc.answer()

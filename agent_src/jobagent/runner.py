@@ -23,12 +23,20 @@ from agentjobs.protocol import (
     parse_time,
     utc_now,
 )
-from agentjobs.record import INLINE_RESULT_LIMIT, JobError, JobRecord, Progress, new_job_id
+from agentjobs.record import (
+    INLINE_RESULT_LIMIT,
+    JobError,
+    JobRecord,
+    Progress,
+    new_job_id,
+    visible_to,
+)
 from agentjobs.signals import CompletionSignal
 from agentjobs.store import StoreError
 from jobagent.child import ChildJob
 from jobagent.kinds import KINDS, JobFailed, JobStopped, KindSpec
 from jobagent.settings import Settings
+from jobagent.stored_answers import RETRY_MESSAGE, StoredAnswers, ping_entry
 from jobagent.stores import AgentStores
 
 log = logging.getLogger(__name__)
@@ -128,6 +136,7 @@ class JobRunner:
         self._jobs: dict[str, _Job] = {}
         self._latest: dict[str, str] = {}
         self._closing = False
+        self._stored = StoredAnswers(settings, stores)
 
     # -- requests ---------------------------------------------------------------------
 
@@ -181,19 +190,14 @@ class JobRunner:
             self._end(job, _CRASHED)
         return _submit_answer(record)
 
-    def answer(self, query: JobQuery, session_id: str) -> dict[str, Any]:
-        """Answer status, result or cancel from this process's own state."""
+    def answer(self, query: JobQuery, session_id: str, owner: str | None = None) -> dict[str, Any]:
+        """Answer status, result or cancel from this process's own state; a job it does not
+        run (its session was stopped or recycled) is answered from the stores."""
         with self._lock:
             job_id = query.job_id or self._latest.get(session_id)
             job = self._jobs.get(job_id) if job_id is not None else None
-        if job_id is None:
-            return unknown_job_answer(None, "this session has no job yet; submit one first")
         if job is None:
-            return unknown_job_answer(
-                job_id,
-                f"this agent process does not know job {job_id}: its session was probably "
-                "recycled; look the job up in the job table, where its outcome is kept",
-            )
+            return self._stored.answer(query, session_id, owner)
         if query.action == "cancel":
             self._cancel(job)
         with self._lock:
@@ -221,6 +225,32 @@ class JobRunner:
         """Process ids of the jobs' live child processes."""
         with self._lock:
             return [j.child.pid for j in self._jobs.values() if j.child and j.child.pid]
+
+    def ping(self, session_id: str, owner: str | None = None) -> dict[str, Any]:
+        """`{"method": "ping"}`: Healthy or HealthyBusy as /ping says it, and the session's jobs
+        (this process's, then the stored ones it does not run)."""
+        with self._lock:
+            busy = any(not job.done.is_set() for job in self._jobs.values())
+            mine = [
+                job.record
+                for job in self._jobs.values()
+                if job.record.session_id == session_id and visible_to(job.record, session_id, owner)
+            ]
+        answer: dict[str, Any] = {
+            "status": "HealthyBusy" if busy else "Healthy",
+            "jobs": [ping_entry(record, live=True) for record in reversed(mine)],
+        }
+        try:
+            stored = self._stored.session_jobs(session_id, owner, {r.job_id for r in mine})
+        except StoreError as exc:
+            log.warning("session %s: stored jobs not listed: %s", session_id, exc)
+            answer["error"] = {
+                "code": str(ErrorCode.JOB_STORE_UNAVAILABLE),
+                "message": f"the session's earlier jobs are not listed: {RETRY_MESSAGE}",
+            }
+            return answer
+        answer["jobs"].extend(ping_entry(job.record, live=False) for job in stored)
+        return answer
 
     # -- the work ---------------------------------------------------------------------
 
@@ -445,13 +475,4 @@ def _submit_answer(record: JobRecord) -> dict[str, Any]:
         "status": str(record.status),
         "kind": str(record.kind),
         "submitted_at": record.submitted_at,
-    }
-
-
-def unknown_job_answer(job_id: str | None, message: str) -> dict[str, Any]:
-    """The answer about a job this process does not know: status UNKNOWN and an error."""
-    return {
-        "job_id": job_id,
-        "status": str(JobStatus.UNKNOWN),
-        "error": {"code": str(ErrorCode.UNKNOWN_JOB), "message": message},
     }

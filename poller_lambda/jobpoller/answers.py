@@ -32,7 +32,8 @@ class Finished:
 
 @dataclass(frozen=True)
 class NotKnown:
-    """The process does not know the job: its session was recycled."""
+    """The process does not run the job: its session was recycled or stopped (the agent
+    answered UNKNOWN, or RUNNING from its stores with `"live": false`)."""
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,10 @@ def read_answer_object(value: object, job_id: str) -> Answer:
         return Unusable(f"unknown status {str(status)[:40]!r}")
     progress = Progress.from_wire(value.get("progress"))
     if status in (JobStatus.UNKNOWN, JobStatus.RUNNING):
-        return NotKnown() if status == JobStatus.UNKNOWN else StillRunning(progress)
+        # From its stores, the agent says RUNNING with live false for a record no process of
+        # the session runs: polled in its own session, the job's process is gone (lost).
+        lost = status == JobStatus.UNKNOWN or value.get("live") is False
+        return NotKnown() if lost else StillRunning(progress)
     return _finished(JobStatus(status), progress, value)
 
 

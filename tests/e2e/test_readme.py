@@ -99,3 +99,17 @@ def test_local_stack_block_runs_as_written() -> None:
     finally:
         run_bash("make local-down")
     assert not default_stack_running()
+
+
+@pytest.mark.skipif(default_stack_running(), reason="a local stack of yours runs in .local/")
+def test_boto3_block_gets_the_result_by_re_invoking_the_stopped_session() -> None:
+    block = block_with("invoke_agent_runtime(")
+    try:
+        started = run_bash("make local-up")
+        assert started.returncode == 0, started.stdout[-3000:] + started.stderr[-3000:]
+        ran = run_bash(block)
+        assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
+        assert ran.stdout.split() == ["True", "SUCCEEDED", "2.0", "live=False"]
+    finally:
+        run_bash("make local-down")
+    assert not default_stack_running()

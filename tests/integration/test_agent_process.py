@@ -17,7 +17,7 @@ from tests.support.aws import MotoEndpoint
 from tests.support.processes import REPO, VENV_BIN
 
 
-def test_restarted_agent_answers_unknown_while_the_outcome_stays_in_s3(
+def test_restarted_agent_answers_from_the_outcome_it_stored_in_s3(
     moto: MotoEndpoint, resources: LocalResources
 ) -> None:
     env = agent_env(moto, resources)
@@ -27,9 +27,8 @@ def test_restarted_agent_answers_unknown_while_the_outcome_stays_in_s3(
         session = agent.session_id
     with running_agent(env) as recycled:
         answer = recycled.invoke({"action": "result", "job_id": job["job_id"]}, session)
-        assert answer["status"] == "UNKNOWN"
-        assert answer["error"]["code"] == "UNKNOWN_JOB"
-        assert recycled.invoke({"action": "status"}, session)["status"] == "UNKNOWN"
+        assert answer == {**finished, "live": False}
+        assert recycled.invoke({"action": "status"}, session)["status"] == "SUCCEEDED"
     outcome = ResultStore(moto.client("s3"), resources.bucket).get_outcome(job["job_id"])
     assert outcome == finished
     assert outcome["status"] == "SUCCEEDED"
@@ -45,7 +44,8 @@ def test_submit_fails_clearly_and_starts_nothing_when_the_job_table_fails(
         assert answer["error"]["code"] == "JOB_STORE_UNAVAILABLE"
         assert "nothing was started" in answer["error"]["message"]
         assert agent.ping() == "Healthy"
-        assert agent.invoke({"action": "status"})["status"] == "UNKNOWN"
+        unreadable = agent.invoke({"action": "status"})
+        assert unreadable["error"]["code"] == "JOB_STORE_UNAVAILABLE"
         assert psutil.Process(agent.proc.pid).children() == []
     listed = moto.client("s3").list_objects_v2(Bucket=resources.bucket)
     assert listed.get("KeyCount", 0) == 0

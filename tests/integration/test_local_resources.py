@@ -15,7 +15,7 @@ def test_table_has_the_shared_indexes_and_ttl(
     ddb = moto.client("dynamodb")
     table = ddb.describe_table(TableName=resources.table)["Table"]
     indexes = {i["IndexName"] for i in table["GlobalSecondaryIndexes"]}
-    assert indexes == {schema.ATTENTION_INDEX, schema.STATUS_INDEX}
+    assert indexes == {schema.ATTENTION_INDEX, schema.STATUS_INDEX, schema.SESSION_INDEX}
     ttl = ddb.describe_time_to_live(TableName=resources.table)["TimeToLiveDescription"]
     assert ttl["AttributeName"] == schema.TTL_ATTRIBUTE
 

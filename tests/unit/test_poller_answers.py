@@ -63,3 +63,19 @@ def test_unknown_job_means_recycled_session(value: object) -> None:
 def test_bad_answers_are_unusable_with_a_reason(body: bytes) -> None:
     answer = read_answer(body, "job-1")
     assert isinstance(answer, Unusable) and answer.reason
+
+
+def test_running_answer_from_the_agents_stores_means_a_lost_session() -> None:
+    answer = _read({"job_id": "job-1", "status": "RUNNING", "progress": {}, "live": False})
+    assert isinstance(answer, NotKnown)
+
+
+@pytest.mark.parametrize("live", [True, None, "false", 0])
+def test_running_answer_not_marked_live_false_is_progress(live: object) -> None:
+    answer = _read({"job_id": "job-1", "status": "RUNNING", "live": live})
+    assert isinstance(answer, StillRunning)
+
+
+def test_finished_answer_from_the_stores_is_finished() -> None:
+    answer = _read({"job_id": "job-1", "status": "CANCELLED", "live": False})
+    assert isinstance(answer, Finished) and answer.status == JobStatus.CANCELLED
