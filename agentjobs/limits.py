@@ -43,3 +43,8 @@ def cap_text(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     return text[: max(limit - 1, 0)] + ELLIPSIS
+
+
+MAX_ERROR_CODE_CHARS = 64
+"""A job's error code, as stored and published: ours are short names, an agent's may be any
+text."""

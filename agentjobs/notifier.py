@@ -3,23 +3,51 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from agentjobs.limits import (
+    MAX_ERROR_CODE_CHARS,
+    MAX_ERROR_MESSAGE_CHARS,
+    MAX_S3_URI_CHARS,
+    cap_text,
+)
 from agentjobs.protocol import encode_json
 from agentjobs.record import JobError, JobRecord
+from agentjobs.store import storable_text
 
 PREVIEW_CHARS = 500
-"""How much of an inline result a notification carries; the whole result is in the table."""
+"""How much of an inline result the JSON message carries; the whole result is in the table."""
 
-SUBJECT_CHARS = 100
-"""SNS refuses an email subject longer than this."""
+SUBJECT_CHARS = 99
+"""SNS accepts an email subject of fewer than 100 characters, ASCII, without line breaks."""
+
+FIELD_CHARS = 256
+"""Ids, kinds and times as published: ours are far shorter; a malformed record's may not be."""
+
+EMAIL_JOB_TEXT_CHARS = 300
+"""How much of a job's own text (its error message, its result) the email quotes."""
+
+# What SNS answers a Publish it refuses for its content (a message over 256 KB, a subject or
+# attribute it does not accept): the same message can never be published, so it is not
+# retried like throttling or a 5xx. Codes as in the SNS Publish API reference.
+_REFUSED_CODES = frozenset({"InvalidParameter", "ParameterValueInvalid", "ValidationException"})
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
+"""A job id, kind, status or error code that may appear as it is in a subject or a label."""
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 
 
 class NotifyError(Exception):
     """The notification could not be published; the next poll publishes it again."""
+
+
+class NotifyRefusedError(NotifyError):
+    """SNS refused the notification for its content: publishing it again cannot succeed."""
 
 
 @dataclass(frozen=True)
@@ -37,9 +65,12 @@ class Notification:
     has_result: bool = False
     result_uri: str | None = None
     error: JobError | None = None
+    email_preview: bool = False
+    """Whether the email quotes the beginning of an inline result. Off by default: an email
+    leaves the encrypted topic, and the result is the job's data, not ours."""
 
     @classmethod
-    def from_record(cls, record: JobRecord) -> Notification:
+    def from_record(cls, record: JobRecord, *, email_preview: bool = False) -> Notification:
         """The notification for a job record in a terminal status."""
         inline = record.result_uri is None and record.status == "SUCCEEDED"
         return cls(
@@ -53,54 +84,80 @@ class Notification:
             has_result=inline,
             result_uri=record.result_uri,
             error=record.error,
+            email_preview=email_preview,
         )
+
+    def shortened(self) -> Notification:
+        """This notification without any of the job's own text (no result preview, the error
+        reduced to its code): what is published when SNS refused the full one."""
+        error = None
+        if self.error is not None:
+            code = self.error.code if _NAME.fullmatch(self.error.code) else "JOB_FAILED"
+            error = JobError(code, "the error message is in the job's record")
+        return replace(self, result=None, has_result=False, error=error, email_preview=False)
 
     def document(self) -> dict[str, Any]:
         """The JSON object machine subscribers receive (the `default` message)."""
         body: dict[str, Any] = {
-            "job_id": self.job_id,
-            "status": self.status,
-            "kind": self.kind,
-            "session_id": self.session_id,
-            "submitted_at": self.submitted_at,
-            "finished_at": self.finished_at,
+            "job_id": _field(self.job_id),
+            "status": _field(self.status),
+            "kind": _optional_field(self.kind),
+            "session_id": _optional_field(self.session_id),
+            "submitted_at": _optional_field(self.submitted_at),
+            "finished_at": _optional_field(self.finished_at),
         }
         if self.result_uri is not None:
-            body["result_uri"] = self.result_uri
+            body["result_uri"] = storable_text(self.result_uri, MAX_S3_URI_CHARS)
         elif self.has_result:
             text, truncated = result_preview(self.result)
             body["result_preview"] = text
             body["result_truncated"] = truncated
         if self.error is not None:
-            body["error"] = self.error.to_wire()
+            body["error"] = {
+                "code": storable_text(self.error.code, MAX_ERROR_CODE_CHARS),
+                "message": storable_text(self.error.message, MAX_ERROR_MESSAGE_CHARS),
+            }
         return body
 
     def subject(self) -> str:
-        """The email subject: the job and how it ended."""
-        kind = f" ({self.kind})" if self.kind else ""
-        return f"agentjobs: job {self.job_id}{kind} {self.status}"[:SUBJECT_CHARS]
+        """The email subject: the job and how it ended, nothing a caller or a job wrote."""
+        kind = f" ({self.kind})" if self.kind and _NAME.fullmatch(self.kind) else ""
+        return f"agentjobs: job {_name(self.job_id)}{kind} {_name(self.status)}"[:SUBJECT_CHARS]
 
     def email_text(self) -> str:
-        """The readable text sent to email subscribers."""
+        """The readable text sent to email subscribers. The session id stays out (it lets
+        whoever holds it invoke the session); text the job wrote is labelled, quoted on one
+        line and cut, so that it cannot pass for a message of ours."""
+        job = _name(self.job_id)
         lines = [
-            f"Job {self.job_id} finished: {self.status}.",
+            f"Job {job} finished: {_name(self.status)}.",
             "",
-            f"Kind:       {self.kind or 'unknown'}",
-            f"Session:    {self.session_id or 'unknown'}",
-            f"Submitted:  {self.submitted_at or 'unknown'}",
-            f"Finished:   {self.finished_at or 'unknown'}",
+            f"Kind:       {_name(self.kind or 'unknown')}",
+            f"Submitted:  {_plain(self.submitted_at or 'unknown', 40)}",
+            f"Finished:   {_plain(self.finished_at or 'unknown', 40)}",
             "",
         ]
         if self.result_uri is not None:
-            lines.append(f"The result is stored at {self.result_uri}.")
+            lines.append(f"The result is stored at {_plain(self.result_uri, MAX_S3_URI_CHARS)}.")
+        elif self.has_result and self.email_preview:
+            text, _ = result_preview(self.result)
+            lines += [
+                f"Result, as the job returned it (not checked by agentjobs; at most "
+                f"{EMAIL_JOB_TEXT_CHARS} characters):",
+                f"  > {_plain(text, EMAIL_JOB_TEXT_CHARS)}",
+            ]
         elif self.has_result:
-            text, truncated = result_preview(self.result)
-            lines += ["Result" + (" (beginning):" if truncated else ":"), text]
+            lines.append(f"The result is in the job table: agentjobs result {job}")
         if self.error is not None:
-            lines.append(f"Error {self.error.code}: {self.error.message}")
+            lines += [
+                f"Error code: {_name(self.error.code)}",
+                f"Error message, as the job wrote it (not checked by agentjobs; at most "
+                f"{EMAIL_JOB_TEXT_CHARS} characters):",
+                f"  > {_plain(self.error.message, EMAIL_JOB_TEXT_CHARS)}",
+            ]
         lines += [
             "",
-            f"Full record: agentjobs status {self.job_id}; result: agentjobs result {self.job_id}",
+            f"Full record: agentjobs status {job}; result: agentjobs result {job}",
         ]
         return "\n".join(lines)
 
@@ -114,9 +171,9 @@ class Notification:
                 {"default": encode_json(self.document()), "email": self.email_text()}
             ),
             "MessageAttributes": {
-                "status": {"DataType": "String", "StringValue": self.status},
-                "kind": {"DataType": "String", "StringValue": self.kind or "unknown"},
-                "job_id": {"DataType": "String", "StringValue": self.job_id},
+                "status": _attribute(self.status),
+                "kind": _attribute(self.kind if self.kind and _NAME.fullmatch(self.kind) else ""),
+                "job_id": _attribute(_plain(self.job_id, FIELD_CHARS)),
             },
         }
 
@@ -124,9 +181,29 @@ class Notification:
 def result_preview(result: Any) -> tuple[str, bool]:
     """A short text of a result (the string itself, or its JSON) and whether it was cut."""
     text = result if isinstance(result, str) else encode_json(result)
-    if len(text) <= PREVIEW_CHARS:
-        return text, False
-    return text[: PREVIEW_CHARS - 1] + "\u2026", True
+    return storable_text(text, PREVIEW_CHARS), len(text) > PREVIEW_CHARS
+
+
+def _field(text: str) -> str:
+    return storable_text(text, FIELD_CHARS)
+
+
+def _optional_field(text: str | None) -> str | None:
+    return None if text is None else _field(text)
+
+
+def _plain(text: str, limit: int) -> str:
+    """Text on one line (control characters and line breaks become spaces), cut to `limit`."""
+    return storable_text(_CONTROL.sub(" ", cap_text(text, limit)), limit)
+
+
+def _name(text: str) -> str:
+    return text if _NAME.fullmatch(text) else "(unreadable)"
+
+
+def _attribute(value: str) -> dict[str, str]:
+    # SNS refuses an empty String attribute value.
+    return {"DataType": "String", "StringValue": value or "unknown"}
 
 
 class Notifier:
@@ -137,9 +214,21 @@ class Notifier:
         self.topic_arn = topic_arn
 
     def publish(self, notification: Notification) -> str:
-        """Publish one notification; return the SNS message id."""
+        """Publish one notification; return the SNS message id. Raises NotifyRefusedError
+        when SNS refuses it for its content, NotifyError for anything a retry may cure."""
         try:
             answer = self._sns.publish(**notification.publish_request(self.topic_arn))
-        except (ClientError, BotoCoreError) as exc:
-            raise NotifyError(f"SNS refused the notification of job {notification.job_id}") from exc
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in _REFUSED_CODES:
+                raise NotifyRefusedError(
+                    f"SNS refused the notification of job {_name(notification.job_id)} ({code})"
+                ) from exc
+            raise NotifyError(
+                f"SNS did not take the notification of job {_name(notification.job_id)}"
+            ) from exc
+        except BotoCoreError as exc:
+            raise NotifyError(
+                f"SNS could not be reached for the notification of job {_name(notification.job_id)}"
+            ) from exc
         return str(answer.get("MessageId", ""))

@@ -88,6 +88,13 @@ class ErrorCode(StrEnum):
     SESSION_LOST = "SESSION_LOST"
     POLL_FAILED = "POLL_FAILED"
     RESULT_MISSING = "RESULT_MISSING"
+    RESULT_REFUSED = "RESULT_REFUSED"
+    """The agent's result is not this job's own result object, or contradicts the stored one."""
+    RECORD_REFUSED = "RECORD_REFUSED"
+    """The job table refused the job's outcome as the agent answered it (too large, or a
+    value it does not accept); the record keeps this error instead."""
+    NOTIFY_REFUSED = "NOTIFY_REFUSED"
+    """SNS refused every form of the job's notification (in the record's `notify_error`)."""
 
 
 class ProtocolError(Exception):

@@ -11,6 +11,13 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from agentjobs import schema
+from agentjobs.limits import (
+    MAX_ERROR_CODE_CHARS,
+    MAX_ERROR_MESSAGE_CHARS,
+    MAX_POLL_ERROR_CHARS,
+    MAX_PROGRESS_MESSAGE_CHARS,
+    cap_text,
+)
 from agentjobs.protocol import TERMINAL_STATUSES, JobStatus, encode_json
 from agentjobs.record import ATTENTION_PENDING, JobError, JobRecord, Progress, from_item, to_item
 
@@ -18,6 +25,17 @@ LEASE_HOLDER = "lease_holder"
 LEASE_UNTIL = "lease_until"
 """Epoch milliseconds until which `lease_holder` alone may change the job (see acquire_lease)."""
 LAST_POLL_ERROR = "last_poll_error"
+NOTIFY_ERROR = "notify_error"
+"""Why a terminal job was never notified: SNS refused even its shortest notification."""
+
+# DynamoDB's answers to a request it refuses for what it holds: an item over 400 KB
+# ("Item size has exceeded the maximum allowed size") or a value it does not accept. Sending
+# the same write again can never succeed, so these are not retried like throttling or 5xx.
+_REFUSED_CODES = frozenset({"ValidationException", "SerializationException"})
+
+# S3 conditional writes (If-None-Match: *): 412 when the key exists, 409 when a concurrent
+# write of the key raced this one (retry); see the S3 user guide, "conditional writes".
+_EXISTS_CODES = frozenset({"PreconditionFailed", "412"})
 
 
 class StoreError(Exception):
@@ -26,6 +44,21 @@ class StoreError(Exception):
 
 class TransitionConflictError(StoreError):
     """A conditional write found the record changed: another poller took the job or moved it."""
+
+
+class RecordRefusedError(StoreError):
+    """The job table refused a write for its content (the item would be too large, or a value
+    is not accepted): the same write can never succeed."""
+
+
+class ResultConflictError(StoreError):
+    """A different result is already stored at the job's result key; it is kept."""
+
+
+def storable_text(text: str, limit: int) -> str:
+    """`text` as it may be stored or published: at most `limit` characters, with what UTF-8
+    cannot encode (lone surrogates) replaced, so that DynamoDB and SNS accept it."""
+    return cap_text(text, limit).encode("utf-8", "replace").decode("utf-8")
 
 
 @contextmanager
@@ -37,13 +70,23 @@ def _conditional_write(conflict: str) -> Iterator[None]:
     except ClientError as exc:
         if _is_conditional_failure(exc):
             raise TransitionConflictError(conflict) from exc
+        code = _error_code(exc)
+        if code in _REFUSED_CODES:
+            raise RecordRefusedError(
+                f"the job table refused the update ({code}): the record would be too large "
+                "or holds a value it does not accept"
+            ) from exc
         raise StoreError("the job table refused the update") from exc
     except BotoCoreError as exc:
         raise StoreError("the job table could not be reached") from exc
 
 
 def _is_conditional_failure(exc: ClientError) -> bool:
-    return bool(exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException")
+    return _error_code(exc) == "ConditionalCheckFailedException"
+
+
+def _error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 class JobStore:
@@ -218,7 +261,7 @@ class JobStore:
             names={"#s": "status", "#lpe": LAST_POLL_ERROR},
             values={
                 ":one": {"N": "1"},
-                ":why": {"S": reason[:1000]},
+                ":why": {"S": storable_text(reason, MAX_POLL_ERROR_CHARS)},
                 ":at": {"S": at},
                 ":running": {"S": str(JobStatus.RUNNING)},
             },
@@ -242,8 +285,10 @@ class JobStore:
         """Move an unfinished job to a terminal status, once; return the new raw item.
 
         A SUCCEEDED job keeps `result_uri` when given, else `result` inline: the caller
-        decides where a large result goes (ResultStore.put_result). Raises
-        TransitionConflictError when the job is already terminal or the lease was lost.
+        decides where a large result goes (ResultStore.put_result). The error and progress
+        messages are cut to their limits. Raises TransitionConflictError when the job is
+        already terminal or the lease was lost, RecordRefusedError when the table refuses
+        the record for its content.
         """
         if status not in TERMINAL_STATUSES:
             raise ValueError(f"{status} is not a terminal status")
@@ -264,7 +309,7 @@ class JobStore:
                 values[":result"] = {"S": encode_json(result)}
         if error is not None:
             sets.append("#error = :error")
-            values[":error"] = {"M": {"code": {"S": error.code}, "message": {"S": error.message}}}
+            values[":error"] = _error_value(error)
         if progress is not None:
             sets.append("progress = :p")
             values[":p"] = _progress_value(progress)
@@ -304,6 +349,26 @@ class JobStore:
             values={":at": {"S": at}, **_terminal_values()},
         )
 
+    def record_notify_refused(
+        self, job_id: str, holder: str, error: JobError, at: str, *, release: bool = False
+    ) -> dict[str, Any]:
+        """Record that SNS refused every form of a terminal job's notification, so that the
+        job is closed like a notified one instead of being published again on every tick.
+        The job's status and outcome stay as they are; `notify_error` says what happened."""
+        return self._update(
+            job_id,
+            holder,
+            "SET #ne = if_not_exists(#ne, :e), updated_at = :at"
+            + (" REMOVE #lh, #lu" if release else ""),
+            condition=f"{_terminal_condition()} AND attribute_not_exists(notified_at)",
+            names={
+                "#s": "status",
+                "#ne": NOTIFY_ERROR,
+                **({"#lu": LEASE_UNTIL} if release else {}),
+            },
+            values={":e": _error_value(error), ":at": {"S": at}, **_terminal_values()},
+        )
+
     def record_session_stopped(self, job_id: str, holder: str, at: str) -> None:
         """Record that a terminal, notified job's session is stopped, and drop the job from
         the attention index (and its lease): nothing is left to do for it."""
@@ -312,7 +377,7 @@ class JobStore:
             holder,
             "SET session_stopped_at = if_not_exists(session_stopped_at, :at), updated_at = :at "
             "REMOVE #att, #lh, #lu",
-            condition=f"{_terminal_condition()} AND attribute_exists(notified_at)",
+            condition=f"{_terminal_condition()} AND {_NOTIFICATION_DONE}",
             names={"#s": "status", "#att": schema.ATTENTION_KEY, "#lu": LEASE_UNTIL},
             values={":at": {"S": at}, **_terminal_values()},
             returns="NONE",
@@ -335,7 +400,7 @@ class JobStore:
                     "updated_at = :at REMOVE #att, #lh, #lu"
                 ),
                 ConditionExpression=(
-                    f"{_terminal_condition()} AND attribute_exists(notified_at) AND "
+                    f"{_terminal_condition()} AND {_NOTIFICATION_DONE} AND "
                     "attribute_exists(#att) AND "
                     "(attribute_not_exists(#lu) OR #lu < :now OR #lh = :me)"
                 ),
@@ -414,11 +479,22 @@ class JobStore:
 _FINISH_NAMES = (("#s", "status"), ("#result", "result"), ("#error", "error"))
 
 
+_NOTIFICATION_DONE = f"(attribute_exists(notified_at) OR attribute_exists({NOTIFY_ERROR}))"
+"""A terminal job needs no more publishing: it was notified, or SNS refused it for good."""
+
+
 def _progress_value(progress: Progress) -> dict[str, Any]:
     wire = progress.to_wire()
     percent = wire["percent"]
     number = repr(int(percent)) if float(percent).is_integer() else repr(float(percent))
-    return {"M": {"percent": {"N": number}, "message": {"S": wire["message"]}}}
+    message = storable_text(wire["message"], MAX_PROGRESS_MESSAGE_CHARS)
+    return {"M": {"percent": {"N": number}, "message": {"S": message}}}
+
+
+def _error_value(error: JobError) -> dict[str, Any]:
+    code = storable_text(error.code, MAX_ERROR_CODE_CHARS)
+    message = storable_text(error.message, MAX_ERROR_MESSAGE_CHARS)
+    return {"M": {"code": {"S": code}, "message": {"S": message}}}
 
 
 def _terminal_condition() -> str:
@@ -446,6 +522,31 @@ class ResultStore:
         """Store a large result's JSON bytes; return its s3:// URI."""
         key = schema.result_key(job_id)
         self._put(key, encoded)
+        return self.uri(key)
+
+    def put_result_once(self, job_id: str, encoded: bytes) -> str:
+        """Store a large result's JSON bytes unless an object is already at the job's result
+        key (a conditional write: an agent's stored result is never overwritten); return its
+        s3:// URI. The same bytes already there (an earlier attempt of this write) are fine;
+        different bytes raise ResultConflictError."""
+        key = schema.result_key(job_id)
+        try:
+            self._s3.put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=encoded,
+                ContentType="application/json",
+                IfNoneMatch="*",
+            )
+        except ClientError as exc:
+            if _error_code(exc) not in _EXISTS_CODES:
+                raise StoreError("the results bucket refused the write") from exc
+            if self._get(key) != encoded:
+                raise ResultConflictError(
+                    f"a different result is already stored at {self.uri(key)}; it is kept"
+                ) from exc
+        except BotoCoreError as exc:
+            raise StoreError("the results bucket could not be reached") from exc
         return self.uri(key)
 
     def put_outcome(self, outcome: dict[str, Any]) -> None:

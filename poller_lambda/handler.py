@@ -38,6 +38,8 @@ _ALWAYS = (
     Metric.NOTIFICATIONS_SENT,
     Metric.POLL_ERRORS,
     Metric.JOBS_OVERDUE,
+    Metric.RECORDS_REFUSED,
+    Metric.NOTIFICATIONS_REFUSED,
 )
 
 

@@ -10,10 +10,18 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from agentjobs.notifier import Notifier, NotifyError
-from agentjobs.protocol import ErrorCode, JobStatus, encode_json, utc_now
-from agentjobs.record import INLINE_RESULT_LIMIT, JobError
-from agentjobs.store import JobStore, ResultStore, StoreError, TransitionConflictError
+from agentjobs import schema
+from agentjobs.notifier import Notifier, NotifyError, NotifyRefusedError
+from agentjobs.protocol import ErrorCode, JobStatus, encode_json, parse_time, utc_now
+from agentjobs.record import INLINE_RESULT_LIMIT, JobError, Progress
+from agentjobs.store import (
+    JobStore,
+    RecordRefusedError,
+    ResultConflictError,
+    ResultStore,
+    StoreError,
+    TransitionConflictError,
+)
 from jobpoller.agentcore import AgentRuntime, Busy, Replied, StopSessionError, Unreachable
 from jobpoller.answers import Finished, NotKnown, StillRunning, Unusable, read_answer
 from jobpoller.answers import read_answer_object as read_outcome
@@ -83,12 +91,15 @@ def reconcile(job_id: str, run: Pass, session_shared: SessionShared) -> JobView 
     view = JobView.from_item(item)
     try:
         if not view.is_terminal:
-            view, leased = _advance(view, run)
+            try:
+                view, leased = _advance(view, run)
+            except RecordRefusedError as exc:
+                view = _record_refused(view, run, exc)
             if not view.is_terminal:
                 run.report.step(job_id, "running")
                 return view
         shared = view.session_id is not None and session_shared(view)
-        if view.notified_at is None:
+        if view.needs_notification:
             # A job that will wait for its shared session gives its lease back in the same
             # write that records the notification.
             view = _notify(view, run, release=shared)
@@ -193,7 +204,10 @@ def _advance(view: JobView, run: Pass) -> tuple[JobView, bool]:  # noqa: PLR0911
     if isinstance(answer, StillRunning):
         if overdue:
             return _time_out(view, run), True
-        run.services.store.record_progress(view.job_id, run.holder, answer.progress, utc_now())
+        try:
+            run.services.store.record_progress(view.job_id, run.holder, answer.progress, utc_now())
+        except RecordRefusedError as exc:
+            return _record_refused(view, run, exc, still_running=True), True
         return view, False
     return _finish_from_answer(view, run, answer), True
 
@@ -224,26 +238,74 @@ def _recover(view: JobView, run: Pass) -> JobView:
     return _finish(view, run, JobStatus.LOST, error=error)
 
 
+def _record_refused(
+    view: JobView, run: Pass, exc: RecordRefusedError, *, still_running: bool = False
+) -> JobView:
+    """The table refused what the agent's answer asked to store: end the job FAILED with a
+    short error of ours instead (and an empty progress message, in case that was the part
+    refused). Retrying the same write every tick would keep the job, and its session, alive
+    for good. A refusal of this small write too is left to the next tick."""
+    logger.error(
+        "the job table refused the job's outcome; it ends with a short error instead",
+        extra={"job_id": view.job_id, "reason": str(exc), "cause": _cause(exc)},
+    )
+    run.report.count(Metric.RECORDS_REFUSED)
+    error = JobError.of(
+        ErrorCode.RECORD_REFUSED,
+        "the job table refused the job's outcome as the agent answered it (too large, or a "
+        "value it does not accept)",
+    )
+    finished = _finish(view, run, JobStatus.FAILED, error=error, progress=Progress())
+    if still_running and view.session_id is not None:
+        # As at a deadline: a session shared with other jobs is not stopped, so ask the agent
+        # to stop the work itself. Whatever it answers, the record is already final.
+        run.services.agent.ask(view.session_id, {"action": "cancel", "job_id": view.job_id})
+    return finished
+
+
+def _cause(exc: Exception) -> str:
+    cause = exc.__cause__
+    if cause is None:
+        return ""
+    response = getattr(cause, "response", None)
+    if isinstance(response, dict):
+        error = response.get("Error", {})
+        return f"{error.get('Code', '')}: {str(error.get('Message', ''))[:200]}"
+    return type(cause).__name__
+
+
 def _finish_from_answer(view: JobView, run: Pass, answer: Finished) -> JobView:
     results = run.services.results
+    own_uri = results.uri(schema.result_key(view.job_id))
     if answer.status == JobStatus.SUCCEEDED and answer.result_uri is not None:
+        if answer.result_uri != own_uri:
+            # Only the job's own result object may be pointed to: any other key in the bucket
+            # would hand the job's readers another job's data (or a caller's input).
+            logger.error(
+                "result_uri is not the job's own result object",
+                extra={"job_id": view.job_id, "result_uri": answer.result_uri[:300]},
+            )
+            run.report.count(Metric.BAD_ANSWERS)
+            error = JobError.of(
+                ErrorCode.RESULT_REFUSED,
+                f"the agent pointed to a result that is not this job's own; expected {own_uri}",
+            )
+            return _finish(view, run, JobStatus.FAILED, error=error, finished_at=answer.finished_at)
         if not results.exists(answer.result_uri):
             logger.error(
                 "result_uri points to a missing object",
                 extra={"job_id": view.job_id, "result_uri": answer.result_uri},
             )
             run.report.count(Metric.BAD_ANSWERS)
-            error = JobError.of(
-                ErrorCode.RESULT_MISSING, f"the result at {answer.result_uri} does not exist"
-            )
+            error = JobError.of(ErrorCode.RESULT_MISSING, f"the result at {own_uri} does not exist")
             return _finish(view, run, JobStatus.FAILED, error=error, finished_at=answer.finished_at)
         return _finish(
             view,
             run,
             answer.status,
-            result_uri=answer.result_uri,
+            result_uri=own_uri,
             finished_at=answer.finished_at,
-            progress=answer,
+            progress=answer.progress,
         )
     if answer.status == JobStatus.SUCCEEDED:
         encoded = encode_json(answer.result).encode()
@@ -253,14 +315,24 @@ def _finish_from_answer(view: JobView, run: Pass, answer: Finished) -> JobView:
                 "inline result too large for the record; stored in S3",
                 extra={"job_id": view.job_id, "bytes": len(encoded)},
             )
-            uri = results.put_result(view.job_id, encoded)
+            try:
+                uri = results.put_result_once(view.job_id, encoded)
+            except ResultConflictError as exc:
+                logger.error("a different result is already stored", extra={"job_id": view.job_id})
+                run.report.count(Metric.BAD_ANSWERS)
+                error = JobError.of(
+                    ErrorCode.RESULT_REFUSED, f"the agent answered a result, but {exc}"
+                )
+                return _finish(
+                    view, run, JobStatus.FAILED, error=error, finished_at=answer.finished_at
+                )
             return _finish(
                 view,
                 run,
                 answer.status,
                 result_uri=uri,
                 finished_at=answer.finished_at,
-                progress=answer,
+                progress=answer.progress,
             )
     return _finish(
         view,
@@ -269,7 +341,7 @@ def _finish_from_answer(view: JobView, run: Pass, answer: Finished) -> JobView:
         result=answer.result,
         error=answer.error,
         finished_at=answer.finished_at,
-        progress=answer,
+        progress=answer.progress,
     )
 
 
@@ -335,19 +407,19 @@ def _finish(
     result_uri: str | None = None,
     error: JobError | None = None,
     finished_at: str | None = None,
-    progress: Finished | None = None,
+    progress: Progress | None = None,
 ) -> JobView:
     now = utc_now()
     item = run.services.store.finish(
         view.job_id,
         run.holder,
         status,
-        finished_at=finished_at or now,
+        finished_at=_valid_time(finished_at) or now,
         at=now,
         result=result,
         result_uri=result_uri,
         error=error,
-        progress=progress.progress if progress is not None else None,
+        progress=progress,
     )
     run.report.count(FINISHED_METRIC[status])
     logger.info(
@@ -358,11 +430,53 @@ def _finish(
 
 
 def _notify(view: JobView, run: Pass, *, release: bool = False) -> JobView:
-    run.services.notifier.publish(view.notification())
+    """Publish the job's notification. One that SNS refuses for its content is published again
+    without the job's own text; when even that is refused, the job is recorded as refused
+    (`notify_error`) and closed like a notified one, rather than refused every tick."""
+    notifier, store = run.services.notifier, run.services.store
+    notification = view.notification(email_preview=run.services.settings.email_result_preview)
+    try:
+        notifier.publish(notification)
+    except NotifyRefusedError as exc:
+        logger.warning(
+            "SNS refused the notification; publishing it without the job's text",
+            extra={"job_id": view.job_id, "reason": str(exc), "cause": _cause(exc)},
+        )
+        try:
+            notifier.publish(notification.shortened())
+        except NotifyRefusedError as again:
+            logger.error(
+                "SNS refused even the shortened notification; the job is closed un-notified",
+                extra={"job_id": view.job_id, "reason": str(again), "cause": _cause(again)},
+            )
+            run.report.count(Metric.NOTIFICATIONS_REFUSED)
+            error = JobError.of(
+                ErrorCode.NOTIFY_REFUSED,
+                "SNS refused the job's notification, even without the job's own text",
+            )
+            return JobView.from_item(
+                store.record_notify_refused(
+                    view.job_id, run.holder, error, utc_now(), release=release
+                )
+            )
     run.report.count(Metric.NOTIFICATIONS_SENT)
     return JobView.from_item(
-        run.services.store.record_notified(view.job_id, run.holder, utc_now(), release=release)
+        store.record_notified(view.job_id, run.holder, utc_now(), release=release)
     )
+
+
+_TIME_CHARS = len("2026-01-01T00:00:00.000000+00:00")
+
+
+def _valid_time(text: str | None) -> str | None:
+    """An agent's time string when it is one (a protocol time, short), else None."""
+    if text is None or len(text) > _TIME_CHARS:
+        return None
+    try:
+        parse_time(text)
+    except ValueError:
+        return None
+    return text
 
 
 def _is_overdue(view: JobView) -> bool:

@@ -28,6 +28,10 @@ class Metric(StrEnum):
     SESSIONS_STOPPED = "SessionsStopped"
     BAD_ANSWERS = "BadAnswers"
     BAD_RECORDS = "BadRecords"
+    RECORDS_REFUSED = "RecordsRefused"
+    """Jobs whose outcome the table refused (too large, a value it does not accept)."""
+    NOTIFICATIONS_REFUSED = "NotificationsRefused"
+    """Jobs closed un-notified: SNS refused even their shortened notification."""
 
 
 FINISHED_METRIC = {

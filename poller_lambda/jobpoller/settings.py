@@ -49,6 +49,10 @@ class PollerSettings:
     tick_budget_s: float = 240.0
     """POLLER_TICK_BUDGET_S: the time a tick may take when there is no Lambda context to
     ask (a local schedule); under Lambda the remaining time decides."""
+    email_result_preview: bool = False
+    """POLLER_EMAIL_RESULT_PREVIEW: `1` to quote the beginning of an inline result in the
+    email. Off by default: the email leaves the encrypted topic for a mailbox; the JSON
+    message (for SQS and other subscribers) always carries its short preview."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> PollerSettings:
@@ -74,6 +78,9 @@ class PollerSettings:
                 source, "POLLER_OVERDUE_AFTER_S", cls.overdue_after_s, 1, 28_800
             ),
             tick_budget_s=_number(source, "POLLER_TICK_BUDGET_S", cls.tick_budget_s, 1, 900),
+            email_result_preview=_flag(
+                source, "POLLER_EMAIL_RESULT_PREVIEW", cls.email_result_preview
+            ),
         )
         if settings.lease_s < 2 * settings.read_timeout_s:
             raise SettingsError(
@@ -100,6 +107,7 @@ class PollerSettings:
             "POLLER_SAFETY_MARGIN_S": f"{self.safety_margin_s:g}",
             "POLLER_OVERDUE_AFTER_S": f"{self.overdue_after_s:g}",
             "POLLER_TICK_BUDGET_S": f"{self.tick_budget_s:g}",
+            "POLLER_EMAIL_RESULT_PREVIEW": "1" if self.email_result_preview else "0",
         }
 
 
@@ -123,3 +131,16 @@ def _number(env: Mapping[str, str], name: str, default: float, low: float, high:
     if not low <= value <= high:
         raise SettingsError(f"{name}={text} is out of range; expected {low:g}..{high:g}")
     return value
+
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    text = env.get(name, "").strip().lower()
+    if not text:
+        return default
+    if text not in _TRUE | _FALSE:
+        raise SettingsError(f"{name}={text!r} is not a switch; expected 1 or 0")
+    return text in _TRUE

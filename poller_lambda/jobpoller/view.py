@@ -10,7 +10,7 @@ from typing import Any
 from agentjobs.notifier import Notification
 from agentjobs.protocol import MAX_RUNTIME_S, TERMINAL_STATUSES, parse_time
 from agentjobs.record import JobError, from_item
-from agentjobs.store import LEASE_UNTIL
+from agentjobs.store import LEASE_UNTIL, NOTIFY_ERROR
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,7 @@ class JobView:
     deadline_at: str | None
     finished_at: str | None
     notified_at: str | None
+    notify_error: JobError | None
     session_stopped_at: str | None
     last_seen_at: str | None
     lease_until_ms: int | None
@@ -53,16 +54,12 @@ class JobView:
                 result, has_result = json.loads(result_text), True
             except ValueError:
                 problem = problem or "the stored result is not JSON"
-        error_map = item.get("error", {}).get("M") if isinstance(item.get("error"), dict) else None
         return cls(
             job_id=_text(item, "job_id") or "",
             result=result,
             has_result=has_result,
-            error=JobError.from_wire(
-                {k: v.get("S") for k, v in error_map.items() if isinstance(v, dict)}
-                if isinstance(error_map, dict)
-                else None
-            ),
+            error=_error(item, "error"),
+            notify_error=_error(item, NOTIFY_ERROR),
             lease_until_ms=_int(item, LEASE_UNTIL),
             max_runtime_s=_float(item, "max_runtime_s"),
             problem=problem,
@@ -75,9 +72,15 @@ class JobView:
         return self.status in TERMINAL_STATUSES
 
     @property
+    def needs_notification(self) -> bool:
+        """Not yet notified, nor refused by SNS for good."""
+        return self.notified_at is None and self.notify_error is None
+
+    @property
     def is_final(self) -> bool:
-        """Terminal and notified: only stopping its session is left."""
-        return self.is_terminal and self.notified_at is not None
+        """Terminal and notified (or refused by SNS for good): only stopping its session is
+        left."""
+        return self.is_terminal and not self.needs_notification
 
     def deadline(self) -> datetime | None:
         """When the job must have ended: its own deadline, never past the 8-hour session cap."""
@@ -88,7 +91,7 @@ class JobView:
             return None
         return min(own, cap)
 
-    def notification(self) -> Notification:
+    def notification(self, *, email_preview: bool = False) -> Notification:
         """The notification of this (terminal) job."""
         return Notification(
             job_id=self.job_id,
@@ -101,6 +104,7 @@ class JobView:
             has_result=self.has_result and self.result_uri is None,
             result_uri=self.result_uri,
             error=self.error,
+            email_preview=email_preview,
         )
 
 
@@ -124,6 +128,14 @@ def _text(item: dict[str, Any], name: str) -> str | None:
         text: str = value["S"]
         return text
     return None
+
+
+def _error(item: dict[str, Any], name: str) -> JobError | None:
+    value = item.get(name)
+    error_map = value.get("M") if isinstance(value, dict) else None
+    if not isinstance(error_map, dict):
+        return None
+    return JobError.from_wire({k: v.get("S") for k, v in error_map.items() if isinstance(v, dict)})
 
 
 def _float(item: dict[str, Any], name: str) -> float | None:

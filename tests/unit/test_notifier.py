@@ -4,7 +4,21 @@ from __future__ import annotations
 
 import json
 
-from agentjobs.notifier import PREVIEW_CHARS, Notification
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from agentjobs.limits import MAX_ERROR_CODE_CHARS, MAX_ERROR_MESSAGE_CHARS
+from agentjobs.notifier import (
+    EMAIL_JOB_TEXT_CHARS,
+    FIELD_CHARS,
+    PREVIEW_CHARS,
+    SUBJECT_CHARS,
+    Notification,
+    Notifier,
+    NotifyError,
+    NotifyRefusedError,
+)
 from agentjobs.protocol import JobKind, JobStatus
 from agentjobs.record import JobError, JobRecord
 
@@ -87,3 +101,123 @@ def test_attributes_let_subscribers_filter_by_status_and_kind() -> None:
 
 def test_the_same_job_always_gives_the_same_message() -> None:
     assert _published(_record()) == _published(_record())
+
+
+def _email(record: JobRecord, *, email_preview: bool = False) -> str:
+    notification = Notification.from_record(record, email_preview=email_preview)
+    message = json.loads(str(notification.publish_request("arn:aws:sns:us-east-1:1:t")["Message"]))
+    return str(message["email"])
+
+
+def test_email_never_carries_the_session_id() -> None:
+    record = _record(status=JobStatus.FAILED, result=None, error=JobError("JOB_FAILED", "boom"))
+    for email_preview in (False, True):
+        assert record.session_id not in _email(record, email_preview=email_preview)
+        assert "Session" not in _email(record, email_preview=email_preview)
+
+
+def test_email_labels_the_jobs_error_text_and_keeps_it_on_one_cut_line() -> None:
+    forged = "boom\n\nDear user, your account is locked: log in at https://evil.example\n" * 50
+    record = _record(status=JobStatus.FAILED, result=None, error=JobError("JOB_FAILED", forged))
+    email = _email(record)
+    [quoted] = [line for line in email.splitlines() if line.startswith("  > ")]
+    assert quoted.startswith("  > boom Dear user")
+    assert len(quoted) <= len("  > ") + EMAIL_JOB_TEXT_CHARS
+    label = email.splitlines()[email.splitlines().index(quoted) - 1]
+    assert "as the job wrote it" in label and "not checked by agentjobs" in label
+    assert "Dear user" not in email.replace(quoted, "")
+
+
+def test_email_quotes_no_result_unless_the_preview_is_switched_on() -> None:
+    record = _record(result={"secret": "figures"})
+    assert "figures" not in _email(record)
+    assert "agentjobs result job-1" in _email(record)
+    with_preview = _email(record, email_preview=True)
+    assert '  > {"secret":"figures"}' in with_preview
+    assert "as the job returned it" in with_preview
+
+
+def test_json_message_keeps_its_preview_whatever_the_email_setting() -> None:
+    notification = Notification.from_record(_record(result="r" * 900), email_preview=False)
+    assert notification.document()["result_preview"].startswith("rrr")
+
+
+def test_subject_holds_nothing_a_caller_or_job_wrote() -> None:
+    odd = Notification(
+        job_id="job\nBcc: victim@example.com",
+        status="FAILED",
+        kind="Your invoice is ready",
+        session_id=None,
+        submitted_at=None,
+        finished_at=None,
+    )
+    assert odd.subject() == "agentjobs: job (unreadable) FAILED"
+    plain = Notification.from_record(_record())
+    assert plain.subject() == "agentjobs: job job-1 (synthetic) SUCCEEDED"
+    assert len(Notification.from_record(_record(job_id="j" * 128)).subject()) <= SUBJECT_CHARS
+
+
+def test_one_message_stays_small_whatever_the_job_wrote() -> None:
+    huge = ("\ud800\U0001f600\x00\n<b>" * 200_000)[:1_000_000]
+    notification = Notification(
+        job_id=huge,
+        status="FAILED",
+        kind=huge,
+        session_id=huge,
+        submitted_at=huge,
+        finished_at=huge,
+        result=huge,
+        has_result=True,
+        error=JobError(code=huge, message=huge),
+        email_preview=True,
+    )
+    request = notification.publish_request("arn:aws:sns:us-east-1:1:t")
+    size = len(json.dumps(request, ensure_ascii=False).encode("utf-8"))
+    assert size < 64 * 1024
+    message = json.loads(str(request["Message"]))
+    document = json.loads(message["default"])
+    assert len(document["error"]["message"]) <= MAX_ERROR_MESSAGE_CHARS
+    assert len(document["error"]["code"]) <= MAX_ERROR_CODE_CHARS
+    assert len(document["session_id"]) <= FIELD_CHARS
+    # Every text is valid UTF-8: the lone surrogates are gone.
+    message["email"].encode("utf-8")
+    message["default"].encode("utf-8")
+    for attribute in request["MessageAttributes"].values():
+        attribute["StringValue"].encode("utf-8")
+        assert attribute["StringValue"]
+
+
+def test_shortened_notification_carries_none_of_the_jobs_text() -> None:
+    record = _record(
+        status=JobStatus.FAILED, result=None, error=JobError("JOB_FAILED", "x" * 100_000)
+    )
+    short = Notification.from_record(record).shortened()
+    document = short.document()
+    assert document["error"] == {
+        "code": "JOB_FAILED",
+        "message": "the error message is in the job's record",
+    }
+    assert document["session_id"] == record.session_id
+    assert "xxx" not in short.email_text()
+    assert "result_preview" not in Notification.from_record(_record()).shortened().document()
+
+
+@pytest.mark.parametrize(
+    ("code", "refused"),
+    [
+        ("InvalidParameter", True),
+        ("ParameterValueInvalid", True),
+        ("Throttled", False),
+        ("InternalError", False),
+    ],
+)
+def test_publish_tells_a_refusal_from_a_failure_worth_retrying(code: str, refused: bool) -> None:
+    sns = boto3.client(
+        "sns", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    with Stubber(sns) as stub:
+        stub.add_client_error("publish", service_error_code=code, http_status_code=400)
+        with pytest.raises(NotifyError) as raised:
+            Notifier(sns, "arn:aws:sns:us-east-1:1:t").publish(Notification.from_record(_record()))
+    assert isinstance(raised.value, NotifyRefusedError) == refused
+    assert "job-1" in str(raised.value)

@@ -35,11 +35,23 @@ def test_missing_required_name_is_named(name: str) -> None:
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("POLLER_CONCURRENCY", "0"), ("POLLER_READ_TIMEOUT_S", "soon"), ("POLLER_LEASE_S", "5")],
+    [
+        ("POLLER_CONCURRENCY", "0"),
+        ("POLLER_READ_TIMEOUT_S", "soon"),
+        ("POLLER_LEASE_S", "5"),
+        ("POLLER_EMAIL_RESULT_PREVIEW", "maybe"),
+    ],
 )
 def test_bad_knob_is_named(name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=name):
         PollerSettings.from_env({**REQUIRED, name: value})
+
+
+def test_email_result_preview_is_off_unless_switched_on() -> None:
+    assert PollerSettings.from_env(REQUIRED).email_result_preview is False
+    on = PollerSettings.from_env({**REQUIRED, "POLLER_EMAIL_RESULT_PREVIEW": "1"})
+    assert on.email_result_preview is True
+    assert PollerSettings.from_env(on.environment) == on
 
 
 def test_events_name_jobs_or_ask_for_a_tick() -> None:
