@@ -127,11 +127,14 @@ class JobRecord:
 
 
 def visible_to(record: JobRecord, session_id: str, owner: str | None) -> bool:
-    """Whether a caller may read or cancel this job: the caller that owns it, wherever it asks
-    from, when the record has an owner; else only from the session that ran it."""
-    if record.owner is not None:
-        return owner == record.owner
-    return session_id == record.session_id
+    """Whether a caller may read or cancel this job: its owner, from any session; in the
+    session that ran it, a caller that names no user (the poller, the app that submitted it);
+    never another user. A user id reaches the agent only through InvokeAgentRuntimeForUser, a
+    right of its own (aws-cdk: RUNTIME_INVOKE_USER_PERMS, "required when using the
+    X-Amzn-Bedrock-AgentCore-Runtime-User-Id header"), so a caller cannot pose as a user."""
+    if record.owner is not None and owner == record.owner:
+        return True
+    return session_id == record.session_id and (record.owner is None or owner is None)
 
 
 # DynamoDB item encoding. Results are stored as JSON text: arbitrary JSON (floats, empty
