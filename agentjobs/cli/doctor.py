@@ -34,7 +34,8 @@ EXIT_CODES_HELP = (
     "unreachable), 2 bad input (an option's value, or no region)."
 )
 
-_REGION_FORM = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
+_REGION_FORM = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
+_STACK_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,127}")
 # Short timeouts and one retry: a preflight that hangs on an unreachable endpoint helps nobody.
 _CLIENT_CONFIG = Config(
     connect_timeout=5, read_timeout=20, retries={"total_max_attempts": 2, "mode": "standard"}
@@ -62,11 +63,11 @@ def known_regions() -> frozenset[str]:
     )
 
 
-def parse_region(text: str) -> str:
+def parse_region(text: str, source: str = "--region") -> str:
     """`text` when it names an AWS region botocore knows; CliError (usage) otherwise."""
-    if not _REGION_FORM.match(text) or text not in known_regions():
+    if not _REGION_FORM.fullmatch(text) or text not in known_regions():
         raise CliError(
-            f"--region {text!r} is not an AWS region; allowed: a region such as us-east-1 "
+            f"{source} {text!r} is not an AWS region; allowed: a region such as us-east-1 "
             f"(AgentCore Runtime is offered in {', '.join(AGENTCORE_RUNTIME_REGIONS)})",
             ExitCode.USAGE,
         )
@@ -77,25 +78,37 @@ def resolve_options(
     region: str | None, model_id: str | None, *, tracing: bool, stack: str | None
 ) -> DoctorOptions:
     """Validated options: --region or the environment's region, --model-id or the default."""
-    chosen = (
-        region
-        or os.environ.get("AWS_REGION")
-        or os.environ.get("AWS_DEFAULT_REGION")
-        or boto3.session.Session().region_name  # the profile's region
-    )
-    if not chosen:
-        raise CliError(
-            "no AWS region: pass --region REGION or set AWS_REGION (AgentCore Runtime is "
-            f"offered in {', '.join(AGENTCORE_RUNTIME_REGIONS)})",
-            ExitCode.USAGE,
-        )
+    if region is not None:
+        chosen = parse_region(region)
+    else:
+        found = [
+            (name, os.environ[name])
+            for name in ("AWS_REGION", "AWS_DEFAULT_REGION")
+            if os.environ.get(name)
+        ]
+        profile_region = boto3.session.Session().region_name
+        if not found and profile_region:
+            found = [("the profile's region", profile_region)]
+        if not found:
+            raise CliError(
+                "no AWS region: pass --region REGION or set AWS_REGION (AgentCore Runtime is "
+                f"offered in {', '.join(AGENTCORE_RUNTIME_REGIONS)})",
+                ExitCode.USAGE,
+            )
+        source, text = found[0]
+        chosen = parse_region(text, source)
     try:
-        model = parse_model_id(model_id or DEFAULT_MODEL_ID)
+        model = parse_model_id(DEFAULT_MODEL_ID if model_id is None else model_id)
     except ModelIdError as exc:
         raise CliError(f"--model-id: {exc}", ExitCode.USAGE) from None
-    if stack is not None and not stack.strip():
-        raise CliError("--stack is empty: pass the deployed stack's name", ExitCode.USAGE)
-    return DoctorOptions(parse_region(chosen), model, tracing=tracing, stack=stack)
+    if stack is not None and not _STACK_NAME.fullmatch(stack):
+        raise CliError(
+            f"--stack {stack!r} is not a CloudFormation stack name; allowed: a letter, then "
+            "letters, digits and hyphens, at most 128 characters (the stack's name, e.g. "
+            "AgentJobs)",
+            ExitCode.USAGE,
+        )
+    return DoctorOptions(chosen, model, tracing=tracing, stack=stack)
 
 
 def boto_clients(region: str) -> ClientFactory:

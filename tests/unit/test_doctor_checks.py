@@ -461,3 +461,31 @@ def test_each_check_is_one_line_with_a_mark_and_the_fix_only_on_a_miss() -> None
         "✗ bootstrap    no CDKToolkit -- fix: make bootstrap",
     ]
     assert all("\n" not in line for line in lines)
+
+
+def test_an_empty_region_or_model_id_is_refused_not_replaced_by_a_default() -> None:
+    with pytest.raises(CliError) as region:
+        resolve_options("", None, tracing=False, stack=None)
+    assert "--region ''" in region.value.message
+    with pytest.raises(CliError) as model:
+        resolve_options("us-east-1", "", tracing=False, stack=None)
+    assert "''" in model.value.message
+
+
+def test_a_bad_region_from_the_environment_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_REGION", "moon-base-1")
+    with pytest.raises(CliError) as caught:
+        resolve_options(None, None, tracing=False, stack=None)
+    assert "AWS_REGION 'moon-base-1'" in caught.value.message
+    assert caught.value.code == ExitCode.USAGE
+
+
+@pytest.mark.parametrize("bad", ["", "1Stack", "Agent_Jobs", "a" * 129, "AgentJobs\n"])
+def test_a_bad_stack_name_is_a_usage_error_naming_it(bad: str) -> None:
+    with pytest.raises(CliError) as caught:
+        resolve_options("us-east-1", None, tracing=False, stack=bad)
+    assert repr(bad) in caught.value.message
+    assert "letters, digits and hyphens" in caught.value.message
+    assert resolve_options("us-east-1", None, tracing=False, stack="AgentJobs").stack == "AgentJobs"
