@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from agentjobs.cli.checks import (
@@ -60,7 +61,7 @@ AGENTCORE_RUNTIME_REGIONS = (
 """Regions whose AgentCore Runtime runs microVMs, from the AgentCore developer guide's
 "Supported AWS Regions" table. botocore's endpoint data has no region list for
 bedrock-agentcore (its endpoint rules resolve a host name for any region), so this list
-plus a control-plane call is how the doctor tells."""
+plus a control-plane call is how the doctor tells (and any region botocore ever lists)."""
 
 TRANSACTION_SEARCH_FIX = (
     "turn on CloudWatch Transaction Search (account-wide): CloudWatch console > Application "
@@ -163,8 +164,9 @@ def check_agentcore(control: Any, region: str) -> CheckResult:
     """AgentCore Runtime is offered in `region`: the documented list and a ListAgentRuntimes
     call (the control plane answering, even with AccessDenied, proves the service is there)."""
     name = "agentcore"
-    listed = region in AGENTCORE_RUNTIME_REGIONS
-    offered = ", ".join(AGENTCORE_RUNTIME_REGIONS)
+    regions = agentcore_regions()
+    listed = region in regions
+    offered = ", ".join(regions)
     try:
         control.list_agent_runtimes(maxResults=1)
         answered = "the control plane answers"
@@ -184,6 +186,17 @@ def check_agentcore(control: Any, region: str) -> CheckResult:
     if not listed:
         return passed(name, f"AgentCore Runtime in {region}: {answered} (a region new to doctor)")
     return passed(name, f"AgentCore Runtime in {region}: {answered}")
+
+
+def agentcore_regions() -> tuple[str, ...]:
+    """The documented AgentCore Runtime regions, plus any botocore's endpoint data lists."""
+    session = boto3.session.Session()
+    known = {
+        region
+        for partition in session.get_available_partitions()
+        for region in session.get_available_regions("bedrock-agentcore", partition)
+    }
+    return AGENTCORE_RUNTIME_REGIONS + tuple(sorted(known - set(AGENTCORE_RUNTIME_REGIONS)))
 
 
 def check_model(bedrock: Any, model_id: str, region: str) -> CheckResult:  # noqa: PLR0911
