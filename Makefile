@@ -10,16 +10,24 @@ CDK := npx --no-install cdk
 CONTEXT ?=
 EMAIL ?=
 CDK_CONTEXT = $(if $(EMAIL),-c notificationEmail=$(EMAIL)) $(CONTEXT)
+# The preflight checks the model and tracing that CONTEXT deploys with; DOCTOR_ARGS adds more
+# (e.g. DOCTOR_ARGS="--stack AgentJobs" after a deploy). SKIP_DOCTOR=1 skips it in deploy.
+DOCTOR_ARGS ?=
+SKIP_DOCTOR ?=
+DOCTOR_FLAGS = $(patsubst modelId=%,--model-id=%,$(filter modelId=%,$(CONTEXT))) \
+	$(if $(filter tracing=true,$(CONTEXT)),--tracing) $(DOCTOR_ARGS)
 # jsii prints a large end-of-life banner on Node 20 on every synth.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: help venv test lint typecheck unit integration synth deploy local-up local-down demo bench chaos security clean
+.PHONY: help venv test lint typecheck unit integration synth doctor bootstrap deploy local-up local-down demo bench chaos security clean
 
 help:
 	@echo "make demo        one job end to end on the local stack, then tear it down"
 	@echo "make test        lint, type checks and the test suite (what CI runs)"
 	@echo "make synth       synthesize the CDK app (cdk-nag on)"
-	@echo "make deploy      deploy the stack to the AWS account in your environment"
+	@echo "make doctor      check the AWS account and region have what a deploy needs"
+	@echo "make bootstrap   CDK-bootstrap the account and region (once, before the first deploy)"
+	@echo "make deploy      run the doctor, then deploy the stack (SKIP_DOCTOR=1 skips the doctor)"
 	@echo "make local-up    start the local stack (moto, local AgentCore runtime, poller)"
 	@echo "make local-down  stop the local stack"
 	@echo "make bench       run the benchmarks and print their figures"
@@ -41,7 +49,17 @@ $(CDK_STAMP): package.json package-lock.json
 synth: $(STAMP) $(CDK_STAMP)
 	$(CDK) synth --quiet $(CDK_CONTEXT)
 
+doctor: $(STAMP)
+	$(VENV)/bin/agentjobs doctor $(DOCTOR_FLAGS)
+
+# Bootstraps the account and region of your credentials (the stack is environment-agnostic).
+bootstrap: $(STAMP) $(CDK_STAMP)
+	$(CDK) bootstrap $(CDK_CONTEXT)
+
 deploy: $(STAMP) $(CDK_STAMP)
+ifeq ($(SKIP_DOCTOR),)
+	$(VENV)/bin/agentjobs doctor $(DOCTOR_FLAGS)
+endif
 	$(CDK) deploy $(CDK_CONTEXT)
 
 lint: $(STAMP)

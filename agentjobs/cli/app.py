@@ -13,6 +13,8 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 
 from agentjobs.cli import inbox, inputs, jobs, listing, render
 from agentjobs.cli.discovery import Resources, discover
+from agentjobs.cli.doctor import EXIT_CODES_HELP as DOCTOR_EXIT_CODES_HELP
+from agentjobs.cli.doctor import doctor_command
 from agentjobs.cli.errors import JOB_EXIT_CODES, CliError, ExitCode
 from agentjobs.protocol import JobStatus
 from agentjobs.record import JobRecord
@@ -423,3 +425,6 @@ def notifications(
         out.print("No notifications in the inbox.")
     for note in found:
         out.print(render.notification_panel(note))
+
+
+app.command(name="doctor", epilog=DOCTOR_EXIT_CODES_HELP)(doctor_command)
