@@ -10,7 +10,7 @@ DEFAULT_MODEL_ID = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
 INFERENCE_PROFILE_PREFIXES = frozenset({"us", "eu", "apac", "au", "ca", "jp", "us-gov", "global"})
 """Leading segments that make a model id a cross-region inference profile."""
 
-_MODEL_ID = re.compile(r"^[a-z0-9][a-z0-9.\-]*(:[a-z0-9\-]+)?$")
+_MODEL_ID = re.compile(r"[a-z0-9][a-z0-9.\-]*(:[a-z0-9\-]+)?")
 
 
 class ModelIdError(ValueError):
@@ -19,7 +19,7 @@ class ModelIdError(ValueError):
 
 def parse_model_id(text: str) -> str:
     """`text` when it is a Bedrock model or inference profile id; ModelIdError otherwise."""
-    if not _MODEL_ID.match(text) or "." not in text:
+    if not _MODEL_ID.fullmatch(text) or "." not in text:
         raise ModelIdError(
             f"{text!r} is not a Bedrock model or inference profile id; allowed: "
             "ids such as anthropic.claude-3-haiku-20240307-v1:0 or us.amazon.nova-pro-v1:0"
