@@ -141,7 +141,6 @@ class AgentRuntime(Construct):
         store = props.store
         stack = Stack.of(self)
         self._code_asset = props.artifact == "code"
-        self._tracing = props.tracing
         self.application_logs = logs.LogGroup(
             self,
             "ApplicationLogs",
