@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import re
 
-DEFAULT_MODEL_ID = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
-"""The model the `agent` kind uses unless `-c modelId=...` says otherwise (docs/deploy.md)."""
+DEFAULT_MODEL_ID = "global.anthropic.claude-sonnet-5-5"
+"""The model the `agent` kind uses unless `-c modelId=...` says otherwise (docs/deploy.md).
+
+Claude Sonnet 5.5 through Bedrock's global cross-region inference profile: a current
+(Active) Anthropic model on Bedrock that every commercial region can call, so the default
+works wherever AgentCore Runtime runs. Geographic profiles keep requests in one area
+(`us.`, `eu.`, `jp.`, `au.` + `anthropic.claude-sonnet-5-5`). Bedrock sets its own
+lifecycle dates, and new customers cannot use a Legacy model: check the model card before
+changing this."""
 
 INFERENCE_PROFILE_PREFIXES = frozenset({"us", "eu", "apac", "au", "ca", "jp", "us-gov", "global"})
 """Leading segments that make a model id a cross-region inference profile."""

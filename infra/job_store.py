@@ -7,6 +7,7 @@ from typing import Any
 
 from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
@@ -19,6 +20,14 @@ _ATTRIBUTE_TYPES = {
     "B": dynamodb.AttributeType.BINARY,
 }
 ACCESS_LOG_RETENTION = Duration.days(365)
+DATA_REMOVAL = RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE
+"""CloudFormation's RetainExceptOnCreate: a stack that ran keeps its data when deleted or
+replaced, and a failed first create rolls back to nothing, so a retry does not collide with
+a retained table, bucket or key from the attempt before."""
+KEY_USE_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
+"""What a reader-writer of the job data calls on its key: Decrypt to read items and objects,
+GenerateDataKey to write them (SSE-KMS and DynamoDB). No Encrypt or ReEncrypt: nothing here
+encrypts with the key directly or moves data between keys."""
 
 
 @dataclass(frozen=True)
@@ -30,7 +39,8 @@ class JobStoreProps:
 
 class JobStore(Construct):
     """Jobs table and results bucket, both encrypted with one customer-managed key, both kept
-    when the stack is deleted: they hold the users' results."""
+    when a stack that ran is deleted (they hold the users' results), none left behind by a
+    failed first create."""
 
     def __init__(self, scope: Construct, construct_id: str, *, props: JobStoreProps) -> None:
         super().__init__(scope, construct_id)
@@ -43,7 +53,10 @@ class JobStore(Construct):
             "Key",
             description="agentjobs: job records and results",
             enable_key_rotation=True,
-            removal_policy=RemovalPolicy.RETAIN,
+            removal_policy=DATA_REMOVAL,
+            # Only a failed first create deletes the key (the data it guards goes with it);
+            # the shortest window then frees the account of it soonest.
+            pending_window=Duration.days(7),
         )
         self.table = self._table()
         self.bucket = self._bucket(props.result_retention_days)
@@ -66,8 +79,10 @@ class JobStore(Construct):
                 point_in_time_recovery_enabled=True
             ),
             time_to_live_attribute=schema.TTL_ATTRIBUTE,
-            deletion_protection=True,
-            removal_policy=RemovalPolicy.RETAIN,
+            # No deletion protection: it makes DeleteTable fail, so a failed first create
+            # could not roll back and would leave the table behind. RetainExceptOnCreate
+            # keeps it on stack deletion instead, and PITR keeps its backups.
+            removal_policy=DATA_REMOVAL,
         )
         for index in definition["GlobalSecondaryIndexes"]:
             table.add_global_secondary_index(**_index_options(index, types))
@@ -84,7 +99,7 @@ class JobStore(Construct):
             enforce_ssl=True,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             lifecycle_rules=[s3.LifecycleRule(expiration=ACCESS_LOG_RETENTION)],
-            removal_policy=RemovalPolicy.RETAIN,
+            removal_policy=DATA_REMOVAL,
         )
         Validations.of(access_logs).acknowledge(
             Acknowledgment(
@@ -112,13 +127,30 @@ class JobStore(Construct):
                     abort_incomplete_multipart_upload_after=Duration.days(1),
                 )
             ],
-            removal_policy=RemovalPolicy.RETAIN,
+            removal_policy=DATA_REMOVAL,
         )
 
     @property
     def results_prefix(self) -> str:
         """Where the agent writes: every result and outcome key starts with this."""
         return schema.RESULT_PREFIX
+
+    @property
+    def input_prefix(self) -> str:
+        """Where callers upload job input; the only objects an agent reads for a caller."""
+        return schema.INPUT_PREFIX
+
+    def result_objects(self, name: str = "*") -> str:
+        """ARN pattern of `name` in every job's folder under the results prefix."""
+        return self.bucket.arn_for_objects(f"{schema.RESULT_PREFIX}*/{name}")
+
+    def grant_key_use(self, grantee: iam.IGrantable) -> None:
+        """Let `grantee` read and write the job data this store's key guards, nothing more."""
+        grantee.grant_principal.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="UseJobDataKey", actions=list(KEY_USE_ACTIONS), resources=[self.key.key_arn]
+            )
+        )
 
     def attention_index_arn(self) -> str:
         """The ARN of the index the poller queries for jobs in flight."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Aws, Duration
+from aws_cdk import ArnFormat, Aws, Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_sns as sns
@@ -53,6 +53,7 @@ class Monitoring(Construct):
         super().__init__(scope, construct_id)
         fn = props.poller.function
         self._action = actions.SnsAction(props.alarm_topic)
+        self._alarm_names: list[str] = []
         self.alarms: list[cloudwatch.Alarm] = [
             self._alarm(
                 "PollerErrors",
@@ -97,6 +98,20 @@ class Monitoring(Construct):
         self.dashboard = self._dashboard(props.poller)
 
     @property
+    def alarm_arns(self) -> list[str]:
+        """Every alarm's ARN, built from its name (no reference to the alarm resource)."""
+        stack = Stack.of(self)
+        return [
+            stack.format_arn(
+                service="cloudwatch",
+                resource="alarm",
+                resource_name=name,
+                arn_format=ArnFormat.COLON_RESOURCE_NAME,
+            )
+            for name in self._alarm_names
+        ]
+
+    @property
     def dashboard_url(self) -> str:
         """The dashboard in the CloudWatch console of the stack's region."""
         region = Aws.REGION
@@ -119,9 +134,14 @@ class Monitoring(Construct):
         datapoints_to_alarm: int | None = None,
         missing: cloudwatch.TreatMissingData = cloudwatch.TreatMissingData.NOT_BREACHING,
     ) -> cloudwatch.Alarm:
+        # Named, so the alarm topic and its key can name exactly these alarms as the only
+        # sources CloudWatch may publish for; stack names are unique in a region.
+        name = f"{Stack.of(self).stack_name}-{construct_id}"
+        self._alarm_names.append(name)
         alarm = cloudwatch.Alarm(
             self,
             construct_id,
+            alarm_name=name,
             metric=metric,
             alarm_description=f"agentjobs: {description}",
             comparison_operator=comparison,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from aws_cdk import Acknowledgment, CfnResource, DefaultStackSynthesizer, Stack, Validations
+from aws_cdk import Acknowledgment, CfnResource, Stack, Validations
 from constructs import IConstruct
 
 
@@ -29,25 +29,11 @@ def wildcard(resource: str) -> str:
     return f"AwsSolutions-IAM5[Resource::{resource}]"
 
 
-def wildcard_action(action: str) -> str:
-    """The IAM5 finding id of a wildcard action."""
-    return f"AwsSolutions-IAM5[Action::{action}]"
-
-
 def attribute_ref(scope: IConstruct, token: str) -> str:
     """How cdk-nag renders a `Fn::GetAtt` token in a finding: `<LogicalId.Attribute>`."""
     resolved = Stack.of(scope).resolve(token)
     logical_id, attribute = resolved["Fn::GetAtt"]
     return f"<{logical_id}.{attribute}>"
-
-
-def assets_bucket_objects(scope: IConstruct) -> str:
-    """The bootstrap assets bucket's objects, as cdk-nag renders them in a finding."""
-    qualifier = (
-        scope.node.try_get_context("@aws-cdk/core:bootstrapQualifier")
-        or DefaultStackSynthesizer.DEFAULT_QUALIFIER
-    )
-    return f"arn:<AWS::Partition>:s3:::cdk-{qualifier}-assets-<AWS::AccountId>-<AWS::Region>/*"
 
 
 def drop_redundant_depends_on(resource: CfnResource, keep: Sequence[CfnResource] = ()) -> None:

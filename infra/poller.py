@@ -12,10 +12,10 @@ from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as targets
-from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from agentjobs import schema
 from infra.bundling import (
     PROJECT_ROOT,
     PythonBundle,
@@ -31,8 +31,8 @@ from infra.nag import (
     default_policy,
     drop_redundant_depends_on,
     wildcard,
-    wildcard_action,
 )
+from infra.notifications import Notifications
 from infra.runtime import AgentRuntime
 
 POLLER_RUNTIME = lambda_.Runtime.PYTHON_3_14
@@ -56,7 +56,7 @@ class PollerProps:
     """What the poller reads, writes, invokes and how often."""
 
     store: JobStore
-    topic: sns.ITopic
+    notifications: Notifications
     agent: AgentRuntime
     rate: Duration
     idle_timeout: Duration
@@ -130,7 +130,7 @@ class Poller(Construct):
             environment={
                 "JOBS_TABLE": props.store.table.table_name,
                 "RESULTS_BUCKET": props.store.bucket.bucket_name,
-                "TOPIC_ARN": props.topic.topic_arn,
+                "TOPIC_ARN": props.notifications.jobs_topic.topic_arn,
                 "AGENT_RUNTIME_ARN": props.agent.arn,
                 "AGENT_RUNTIME_QUALIFIER": ENDPOINT_QUALIFIER,
                 "POLLER_OVERDUE_AFTER_S": str(int(overdue_after_s)),
@@ -212,11 +212,17 @@ class Poller(Construct):
                 resources=[store.attention_index_arn()],
             )
         )
-        results = store.bucket.arn_for_objects(f"{store.results_prefix}*")
+        outcomes = store.bucket.arn_for_objects(schema.outcome_key("*"))
+        results = store.bucket.arn_for_objects(schema.result_key("*"))
+        # Reads the agent's outcomes, and checks (HEAD, which S3 authorizes as GetObject) or
+        # stores large results.
         role.add_to_principal_policy(
-            iam.PolicyStatement(sid="ReadOutcomes", actions=["s3:GetObject"], resources=[results])
+            iam.PolicyStatement(
+                sid="ReadOutcomes", actions=["s3:GetObject"], resources=[outcomes, results]
+            )
         )
-        # An agent answer too large for the record is stored in S3 by the poller instead.
+        # An agent answer too large for the record is stored by the poller instead; it never
+        # writes an outcome, so it cannot overwrite what the agent stored.
         role.add_to_principal_policy(
             iam.PolicyStatement(sid="WriteResults", actions=["s3:PutObject"], resources=[results])
         )
@@ -230,8 +236,8 @@ class Poller(Construct):
                 conditions={"StringLike": {"s3:prefix": f"{store.results_prefix}*"}},
             )
         )
-        store.key.grant_encrypt_decrypt(role)
-        props.topic.grant_publish(role)
+        store.grant_key_use(role)
+        props.notifications.grant_publish_jobs(role)
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="PollAndStopSessions",
@@ -250,14 +256,10 @@ class Poller(Construct):
             {
                 wildcard("*"): "Active tracing: xray:PutTraceSegments and "
                 "xray:PutTelemetryRecords support no resource-level scoping.",
-                wildcard(f"{bucket}/{props.store.results_prefix}*"): "The poller reads job "
-                "outcomes and stores oversized results, keyed by job id under the results "
-                "prefix; nothing else in the bucket.",
-                wildcard_action("kms:GenerateDataKey*"): "grant_encrypt_decrypt on the job "
-                "store's key and grant_publish on the topic's key only: encrypted writes and "
-                "publishes need new data keys.",
-                wildcard_action("kms:ReEncrypt*"): "grant_encrypt_decrypt on the job store's "
-                "key only.",
+                wildcard(f"{bucket}/{schema.outcome_key('*')}"): "The poller reads each job's "
+                "outcome, keyed by job id; nothing else in the bucket.",
+                wildcard(f"{bucket}/{schema.result_key('*')}"): "The poller checks and stores "
+                "each job's large result, keyed by job id; nothing else in the bucket.",
             },
         )
         function = attribute_ref(self, self.function.function_arn)

@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from aws_cdk import Aws, CfnResource, Duration, RemovalPolicy
+import jsii
+from aws_cdk import (
+    ArnFormat,
+    Aws,
+    CfnResource,
+    Duration,
+    IStableStringProducer,
+    Lazy,
+    RemovalPolicy,
+    Stack,
+)
 from aws_cdk import aws_bedrockagentcore as agentcore
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
+from agentjobs import schema
 from agentjobs.model_ids import split_profile
 from infra.bundling import (
     PROJECT_ROOT,
@@ -25,12 +40,10 @@ from infra.completion import CompletionSignals
 from infra.job_store import JobStore
 from infra.nag import (
     acknowledge,
-    assets_bucket_objects,
     attribute_ref,
     default_policy,
     drop_redundant_depends_on,
     wildcard,
-    wildcard_action,
 )
 from infra.settings import ArtifactKind
 
@@ -40,6 +53,13 @@ AGENT_PYTHON_VERSION = AGENT_PYTHON.value.removeprefix("PYTHON_").replace("_", "
 ENTRYPOINT = "main.py"
 DOCKERFILE = Path(__file__).with_name("agent.Dockerfile")
 LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
+VENDED_LOGS_PREFIX = "/aws/vendedlogs/bedrock-agentcore"
+"""Same-account delivery to a log group under /aws/vendedlogs/ needs no resource policy of
+ours: CloudWatch Logs' log-delivery role may write there (aws-cdk-lib's Runtime docs for
+manageDeliveryResourcePolicy, aws/aws-cdk PR #38372), so the default stack takes none of the
+region's 10 CloudWatch Logs resource-policy slots (aws/aws-cdk#37956, #38342)."""
+DELIVERY_POLICY_ID = "CdkLogGroupLogsDeliveryPolicy"
+"""The stack-level logs resource policy the L2 Runtime adds when it manages delivery policies."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +75,22 @@ class AgentRuntimeProps:
     project_root: Path = PROJECT_ROOT
     completion: CompletionSignals | None = None
     """Where the agent signals finished jobs (the fast completion path); None: it does not."""
+    tracing: bool = False
+    """X-Ray trace delivery; it fails to create unless the account has CloudWatch
+    Transaction Search on, so it is opt-in."""
+    marketplace_product_id: str | None = None
+    """The model's AWS Marketplace product: the agent may subscribe to it on first use."""
+
+
+@jsii.implements(IStableStringProducer)
+class _Later:
+    """A string known only once the construct tree is built (for `Lazy.string`)."""
+
+    def __init__(self, produce: Callable[[], str]) -> None:
+        self._produce = produce
+
+    def produce(self) -> str:
+        return self._produce()
 
 
 def agent_bundle(project_root: Path) -> PythonBundle:
@@ -93,23 +129,33 @@ def model_resources(model_id: str) -> tuple[list[str], list[str]]:
 
 
 class AgentRuntime(Construct):
-    """The AgentCore Runtime that runs agent_src/main.py, and exactly the rights it uses."""
+    """The AgentCore Runtime that runs agent_src/main.py, and exactly the rights it uses.
+
+    The execution role is ours and the L2 gets it read-only (`without_policy_updates`): the
+    L2 would otherwise grant read on the whole CDK assets bucket (every stack's templates
+    and code) for the agent's zip, and no prop narrows that grant.
+    """
 
     def __init__(self, scope: Construct, construct_id: str, *, props: AgentRuntimeProps) -> None:
         super().__init__(scope, construct_id)
         store = props.store
+        stack = Stack.of(self)
         self._code_asset = props.artifact == "code"
         self.application_logs = logs.LogGroup(
             self,
             "ApplicationLogs",
+            log_group_name=f"{VENDED_LOGS_PREFIX}/{stack.stack_name}/application",
             retention=LOG_RETENTION,
             removal_policy=RemovalPolicy.DESTROY,
         )
+        self.role = self._execution_role()
+        artifact = self._artifact(props)
         self.runtime = agentcore.Runtime(
             self,
             "Runtime",
             description="agentjobs: long-running agent jobs",
-            agent_runtime_artifact=self._artifact(props),
+            agent_runtime_artifact=artifact,
+            execution_role=self.role.without_policy_updates(),
             lifecycle_configuration=agentcore.LifecycleConfiguration(
                 idle_runtime_session_timeout=props.idle_timeout,
                 max_lifetime=props.max_lifetime,
@@ -125,7 +171,10 @@ class AgentRuntime(Construct):
                     else {}
                 ),
             },
-            tracing_enabled=True,
+            tracing_enabled=props.tracing,
+            # Without tracing, no resource policy at all (see VENDED_LOGS_PREFIX). With it,
+            # the L2 builds the X-Ray delivery and its X-Ray resource policy as designed.
+            manage_delivery_resource_policy=props.tracing,
             logging_configs=[
                 agentcore.LoggingConfig(
                     log_type=agentcore.LogType.APPLICATION_LOGS,
@@ -135,11 +184,14 @@ class AgentRuntime(Construct):
                 )
             ],
         )
+        self._grant_platform()
         self._grant_job_store(store)
         if props.completion is not None:
-            props.completion.grant_signal(self.runtime.role)
-        self._grant_model(props.model_id)
-        self._acknowledge_generated_grants(store, props.model_id)
+            props.completion.grant_signal(self.role)
+        self._grant_model(props.model_id, props.marketplace_product_id)
+        if props.tracing:
+            self._fix_delivery_policy()
+        self._acknowledge_grants(store, props)
         self._tidy_dependencies()
 
     @property
@@ -152,6 +204,33 @@ class AgentRuntime(Construct):
         """The DEFAULT endpoint's ARN: invoking is authorized against it too."""
         return f"{self.runtime.agent_runtime_arn}/runtime-endpoint/DEFAULT"
 
+    def _execution_role(self) -> iam.Role:
+        # The trust the L2 would give its own role: AgentCore, for this account's runtime
+        # of this name only (confused deputy). The name is generated when the tree is built.
+        stack = Stack.of(self)
+        runtime_arn = Lazy.string(
+            _Later(
+                lambda: stack.format_arn(
+                    service="bedrock-agentcore",
+                    resource="runtime",
+                    resource_name=f"{self.runtime.agent_runtime_name}*",
+                )
+            )
+        )
+        return iam.Role(
+            self,
+            "ExecutionRole",
+            assumed_by=iam.ServicePrincipal(
+                "bedrock-agentcore.amazonaws.com",
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
+                    "ArnLike": {"aws:SourceArn": runtime_arn},
+                },
+            ),
+            description="agentjobs: the agent on AgentCore Runtime",
+            max_session_duration=Duration.hours(8),
+        )
+
     def _artifact(self, props: AgentRuntimeProps) -> agentcore.AgentRuntimeArtifact:
         root = props.project_root
         if props.artifact == "docker":
@@ -161,19 +240,97 @@ class AgentRuntime(Construct):
             (context / "Dockerfile").write_text(DOCKERFILE.read_text())
             requirements = requirements_from_pyproject(root / "pyproject.toml", ["agent"])
             (context / "requirements.txt").write_text("\n".join(requirements) + "\n")
-            return agentcore.AgentRuntimeArtifact.from_asset(
-                str(context), platform=ecr_assets.Platform.LINUX_ARM64
+            image = ecr_assets.DockerImageAsset(
+                self, "Image", directory=str(context), platform=ecr_assets.Platform.LINUX_ARM64
             )
-        bundle = agent_bundle(root)
-        return agentcore.AgentRuntimeArtifact.from_code_asset(
+            # ECR scopes pulls to a repository, not an image: the bootstrap's repository.
+            image.repository.grant_pull(self.role)
+            return agentcore.AgentRuntimeArtifact.from_ecr_repository(
+                image.repository, image.image_tag
+            )
+        code = s3_assets.Asset(
+            self,
+            "Code",
             path=str(root / "agent_src"),
-            runtime=AGENT_PYTHON,
-            entrypoint=[ENTRYPOINT],
-            **bundling_options(bundle, root / ".build"),
+            **bundling_options(agent_bundle(root), root / ".build"),
+        )
+        # AgentCore fetches the zip with the execution role: this one object, nothing else
+        # of the bootstrap bucket.
+        self.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="ReadAgentCode",
+                actions=["s3:GetObject"],
+                resources=[code.bucket.arn_for_objects(code.s3_object_key)],
+            )
+        )
+        return agentcore.AgentRuntimeArtifact.from_s3(
+            s3.Location(bucket_name=code.s3_bucket_name, object_key=code.s3_object_key),
+            AGENT_PYTHON,
+            [ENTRYPOINT],
         )
 
+    def _grant_platform(self) -> None:
+        """What AgentCore's execution-role docs list, as the L2 grants it to its own role."""
+        stack = Stack.of(self)
+
+        def log_groups(name: str) -> str:
+            return stack.format_arn(
+                service="logs",
+                resource="log-group",
+                resource_name=name,
+                arn_format=ArnFormat.COLON_RESOURCE_NAME,
+            )
+
+        identity = stack.format_arn(
+            service="bedrock-agentcore", resource="workload-identity-directory"
+        )
+        statements = [
+            iam.PolicyStatement(
+                sid="LogGroupAccess",
+                actions=["logs:DescribeLogStreams", "logs:CreateLogGroup"],
+                resources=[log_groups("/aws/bedrock-agentcore/runtimes/*")],
+            ),
+            iam.PolicyStatement(
+                sid="DescribeLogGroups",
+                actions=["logs:DescribeLogGroups"],
+                resources=[log_groups("*")],
+            ),
+            iam.PolicyStatement(
+                sid="LogStreamAccess",
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[log_groups("/aws/bedrock-agentcore/runtimes/*:log-stream:*")],
+            ),
+            iam.PolicyStatement(
+                sid="XRayAccess",
+                actions=[
+                    "xray:PutTraceSegments",
+                    "xray:PutTelemetryRecords",
+                    "xray:GetSamplingRules",
+                    "xray:GetSamplingTargets",
+                ],
+                resources=["*"],
+            ),
+            iam.PolicyStatement(
+                sid="CloudWatchMetrics",
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringEquals": {"cloudwatch:namespace": "bedrock-agentcore"}},
+            ),
+            iam.PolicyStatement(
+                sid="GetAgentAccessToken",
+                actions=[
+                    "bedrock-agentcore:GetWorkloadAccessToken",
+                    "bedrock-agentcore:GetWorkloadAccessTokenForJWT",
+                    "bedrock-agentcore:GetWorkloadAccessTokenForUserId",
+                ],
+                resources=[f"{identity}/default", f"{identity}/default/workload-identity/*"],
+            ),
+        ]
+        for statement in statements:
+            self.role.add_to_principal_policy(statement)
+
     def _grant_job_store(self, store: JobStore) -> None:
-        role = self.runtime.role
+        role = self.role
         # The agent writes the RUNNING record with a conditional put and reads records back;
         # the poller owns every later change, so no update or delete here.
         role.add_to_principal_policy(
@@ -187,51 +344,112 @@ class AgentRuntime(Construct):
             iam.PolicyStatement(
                 sid="WriteResults",
                 actions=["s3:PutObject"],
-                resources=[store.bucket.arn_for_objects(f"{store.results_prefix}*")],
+                resources=[
+                    store.bucket.arn_for_objects(schema.outcome_key("*")),
+                    store.bucket.arn_for_objects(schema.result_key("*")),
+                ],
             )
         )
-        # Reads: its own outcomes and the s3:// CSV inputs of data_report jobs, which users
-        # may put anywhere in the bucket. ListBucket makes a missing key a 404, not a 403.
+        # A data_report job reads its caller's CSV from the inputs prefix and nothing else:
+        # a caller cannot point a job at another job's results. It never lists, so no
+        # ListBucket: a missing input reads as AccessDenied, which the agent reports as it
+        # reports any unreadable input.
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="ReadInputs",
                 actions=["s3:GetObject"],
-                resources=[store.bucket.arn_for_objects("*")],
+                resources=[store.bucket.arn_for_objects(f"{store.input_prefix}*")],
             )
         )
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="ListInputs",
-                actions=["s3:ListBucket"],
-                resources=[store.bucket.bucket_arn],
-            )
-        )
-        store.key.grant_encrypt_decrypt(role)
+        store.grant_key_use(role)
 
-    def _grant_model(self, model_id: str) -> None:
+    def _grant_model(self, model_id: str, product_id: str | None) -> None:
         profiles, models = model_resources(model_id)
         actions = ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"]
-        role = self.runtime.role
+        role = self.role
         if not profiles:
             role.add_to_principal_policy(
                 iam.PolicyStatement(sid="InvokeModel", actions=actions, resources=models)
             )
-            return
-        role.add_to_principal_policy(
-            iam.PolicyStatement(sid="InvokeInferenceProfile", actions=actions, resources=profiles)
-        )
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="InvokeModelThroughProfile",
-                actions=actions,
-                resources=models,
-                conditions={"StringEquals": {"bedrock:InferenceProfileArn": profiles[0]}},
+        else:
+            role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    sid="InvokeInferenceProfile", actions=actions, resources=profiles
+                )
             )
+            role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    sid="InvokeModelThroughProfile",
+                    actions=actions,
+                    resources=models,
+                    conditions={"StringEquals": {"bedrock:InferenceProfileArn": profiles[0]}},
+                )
+            )
+        if product_id is not None:
+            # The first call of a Marketplace model in an account subscribes the account,
+            # with the caller's rights (Bedrock user guide, "Request access to models"):
+            # Subscribe for this one product only (aws-marketplace:ProductId, as the guide's
+            # "Grant IAM permissions to request access ... with a product ID" shows), and
+            # ViewSubscriptions, which has no resources or conditions to scope by.
+            role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    sid="SubscribeToTheModel",
+                    actions=["aws-marketplace:Subscribe"],
+                    resources=["*"],
+                    conditions={
+                        "ForAnyValue:StringEquals": {"aws-marketplace:ProductId": [product_id]}
+                    },
+                )
+            )
+            role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    sid="ViewModelSubscriptions",
+                    actions=["aws-marketplace:ViewSubscriptions"],
+                    resources=["*"],
+                )
+            )
+
+    def _fix_delivery_policy(self) -> None:
+        """Name the log streams in the form that matches, in the L2's logs delivery policy.
+
+        The L2 appends `:log-stream:*` to the log group's `Arn` attribute, which already
+        ends in `:*` (aws/aws-cdk#18253): `...:log-group:NAME:*:log-stream:*` matches no
+        stream. The statement is rebuilt from the group's name instead.
+        """
+        stack = Stack.of(self)
+        policy = stack.node.try_find_child(DELIVERY_POLICY_ID)
+        if not isinstance(policy, logs.ResourcePolicy):
+            raise LookupError(f"the L2 Runtime no longer adds {DELIVERY_POLICY_ID}")
+        streams = stack.format_arn(
+            service="logs",
+            resource="log-group",
+            resource_name=f"{self.application_logs.log_group_name}:log-stream:*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
+        document: dict[str, Any] = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "delivery.logs.amazonaws.com"},
+                    "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                    "Resource": streams,
+                    "Condition": {
+                        "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
+                        "ArnLike": {
+                            "aws:SourceArn": stack.format_arn(service="logs", resource="*")
+                        },
+                    },
+                }
+            ],
+        }
+        cfn_policy = policy.node.default_child
+        assert isinstance(cfn_policy, CfnResource)
+        cfn_policy.add_property_override("PolicyDocument", stack.to_json_string(document))
 
     def _tidy_dependencies(self) -> None:
         cfn_runtime = self.runtime.node.default_child
-        cfn_policy = default_policy(self.runtime.role).node.default_child
+        cfn_policy = default_policy(self.role).node.default_child
         assert isinstance(cfn_runtime, CfnResource)
         assert isinstance(cfn_policy, CfnResource)
         # The role is referenced by RoleArn already; its policy is not, and must exist first.
@@ -240,47 +458,45 @@ class AgentRuntime(Construct):
             if isinstance(child, logs.CfnDelivery):
                 drop_redundant_depends_on(child)
 
-    def _acknowledge_generated_grants(self, store: JobStore, model_id: str) -> None:
+    def _acknowledge_grants(self, store: JobStore, props: AgentRuntimeProps) -> None:
         bucket = attribute_ref(self, store.bucket.bucket_arn)
         logs_arn = "arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:"
         agentcore_arn = "arn:<AWS::Partition>:bedrock-agentcore:<AWS::Region>:<AWS::AccountId>"
         findings = {
-            wildcard(f"{logs_arn}/aws/bedrock-agentcore/runtimes/*"): "Added by the L2 "
-            "Runtime: AgentCore names the runtime's log group after the runtime id, known "
-            "only once it exists; scoped to AgentCore's runtime log groups.",
-            wildcard(f"{logs_arn}/aws/bedrock-agentcore/runtimes/*:log-stream:*"): "Added by "
-            "the L2 Runtime: log streams AgentCore creates per session in those groups.",
-            wildcard(f"{logs_arn}*"): "Added by the L2 Runtime: logs:DescribeLogGroups "
-            "supports no resource-level scoping.",
+            wildcard(f"{logs_arn}/aws/bedrock-agentcore/runtimes/*"): "AgentCore names the "
+            "runtime's log group after the runtime id, known only once it exists; scoped to "
+            "AgentCore's runtime log groups (AgentCore execution-role docs).",
+            wildcard(f"{logs_arn}/aws/bedrock-agentcore/runtimes/*:log-stream:*"): "Log "
+            "streams AgentCore creates per session in those groups.",
+            wildcard(f"{logs_arn}*"): "logs:DescribeLogGroups supports no resource-level scoping.",
             wildcard("*"): "X-Ray trace and sampling actions support no resource-level "
             "scoping; cloudwatch:PutMetricData has none either and is limited to the "
-            "bedrock-agentcore namespace by condition (both added by the L2 Runtime).",
+            "bedrock-agentcore namespace by condition.",
             wildcard(f"{agentcore_arn}:workload-identity-directory/default/workload-identity/*"): (
-                "Added by the L2 Runtime: the runtime's workload identity is created by "
-                "AgentCore; token actions are scoped to the account's default directory."
+                "The runtime's workload identity is created by AgentCore; token actions are "
+                "scoped to the account's default directory."
             ),
-            wildcard(f"{bucket}/{store.results_prefix}*"): "Results and outcomes are keyed by "
-            "job id under the results prefix; the agent writes nothing else.",
-            wildcard(f"{bucket}/*"): "data_report jobs read the s3:// CSV inputs users upload "
-            "anywhere in this stack's results bucket (s3:GetObject only).",
-            wildcard_action("kms:GenerateDataKey*"): "grant_encrypt_decrypt on the job store's "
-            "key only: writing encrypted items and objects needs new data keys.",
-            wildcard_action("kms:ReEncrypt*"): "grant_encrypt_decrypt on the job store's key only.",
+            wildcard(f"{bucket}/{schema.outcome_key('*')}"): "A job's outcome is keyed by its "
+            "job id: the agent writes outcome.json in each job's folder, nothing else.",
+            wildcard(f"{bucket}/{schema.result_key('*')}"): "A large result is keyed by its "
+            "job id: the agent writes result.json in each job's folder, nothing else.",
+            wildcard(f"{bucket}/{store.input_prefix}*"): "data_report jobs read the CSV inputs "
+            "callers upload under the inputs prefix (s3:GetObject only), no other object.",
         }
-        if self._code_asset:
-            findings |= {
-                wildcard(assets_bucket_objects(self)): "Added by the L2 code artifact: "
-                "AgentCore reads the agent's zip from the CDK bootstrap assets bucket.",
-                wildcard_action("s3:GetObject*"): "Added by the L2 code artifact: read-only "
-                "access to the agent's zip (asset.grantRead).",
-                wildcard_action("s3:GetBucket*"): "Added by the L2 code artifact (grantRead).",
-                wildcard_action("s3:List*"): "Added by the L2 code artifact (grantRead).",
-            }
-        for model in model_resources(model_id)[1]:
+        if not self._code_asset:
+            findings[wildcard("*")] += (
+                " ecr:GetAuthorizationToken has no resource-level scoping either (image pull)."
+            )
+        if props.marketplace_product_id is not None:
+            findings[wildcard("*")] += (
+                " aws-marketplace:Subscribe is limited to the model's product by condition; "
+                "aws-marketplace:ViewSubscriptions has no resources or conditions."
+            )
+        for model in model_resources(props.model_id)[1]:
             if "*" in model:
                 findings[wildcard(model.replace(Aws.PARTITION, "<AWS::Partition>"))] = (
                     "A cross-region inference profile serves each request from the base model "
                     "in any region of its group; allowed only through this profile (condition "
                     "bedrock:InferenceProfileArn)."
                 )
-        acknowledge(default_policy(self.runtime.role), findings)
+        acknowledge(default_policy(self.role), findings)

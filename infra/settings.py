@@ -11,11 +11,15 @@ from agentjobs.model_ids import DEFAULT_MODEL_ID, ModelIdError, parse_model_id
 
 ArtifactKind = Literal["code", "docker"]
 
+_BOOLEANS = {"true": True, "false": False}
+
 DEFAULT_POLLER_RATE_MINUTES = 1
 DEFAULT_IDLE_TIMEOUT_S = 900
 DEFAULT_MAX_LIFETIME_S = 28_800
 DEFAULT_ARTIFACT: ArtifactKind = "code"
 DEFAULT_RESULT_RETENTION_DAYS = 30
+DEFAULT_TRACING = False
+"""X-Ray delivery needs CloudWatch Transaction Search on in the account: opt-in."""
 
 LIFETIME_RANGE_S = (60, 28_800)
 """AgentCore's bounds for both lifecycle settings on microVMs."""
@@ -25,6 +29,7 @@ RETENTION_RANGE_DAYS = (1, 3650)
 
 _EMAIL = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[A-Za-z]{2,}$")
 _RATE = re.compile(r"^(\d+)\s*(m|min|mins|minute|minutes)?$", re.IGNORECASE)
+_PRODUCT_ID = re.compile(r"^prod-[a-z0-9]{10,20}$")
 
 
 class SettingsError(ValueError):
@@ -42,6 +47,10 @@ class Settings:
     model_id: str = DEFAULT_MODEL_ID
     agent_artifact: ArtifactKind = DEFAULT_ARTIFACT
     result_retention_days: int = DEFAULT_RESULT_RETENTION_DAYS
+    tracing: bool = DEFAULT_TRACING
+    marketplace_product_id: str | None = None
+    """The model's AWS Marketplace product id: when set, the agent may subscribe to it on
+    its first call; when unset, an administrator makes the first call (docs/deploy.md)."""
 
     @classmethod
     def from_context(cls, get: Callable[[str], Any]) -> Settings:
@@ -64,6 +73,8 @@ class Settings:
             model_id=_model_id(get("modelId")),
             agent_artifact=_artifact(get("agentArtifact")),
             result_retention_days=_retention(get("resultRetentionDays")),
+            tracing=_tracing(get("tracing")),
+            marketplace_product_id=_product_id(get("modelMarketplaceProductId")),
         )
 
 
@@ -164,3 +175,26 @@ def _retention(value: Any) -> int:
     if not low <= days <= high:
         raise SettingsError(f"resultRetentionDays: {days} is out of range; allowed: {allowed}")
     return days
+
+
+def _tracing(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = _text(value)
+    if text is None:
+        return DEFAULT_TRACING
+    if text not in _BOOLEANS:
+        raise SettingsError(f"tracing: {text!r} is not allowed; allowed: true or false")
+    return _BOOLEANS[text]
+
+
+def _product_id(value: Any) -> str | None:
+    text = _text(value)
+    if text is None:
+        return None
+    if not _PRODUCT_ID.match(text):
+        raise SettingsError(
+            f"modelMarketplaceProductId: {text!r} is not an AWS Marketplace product id; "
+            "allowed: the id on the model's Bedrock model card, e.g. prod-4pmewlybdftbs"
+        )
+    return text

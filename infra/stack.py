@@ -63,6 +63,8 @@ class AgentJobsStack(Stack):
                 result_retention_days=settings.result_retention_days,
                 project_root=project_root,
                 completion=completion,
+                tracing=settings.tracing,
+                marketplace_product_id=settings.marketplace_product_id,
             ),
         )
         poller = Poller(
@@ -70,7 +72,7 @@ class AgentJobsStack(Stack):
             "Poller",
             props=PollerProps(
                 store=store,
-                topic=notifications.jobs_topic,
+                notifications=notifications,
                 agent=agent,
                 rate=rate,
                 idle_timeout=idle_timeout,
@@ -87,6 +89,7 @@ class AgentJobsStack(Stack):
                 completion_dead_letters=completion.dead_letter_queue,
             ),
         )
+        notifications.allow_alarms(monitoring.alarm_arns)
 
         outputs = {
             "AgentRuntimeArn": (agent.arn, "InvokeAgentRuntime target"),

@@ -17,6 +17,7 @@ import app as cdk_app
 from infra.bundling import PROJECT_ROOT
 
 EMAILS = ("ops@example.com", "dev@example.org")
+MARKETPLACE_PRODUCT_ID = "prod-4pmewlybdftbs"
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
@@ -80,5 +81,18 @@ def custom_synth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synth]:
             "modelId": "amazon.nova-pro-v1:0",
             "agentArtifact": "docker",
             "resultRetentionDays": "7",
+        },
+    )
+
+
+@pytest.fixture(scope="session")
+def tracing_synth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synth]:
+    """Tracing on, and a Marketplace product the agent may subscribe to on first use."""
+    yield synthesize(
+        tmp_path_factory.mktemp("cdk-tracing"),
+        {
+            "notificationEmail": EMAILS[0],
+            "tracing": "true",
+            "modelMarketplaceProductId": MARKETPLACE_PRODUCT_ID,
         },
     )

@@ -34,6 +34,8 @@ def test_defaults() -> None:
         model_id=DEFAULT_MODEL_ID,
         agent_artifact="code",
         result_retention_days=30,
+        tracing=False,
+        marketplace_product_id=None,
     )
 
 
@@ -100,9 +102,29 @@ def test_result_retention_out_of_range_is_refused(value: str) -> None:
     assert error(resultRetentionDays=value).startswith("resultRetentionDays: ")
 
 
+@pytest.mark.parametrize(("value", "on"), [("true", True), ("false", False), (True, True)])
+def test_tracing_is_true_or_false(value: object, on: bool) -> None:
+    assert settings(tracing=value).tracing is on
+
+
+@pytest.mark.parametrize("value", ["yes", "TRUE", "1", "on", "enabled"])
+def test_tracing_other_than_true_or_false_is_refused(value: str) -> None:
+    assert error(tracing=value) == f"tracing: {value!r} is not allowed; allowed: true or false"
+
+
+def test_marketplace_product_id_is_a_product_id() -> None:
+    assert settings(modelMarketplaceProductId="prod-4pmewlybdftbs").marketplace_product_id == (
+        "prod-4pmewlybdftbs"
+    )
+    message = error(modelMarketplaceProductId="anthropic.claude")
+    assert message.startswith("modelMarketplaceProductId: 'anthropic.claude' is not ")
+    assert "prod-" in message
+
+
 @pytest.mark.parametrize(
     ("context", "setting"),
     [
+        ('{"tracing": "yes"}', "tracing"),
         ('{"notificationEmail": "not-an-email"}', "notificationEmail"),
         ('{"pollerRate": "15 minutes"}', "pollerRate"),
         ('{"idleTimeout": "3600", "maxLifetime": "1800"}', "idleTimeout"),
