@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import re
 
-DEFAULT_MODEL_ID = "global.anthropic.claude-sonnet-5-5"
+DEFAULT_MODEL_ID = "global.anthropic.claude-sonnet-4-6"
 """The model the `agent` kind uses unless `-c modelId=...` says otherwise (docs/deploy.md).
 
-Claude Sonnet 5.5 through Bedrock's global cross-region inference profile: a current
-(Active) Anthropic model on Bedrock that every commercial region can call, so the default
-works wherever AgentCore Runtime runs. Geographic profiles keep requests in one area
-(`us.`, `eu.`, `jp.`, `au.` + `anthropic.claude-sonnet-5-5`). Bedrock sets its own
-lifecycle dates, and new customers cannot use a Legacy model: check the model card before
-changing this."""
+Claude Sonnet 4.6 through Bedrock's global cross-region inference profile, callable from
+every commercial region, so the default works wherever AgentCore Runtime runs. The `agent`
+kind calls its model through Strands' BedrockModel, that is the Converse API, which serves
+Claude by ARN-versioned model ids; Anthropic's Bedrock page lists Sonnet 4.6 as the newest
+Sonnet there with a `global` profile, while later Claude models are served on Bedrock's
+Messages-API endpoint instead (Anthropic docs, "Claude on Amazon Bedrock"). Geographic
+profiles keep requests in one area (`us.`, `eu.`, `jp.` + `anthropic.claude-sonnet-4-6`).
+Bedrock sets its own lifecycle dates, and new customers cannot use a Legacy model: run
+`agentjobs doctor` (it reads the model's lifecycle) before relying on another id."""
 
 INFERENCE_PROFILE_PREFIXES = frozenset({"us", "eu", "apac", "au", "ca", "jp", "us-gov", "global"})
 """Leading segments that make a model id a cross-region inference profile."""

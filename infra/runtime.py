@@ -340,6 +340,15 @@ class AgentRuntime(Construct):
                 resources=[store.table.table_arn],
             )
         )
+        # A re-invoked session answers about its jobs from the table: its latest job is found
+        # through the session index (a query on its key, never a scan).
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="SessionJobs",
+                actions=["dynamodb:Query"],
+                resources=[f"{store.table.table_arn}/index/{schema.SESSION_INDEX}"],
+            )
+        )
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="WriteResults",
@@ -348,6 +357,25 @@ class AgentRuntime(Construct):
                     store.bucket.arn_for_objects(schema.outcome_key("*")),
                     store.bucket.arn_for_objects(schema.result_key("*")),
                 ],
+            )
+        )
+        # A re-invoked session whose job ended before the poller collected it answers from the
+        # durable outcome. ListBucket (on the results prefix only) makes a missing outcome read
+        # as NoSuchKey rather than AccessDenied, as for the poller: "no outcome" must be told
+        # apart from "unreadable".
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="ReadOutcomes",
+                actions=["s3:GetObject"],
+                resources=[store.bucket.arn_for_objects(schema.outcome_key("*"))],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="ListOutcomes",
+                actions=["s3:ListBucket"],
+                resources=[store.bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": f"{store.results_prefix}*"}},
             )
         )
         # A data_report job reads its caller's CSV from the inputs prefix and nothing else:

@@ -124,11 +124,16 @@ def test_no_role_may_read_a_whole_bucket(synth: Synth) -> None:
             assert not re.fullmatch(r"[^/]+/\*", resource), (role, resource)
 
 
-def test_agent_reads_only_inputs_and_its_own_code_object(default_synth: Synth) -> None:
+def test_agent_reads_only_inputs_outcomes_and_its_own_code_object(default_synth: Synth) -> None:
     bucket = results_bucket(default_synth)
     reads = s3_object_resources(default_synth, agent_role(default_synth), "s3:Get")
     code = next(r for r in reads if "cdk-" in r)
-    assert reads == {f"<{bucket}.Arn>/{schema.INPUT_PREFIX}*", code}
+    # Outcomes: a re-invoked session answers a job that ended before the poller collected it.
+    assert reads == {
+        f"<{bucket}.Arn>/{schema.INPUT_PREFIX}*",
+        f"<{bucket}.Arn>/{schema.outcome_key('*')}",
+        code,
+    }
     # The code object is one key in the bootstrap bucket, named by its content hash.
     key = code.rsplit("/", 1)[1]
     assert key.endswith(".zip") and "*" not in key
@@ -148,12 +153,17 @@ def test_agent_writes_only_outcomes_and_results(default_synth: Synth) -> None:
     }
 
 
-def test_agent_never_lists(synth: Synth) -> None:
+def test_agent_lists_only_the_results_prefix(synth: Synth) -> None:
+    # ListBucket makes S3 answer a missing outcome NoSuchKey rather than AccessDenied; the
+    # prefix condition keeps inputs (other callers' data) out of any listing.
     role = agent_role(synth)
-    actions = {
-        a for owner, s in policy_statements(synth) if owner == role for a in listed(s["Action"])
-    }
-    assert not {a for a in actions if a.startswith("s3:List")}
+    lists = [
+        s
+        for owner, s in policy_statements(synth)
+        if owner == role and any(a.startswith("s3:List") for a in listed(s["Action"]))
+    ]
+    assert [listed(s["Action"]) for s in lists] == [["s3:ListBucket"]]
+    assert lists[0]["Condition"] == {"StringLike": {"s3:prefix": schema.RESULT_PREFIX + "*"}}
 
 
 def test_docker_agent_pulls_from_the_image_repository_only(custom_synth: Synth) -> None:
@@ -169,8 +179,10 @@ def test_docker_agent_pulls_from_the_image_repository_only(custom_synth: Synth) 
                                                    "ecr:BatchGetImage",
                                                    "ecr:GetDownloadUrlForLayer"]  # fmt: skip
     assert "repository/" in text_of(scoped[0]["Resource"])
+    bucket = results_bucket(custom_synth)
     assert not s3_object_resources(custom_synth, role, "s3:Get") - {
-        f"<{results_bucket(custom_synth)}.Arn>/{schema.INPUT_PREFIX}*"
+        f"<{bucket}.Arn>/{schema.INPUT_PREFIX}*",
+        f"<{bucket}.Arn>/{schema.outcome_key('*')}",
     }
 
 
