@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -32,6 +33,10 @@ _ENV_NAMES = {
     "topic_arn": "TOPIC_ARN",
     "inbox_queue_url": "INBOX_QUEUE_URL",
 }
+
+# botocore's session variables are (config key, environment variable, default, converter);
+# no environment variable means AWS_PROFILE is not read.
+_NO_PROFILE: dict[str, Any] = {"profile": (None, None, None, None)}
 
 LOCAL_CREDENTIAL_NAMES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
 LOOPBACK_HOSTS = "loopback (127.0.0.0/8, localhost or ::1)"
@@ -60,7 +65,14 @@ class Resources:
 
     def client(self, service: str, config: Config | None = None) -> Any:
         """A boto3 client of `service` for these resources."""
-        session = boto3.session.Session(region_name=self.region, **self.credentials)
+        botocore_session = None
+        if self.credentials:
+            # The local stack's own keys: the user's AWS_PROFILE (perhaps one this machine
+            # lacks) has no part in calls to it.
+            botocore_session = botocore.session.Session(session_vars=_NO_PROFILE)
+        session = boto3.session.Session(
+            region_name=self.region, botocore_session=botocore_session, **self.credentials
+        )
         endpoint = self.endpoints.get(service) or self.endpoints.get("*")
         try:
             return session.client(service, endpoint_url=endpoint, config=config)

@@ -145,3 +145,13 @@ def test_an_env_file_without_an_endpoint_is_refused(tmp_path: Path, recorder: Re
     run = run_cli("list", cwd=tmp_path, env=users_own_credentials(tmp_path))
     assert_one_line_error(run, "AWS_ENDPOINT_URL")
     assert recorder.requests == []
+
+
+def test_the_users_profile_setting_plays_no_part_with_an_env_file(
+    tmp_path: Path, recorder: Recorder
+) -> None:
+    write_env(tmp_path, **stack_values(recorder.url))
+    env = hermetic_env(AWS_PROFILE="a-profile-this-machine-does-not-have")
+    run = run_cli("status", "some-job", cwd=tmp_path, env=env)
+    assert_one_line_error(run, "no job some-job")
+    assert all(f"Credential={FILE_KEY}/" in h["authorization"] for h in recorder.requests)
