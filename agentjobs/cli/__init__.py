@@ -37,6 +37,9 @@ def main() -> None:
 
 
 def _fail(message: str, code: int) -> None:
-    flat = " ".join(message.split())
+    # Messages quote job text (an agent's error, a job id): shown as text, on one line.
+    from agentjobs.cli.terminal_text import printable  # noqa: PLC0415
+
+    flat = " ".join(printable(message).split())
     print(f"agentjobs: error: {flat}", file=sys.stderr)
     sys.exit(code)

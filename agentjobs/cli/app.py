@@ -16,6 +16,7 @@ from agentjobs.cli.discovery import Resources, discover
 from agentjobs.cli.doctor import EXIT_CODES_HELP as DOCTOR_EXIT_CODES_HELP
 from agentjobs.cli.doctor import doctor_command
 from agentjobs.cli.errors import JOB_EXIT_CODES, CliError, ExitCode
+from agentjobs.cli.terminal_text import printable
 from agentjobs.protocol import JobStatus
 from agentjobs.record import JobRecord
 
@@ -111,12 +112,14 @@ def submit(
         if as_json:
             render.print_json(answer)
         else:
-            out.print(f"Submitted job [bold]{job_id}[/] ({answer.get('kind', kind)})")
-            out.print(f"  session  {answer.get('session_id')}")
-            out.print(f"  follow   agentjobs wait {job_id}")
+            shown_kind = answer.get("kind", kind)
+            out.print(render.line("Submitted job ", (job_id, "bold"), f" ({shown_kind})"))
+            out.print(render.line(f"  session  {answer.get('session_id')}"))
+            out.print(render.line(f"  follow   agentjobs wait {job_id}"))
         return
     if not as_json:
-        out.print(f"Submitted job [bold]{job_id}[/] in session {answer.get('session_id')}")
+        session = answer.get("session_id")
+        out.print(render.line("Submitted job ", (job_id, "bold"), f" in session {session}"))
     _wait_and_exit(resources, job_id, as_json=as_json, interval_s=1.0, timeout_s=timeout_s)
 
 
@@ -181,7 +184,7 @@ def list_jobs(
         return
     out.print(render.jobs_table(page.records))
     if page.next_token:
-        out.print(f"More: agentjobs list --next-token {page.next_token}", highlight=False)
+        out.print(render.line(f"More: agentjobs list --next-token {page.next_token}"))
 
 
 @app.command()
@@ -219,7 +222,7 @@ def result(
         if as_json:
             render.print_json({"job_id": job_id, "status": "SUCCEEDED", "saved_to": str(output)})
         else:
-            out.print(f"Saved the result of job {job_id} to {output}")
+            out.print(render.line(f"Saved the result of job {job_id} to {output}"))
         return
     if as_json:
         render.print_json({"job_id": job_id, "status": str(record.status), "result": value})
@@ -301,22 +304,25 @@ def _wait_and_exit(
 def _follow_with_bar(
     resources: Resources, job_id: str, interval_s: float, timeout_s: float | None
 ) -> JobRecord:
+    # markup=False: the job id and the job's progress message are text, never markup.
     columns = (
-        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.description}", style="bold", markup=False),
         BarColumn(),
         TaskProgressColumn(),
         TimeElapsedColumn(),
-        TextColumn("{task.fields[message]}"),
+        TextColumn("{task.fields[message]}", markup=False),
     )
     with Progress(*columns, console=out) as bar:
-        task = bar.add_task(job_id[:12], total=100, message="waiting for the first update")
+        task = bar.add_task(
+            printable(job_id[:12]), total=100, message="waiting for the first update"
+        )
 
         def show(record: JobRecord) -> None:
             done = 100 if record.status == JobStatus.SUCCEEDED else record.progress.percent
             bar.update(
                 task,
                 completed=done,
-                message=record.progress.message or str(record.status),
+                message=printable(record.progress.message or str(record.status)),
             )
 
         return jobs.follow(resources, job_id, show, interval_s=interval_s, timeout_s=timeout_s)
@@ -332,9 +338,9 @@ def _follow_with_lines(
         if not last or last[-1] != state:
             last.append(state)
             out.print(
-                f"{record.status} {record.progress.percent:5.1f}%  {record.progress.message}",
-                markup=False,
-                highlight=False,
+                render.line(
+                    f"{record.status} {record.progress.percent:5.1f}%  {record.progress.message}"
+                )
             )
 
     return jobs.follow(resources, job_id, show, interval_s=interval_s, timeout_s=timeout_s)
@@ -343,17 +349,21 @@ def _follow_with_lines(
 def _print_ending(record: JobRecord) -> None:
     if record.status == JobStatus.RUNNING:
         out.print(
-            f"Job {record.job_id} is still RUNNING after the timeout "
-            f"({record.progress.percent:.0f}%)."
+            render.line(
+                f"Job {record.job_id} is still RUNNING after the timeout "
+                f"({record.progress.percent:.0f}%)."
+            )
         )
         return
     took = render.duration(record)
-    line = f"Job {record.job_id} {render.status_text(record.status)} after {took}"
+    ending = render.line(
+        f"Job {record.job_id} ", render.status_text(record.status), f" after {took}"
+    )
     if record.error is not None:
-        line += f": {record.error.code}: {record.error.message}"
-    out.print(line, highlight=False)
+        ending.append_text(render.line(f": {record.error.code}: {record.error.message}"))
+    out.print(ending)
     if record.status == JobStatus.SUCCEEDED:
-        out.print(f"  result  agentjobs result {record.job_id}", highlight=False)
+        out.print(render.line(f"  result  agentjobs result {record.job_id}"))
 
 
 @app.command()
@@ -372,7 +382,9 @@ def cancel(
         if as_json:
             render.print_json(render.record_json(record))
         else:
-            out.print(f"Job {job_id} already ended {render.status_text(record.status)}.")
+            out.print(
+                render.line(f"Job {job_id} already ended ", render.status_text(record.status), ".")
+            )
         return
     answer = jobs.cancel(resources, record)
     if as_json:
@@ -380,8 +392,8 @@ def cancel(
         return
     status_value = str(answer.get("status", "?"))
     known = status_value in JobStatus.__members__
-    shown = render.status_text(JobStatus(status_value)) if known else status_value
-    out.print(f"Job {job_id}: {shown}")
+    shown = render.status_text(JobStatus(status_value) if known else status_value)
+    out.print(render.line(f"Job {job_id}: ", shown))
 
 
 @app.command()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -30,6 +33,13 @@ _ENV_NAMES = {
     "topic_arn": "TOPIC_ARN",
     "inbox_queue_url": "INBOX_QUEUE_URL",
 }
+
+# botocore's session variables are (config key, environment variable, default, converter);
+# no environment variable means AWS_PROFILE is not read.
+_NO_PROFILE: dict[str, Any] = {"profile": (None, None, None, None)}
+
+LOCAL_CREDENTIAL_NAMES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+LOOPBACK_HOSTS = "loopback (127.0.0.0/8, localhost or ::1)"
 
 NOT_FOUND_HINT = (
     "pass --stack NAME --region REGION for a deployed stack, run `make local-up` for the "
@@ -55,7 +65,14 @@ class Resources:
 
     def client(self, service: str, config: Config | None = None) -> Any:
         """A boto3 client of `service` for these resources."""
-        session = boto3.session.Session(region_name=self.region, **self.credentials)
+        botocore_session = None
+        if self.credentials:
+            # The local stack's own keys: the user's AWS_PROFILE (perhaps one this machine
+            # lacks) has no part in calls to it.
+            botocore_session = botocore.session.Session(session_vars=_NO_PROFILE)
+        session = boto3.session.Session(
+            region_name=self.region, botocore_session=botocore_session, **self.credentials
+        )
         endpoint = self.endpoints.get(service) or self.endpoints.get("*")
         try:
             return session.client(service, endpoint_url=endpoint, config=config)
@@ -105,19 +122,35 @@ def read_env_file(path: Path) -> dict[str, str]:
 
 
 def from_env_file(path: Path, region: str | None) -> Resources:
-    """The local stack's resources, credentials and endpoints from its env file."""
+    """The local stack's resources, credentials and endpoints from its env file.
+
+    A file in the working directory is not the user's to vouch for (a cloned repository may
+    carry one), so it is honoured only as the local stack writes it: every endpoint on this
+    machine, and its own keys to sign with. The user's real credentials (environment,
+    profile, instance role) are never sent to an endpoint such a file names."""
     values = read_env_file(path)
-    credentials = {}
-    if values.get("AWS_ACCESS_KEY_ID") and values.get("AWS_SECRET_ACCESS_KEY"):
-        credentials = {
-            "aws_access_key_id": values["AWS_ACCESS_KEY_ID"],
-            "aws_secret_access_key": values["AWS_SECRET_ACCESS_KEY"],
-        }
-    endpoints = {}
-    if values.get("AWS_ENDPOINT_URL"):
-        endpoints["*"] = values["AWS_ENDPOINT_URL"]
-    if values.get("AWS_ENDPOINT_URL_BEDROCK_AGENTCORE"):
-        endpoints["bedrock-agentcore"] = values["AWS_ENDPOINT_URL_BEDROCK_AGENTCORE"]
+    missing = [name for name in LOCAL_CREDENTIAL_NAMES if not values.get(name)]
+    if missing:
+        raise CliError(
+            f"{path} has no {' or '.join(missing)}: the local stack's endpoints are called "
+            "only with the keys its own env file holds, never your AWS credentials; "
+            "run `make local-up` to write it again"
+        )
+    credentials = {
+        "aws_access_key_id": values["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": values["AWS_SECRET_ACCESS_KEY"],
+    }
+    if not values.get("AWS_ENDPOINT_URL"):
+        raise CliError(
+            f"{path} names no AWS_ENDPOINT_URL: a local stack's env file names its moto "
+            "endpoint; run `make local-up` to write it again"
+        )
+    endpoints = {"*": loopback_endpoint(path, "AWS_ENDPOINT_URL", values["AWS_ENDPOINT_URL"])}
+    agentcore = values.get("AWS_ENDPOINT_URL_BEDROCK_AGENTCORE")
+    if agentcore:
+        endpoints["bedrock-agentcore"] = loopback_endpoint(
+            path, "AWS_ENDPOINT_URL_BEDROCK_AGENTCORE", agentcore
+        )
     return Resources(
         source=str(path),
         region=region or values.get("AWS_REGION") or values.get("AWS_DEFAULT_REGION"),
@@ -129,6 +162,29 @@ def from_env_file(path: Path, region: str | None) -> Resources:
         credentials=credentials,
         endpoints=endpoints,
     )
+
+
+def loopback_endpoint(path: Path, name: str, value: str) -> str:
+    """`value` when it is an http(s) URL of this machine; else a CliError naming it."""
+    if not _is_loopback_url(value):
+        raise CliError(
+            f"{path} names {name}={value}, which is not an endpoint on this machine: a local "
+            f"stack's endpoints must be http(s) URLs on {LOOPBACK_HOSTS}; run `make local-up` "
+            "to write the file again, or pass --stack NAME for a deployed stack"
+        )
+    return value
+
+
+def _is_loopback_url(value: str) -> bool:
+    try:
+        url = urlsplit(value)
+        host = url.hostname or ""
+        url.port  # noqa: B018 - raises ValueError for a port that is not one
+        on_loopback = host.lower() == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+    # A user part ("http://127.0.0.1@elsewhere") is how a URL hides its real host.
+    return url.scheme in ("http", "https") and url.username is None and on_loopback
 
 
 def from_environment(region: str | None) -> Resources:

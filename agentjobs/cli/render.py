@@ -1,4 +1,7 @@
-"""How records, pages, results and notifications look: rich for people, JSON for scripts."""
+"""How records, pages, results and notifications look: rich for people, JSON for scripts.
+
+Job-derived text is never Rich markup: it goes into `Text` objects, cleaned of escape
+sequences and control characters (`terminal_text`), so it prints as the job wrote it."""
 
 from __future__ import annotations
 
@@ -7,11 +10,14 @@ from datetime import datetime
 from typing import Any
 
 from rich.console import Console, Group
+from rich.highlighter import JSONHighlighter
 from rich.markdown import Markdown
 from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
 
 from agentjobs.cli.inbox import Notification
+from agentjobs.cli.terminal_text import escape_json_text, printable, printable_value
 from agentjobs.protocol import JobStatus, parse_time
 from agentjobs.record import JobRecord
 
@@ -28,9 +34,31 @@ MARKDOWN_FIELDS = ("markdown", "report", "report_markdown")
 """Result fields that hold a Markdown report (data_report's), rendered as Markdown."""
 
 
+Part = str | tuple[str, str] | Text
+
+
 def print_json(value: Any) -> None:
-    """One JSON document on stdout; plain print so that nothing wraps or colours it."""
-    print(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+    """One JSON document on stdout; plain print so that nothing wraps or colours it. The
+    value is exact; what a terminal would obey is written as JSON \\u escapes."""
+    print(escape_json_text(json.dumps(value, indent=2, ensure_ascii=False, default=str)))
+
+
+def text(value: object, style: str = "") -> Text:
+    """Job-derived text as a `Text`: shown as it is, never read as markup."""
+    return Text(printable(str(value)), style=style)
+
+
+def line(*parts: Part) -> Text:
+    """One line from plain strings, (string, style) pairs and `Text`s; no part is markup."""
+    assembled = Text()
+    for part in parts:
+        if isinstance(part, Text):
+            assembled.append_text(part)
+        elif isinstance(part, tuple):
+            assembled.append(printable(part[0]), style=part[1])
+        else:
+            assembled.append(printable(part))
+    return assembled
 
 
 def record_json(record: JobRecord) -> dict[str, Any]:
@@ -44,9 +72,10 @@ def record_json(record: JobRecord) -> dict[str, Any]:
     return answer
 
 
-def status_text(status: JobStatus) -> str:
-    """The status in its colour."""
-    return f"[{STATUS_STYLES.get(status, 'white')}]{status}[/]"
+def status_text(status: JobStatus | str) -> Text:
+    """The status in its colour (a status this CLI does not know, uncoloured)."""
+    style = STATUS_STYLES.get(status, "") if isinstance(status, JobStatus) else ""
+    return text(status, style)
 
 
 def duration(record: JobRecord) -> str:
@@ -70,23 +99,23 @@ def record_table(record: JobRecord) -> Table:
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold")
     table.add_column(overflow="fold")
-    table.add_row("job", record.job_id)
-    table.add_row("kind", str(record.kind))
+    table.add_row("job", text(record.job_id))
+    table.add_row("kind", text(record.kind))
     table.add_row("status", status_text(record.status))
     progress = f"{record.progress.percent:.0f}%"
     if record.progress.message:
         progress += f"  {record.progress.message}"
-    table.add_row("progress", progress)
-    table.add_row("session", record.session_id)
-    table.add_row("submitted", short_time(record.submitted_at))
-    table.add_row("finished", short_time(record.finished_at))
-    table.add_row("duration", duration(record))
+    table.add_row("progress", text(progress))
+    table.add_row("session", text(record.session_id))
+    table.add_row("submitted", text(short_time(record.submitted_at)))
+    table.add_row("finished", text(short_time(record.finished_at)))
+    table.add_row("duration", text(duration(record)))
     if record.error is not None:
-        table.add_row("error", f"[red]{record.error.code}[/]: {record.error.message}")
+        table.add_row("error", line((record.error.code, "red"), ": ", record.error.message))
     if record.result_uri:
-        table.add_row("result", record.result_uri)
+        table.add_row("result", text(record.result_uri))
     if record.notified_at:
-        table.add_row("notified", short_time(record.notified_at))
+        table.add_row("notified", text(short_time(record.notified_at)))
     return table
 
 
@@ -101,12 +130,12 @@ def jobs_table(records: list[JobRecord]) -> Table:
     table.add_column("DURATION", justify="right")
     for record in records:
         table.add_row(
-            record.job_id,
-            str(record.kind),
+            text(record.job_id),
+            text(record.kind),
             status_text(record.status),
-            f"{record.progress.percent:.0f}%",
-            short_time(record.submitted_at),
-            duration(record),
+            text(f"{record.progress.percent:.0f}%"),
+            text(short_time(record.submitted_at)),
+            text(duration(record)),
         )
     return table
 
@@ -124,11 +153,15 @@ def print_result(console: Console, result: Any) -> None:
     """A result: its Markdown report rendered, else text as is, else indented JSON."""
     report = markdown_of(result)
     if report is not None:
-        console.print(Markdown(report))
+        # A link shows its target: a report must not hide where "the data" points.
+        console.print(Markdown(printable(report, multiline=True), hyperlinks=False))
     elif isinstance(result, str):
-        console.print(result, markup=False, highlight=False)
+        console.print(Text(printable(result, multiline=True)))
     else:
-        console.print_json(json.dumps(result, ensure_ascii=False, default=str))
+        dumped = json.dumps(printable_value(result), indent=2, ensure_ascii=False, default=str)
+        shown = JSONHighlighter()(escape_json_text(dumped))
+        shown.no_wrap = True
+        console.print(shown)
 
 
 def notification_panel(note: Notification) -> Panel:
@@ -138,10 +171,10 @@ def notification_panel(note: Notification) -> Panel:
     table.add_column(overflow="fold")
     for key, value in note.message.items():
         shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-        table.add_row(key, shown)
+        table.add_row(text(key), text(shown))
     envelope = note.envelope
     title = envelope.get("Subject") or f"{note.message.get('status', '?')} notification"
     subtitle = f"SNS {envelope.get('Type', '?')} {envelope.get('MessageId', '')} at " + str(
         envelope.get("Timestamp", "?")
     )
-    return Panel(Group(table), title=str(title), subtitle=subtitle, expand=False)
+    return Panel(Group(table), title=text(title), subtitle=text(subtitle), expand=False)

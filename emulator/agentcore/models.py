@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
+import re
 import shlex
 import signal
 import socket
@@ -37,6 +39,13 @@ SHIM_DIR = Path(__file__).resolve().parent / "shim"
 STOPPED_HISTORY = 1000
 # While an agent starts, /ping is tried this often (the lifecycle poll is much slower).
 STARTUP_POLL_S = 0.05
+# Agents listen here, never on every interface: the local stack is for this machine only.
+LOOPBACK_HOST = "127.0.0.1"
+# A session id becomes its log file's name only when it is this plain; 200 characters plus
+# ".log" stays inside the usual 255-byte limit on a file name.
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+_UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]")
+_CLEANED_PREFIX = 100
 
 
 class SessionState(Enum):
@@ -59,6 +68,17 @@ def iso_utc(epoch_s: float) -> str:
     """ISO 8601 UTC with milliseconds, as every time in this project is written."""
     stamp = datetime.fromtimestamp(epoch_s, UTC)
     return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
+
+
+def log_file_name(session_id: str) -> str:
+    """The file, inside the log folder, of a session's agent output: the id itself when it
+    is a plain name, else a cleaned, bounded form of it with a digest of the whole id, so
+    that a caller's session id never chooses a path and two ids never share a file."""
+    if _PLAIN_NAME.fullmatch(session_id):
+        return f"{session_id}.log"
+    cleaned = _UNSAFE_CHARS.sub("_", session_id)[:_CLEANED_PREFIX].lstrip("._") or "session"
+    digest = hashlib.sha256(session_id.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return f"{cleaned}-{digest}.log"
 
 
 def free_port() -> int:
@@ -295,6 +315,8 @@ class LocalRuntime:
         env = dict(os.environ)
         env.update(
             PORT=str(port),
+            # Read by our own agent; an SDK agent's wildcard bind is moved by the shim.
+            AGENT_BIND_HOST=LOOPBACK_HOST,
             AGENTCORE_SESSION_PORT=str(port),
             AGENTCORE_SESSION_ID=session.session_id,
             AGENTCORE_EMULATOR_PID=str(os.getpid()),
@@ -304,7 +326,9 @@ class LocalRuntime:
         log_file: IO[bytes] | None = None
         if self.settings.agent_log_dir is not None:
             self.settings.agent_log_dir.mkdir(parents=True, exist_ok=True)
-            log_file = open(self.settings.agent_log_dir / f"{session.session_id}.log", "ab")  # noqa: SIM115
+            log_path = self.settings.agent_log_dir / log_file_name(session.session_id)
+            log_file = open(log_path, "ab")  # noqa: SIM115
+            log.info("session %s logs to %s", session.session_id, log_path.name)
         try:
             popen = subprocess.Popen(  # noqa: S603 - the operator's own agent command
                 shlex.split(self.settings.agent_cmd),

@@ -16,6 +16,7 @@ from pathlib import Path
 import psutil
 
 from emulator.stack.settings import REPO_ROOT
+from emulator.stack.state import RecordedProcess
 
 
 class StartError(RuntimeError):
@@ -86,17 +87,44 @@ def answers_http(url: str) -> Callable[[], bool]:
     return check
 
 
-def is_ours(pid: int, started_before: float) -> bool:
-    """True when `pid` is alive, leads its own process group, and was created no later than
-    the stack recorded it: a recycled pid belongs to someone else and is left alone."""
+STARTED_TOLERANCE_S = 1.0
+"""Creation times are derived from the boot time, which the kernel may report a second apart."""
+
+
+def record(name: str, proc: subprocess.Popen[bytes]) -> RecordedProcess:
+    """What to record of a process just started: its pid, command line and creation time."""
     try:
-        proc = psutil.Process(pid)
+        started: float | None = psutil.Process(proc.pid).create_time()
+    except psutil.Error:
+        started = None
+    args = proc.args
+    cmdline = tuple(str(a) for a in args) if isinstance(args, list | tuple) else (str(args),)
+    return RecordedProcess(name, proc.pid, cmdline, started)
+
+
+def is_ours(recorded: RecordedProcess) -> bool:
+    """True when the recorded pid is alive, leads its own process group, runs the command
+    line the stack started it with and was created when the stack recorded: a recycled pid
+    belongs to someone else and is left alone, and so is a pid whose record cannot say."""
+    if recorded.cmdline is None or recorded.started is None:
+        return False
+    try:
+        proc = psutil.Process(recorded.pid)
         return (
             proc.status() != psutil.STATUS_ZOMBIE
-            and os.getpgid(pid) == pid
-            and proc.create_time() <= started_before + 1.0
+            and os.getpgid(recorded.pid) == recorded.pid
+            and tuple(proc.cmdline()) == recorded.cmdline
+            and abs(proc.create_time() - recorded.started) <= STARTED_TOLERANCE_S
         )
     except (psutil.Error, ProcessLookupError, PermissionError):
+        return False
+
+
+def is_running(pid: int) -> bool:
+    """True while some process (ours or not) has this pid."""
+    try:
+        return is_alive(psutil.Process(pid))
+    except psutil.Error:
         return False
 
 

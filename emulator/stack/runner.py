@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from emulator.stack.settings import PASSED_THROUGH, RESOURCE_NAME, StackSettings
 from emulator.stack.state import (
     PID_KEYS,
     STARTED_AT_KEY,
+    RecordedProcess,
     StackState,
     read_state,
     remove_state,
@@ -38,18 +40,32 @@ STOP_GRACE_S = 10.0
 class _Started:
     """Processes started so far, so that a failed start stops exactly these."""
 
-    pids: dict[str, int] = field(default_factory=dict)
+    records: dict[str, RecordedProcess] = field(default_factory=dict)
+
+    def add(self, name: str, proc: subprocess.Popen[bytes]) -> None:
+        self.records[name] = processes.record(name, proc)
 
     def stop_all(self) -> None:
         for name in PID_KEYS:
-            if name in self.pids:
-                processes.stop_group(self.pids[name], STOP_GRACE_S)
+            if name in self.records:
+                processes.stop_group(self.records[name].pid, STOP_GRACE_S)
 
 
 def running_pids(state: StackState) -> dict[str, int]:
-    """The recorded processes still alive (and still ours)."""
+    """The recorded processes still alive and still ours (same command, same start)."""
     return {
-        name: pid for name, pid in state.pids.items() if processes.is_ours(pid, state.started_at)
+        name: recorded.pid
+        for name, recorded in state.processes.items()
+        if processes.is_ours(recorded)
+    }
+
+
+def strangers(state: StackState, ours: dict[str, int]) -> dict[str, int]:
+    """Recorded pids that some other process now has: never to be signalled."""
+    return {
+        name: pid
+        for name, pid in state.pids.items()
+        if name not in ours and processes.is_running(pid)
     }
 
 
@@ -121,7 +137,7 @@ def _start(settings: StackSettings, started: _Started) -> dict[str, str]:
         log_path=moto_log,
         env=base_env,
     )
-    started.pids["moto server"] = moto.pid
+    started.add("moto server", moto)
     processes.wait_until(
         processes.answers_http(f"{moto_url}/moto-api/"),
         moto,
@@ -162,7 +178,7 @@ def _start(settings: StackSettings, started: _Started) -> dict[str, str]:
         log_path=runtime_log,
         env=child_env,
     )
-    started.pids["AgentCore runtime"] = runtime.pid
+    started.add("AgentCore runtime", runtime)
     processes.wait_until(
         processes.answers_http(f"{runtime_url}/sessions"),
         runtime,
@@ -196,7 +212,7 @@ def _start(settings: StackSettings, started: _Started) -> dict[str, str]:
         log_path=schedule_log,
         env=child_env,
     )
-    started.pids["poller schedule"] = schedule.pid
+    started.add("poller schedule", schedule)
     processes.wait_until(
         ready_file.exists,
         schedule,
@@ -205,8 +221,8 @@ def _start(settings: StackSettings, started: _Started) -> dict[str, str]:
         timeout_s=30,
     )
 
-    for name, pid in started.pids.items():
-        values[PID_KEYS[name]] = str(pid)
+    for recorded in started.records.values():
+        values.update(recorded.fingerprint())
     values[STARTED_AT_KEY] = f"{time.time():.3f}"
     write_state(settings.state_dir, values)
     return values
@@ -278,6 +294,12 @@ def down(settings: StackSettings, out: TextIO = sys.stdout) -> int:
         )
         return 0
     alive = running_pids(state)
+    for name, pid in strangers(state, alive).items():
+        print(
+            f"Left pid {pid} alone: it is not the {name} this stack started "
+            "(its command line or start time differ, or the record does not say).",
+            file=out,
+        )
     for name in PID_KEYS:
         if name in alive:
             processes.stop_group(alive[name], STOP_GRACE_S)

@@ -15,7 +15,39 @@ PID_KEYS = {
 """Process name -> its pid's key, in the order they are stopped (the reverse of starting)."""
 
 STARTED_AT_KEY = "LOCAL_STACK_STARTED_AT"
-"""Epoch seconds when the stack was recorded; a recorded pid younger than this was recycled."""
+"""Epoch seconds when the stack was recorded (for people; pids are checked by fingerprint)."""
+
+
+def cmdline_key(pid_key: str) -> str:
+    """The key of the command line a recorded process was started with."""
+    return pid_key.removesuffix("_PID") + "_CMDLINE"
+
+
+def started_key(pid_key: str) -> str:
+    """The key of a recorded process's creation time (epoch seconds, as the kernel says)."""
+    return pid_key.removesuffix("_PID") + "_STARTED"
+
+
+@dataclass(frozen=True)
+class RecordedProcess:
+    """A process the stack started, as it recorded it: enough to know a recycled pid."""
+
+    name: str
+    pid: int
+    cmdline: tuple[str, ...] | None
+    """The command it was started with; None in a record that does not say."""
+    started: float | None
+    """Its creation time; None in a record that does not say."""
+
+    def fingerprint(self) -> dict[str, str]:
+        """The env file lines that record this process."""
+        key = PID_KEYS[self.name]
+        values = {key: str(self.pid)}
+        if self.cmdline is not None:
+            values[cmdline_key(key)] = shlex.join(self.cmdline)
+        if self.started is not None:
+            values[started_key(key)] = f"{self.started:.3f}"
+        return values
 
 
 @dataclass(frozen=True)
@@ -35,12 +67,21 @@ class StackState:
         return found
 
     @property
-    def started_at(self) -> float:
-        """When the stack was recorded (0 when the file does not say)."""
-        try:
-            return float(self.values.get(STARTED_AT_KEY, "0"))
-        except ValueError:
-            return 0.0
+    def processes(self) -> dict[str, RecordedProcess]:
+        """Process name -> what the file records of it, for the processes the file names."""
+        found = {}
+        for name, pid in self.pids.items():
+            key = PID_KEYS[name]
+            try:
+                cmdline = tuple(shlex.split(self.values[cmdline_key(key)])) or None
+            except (KeyError, ValueError):
+                cmdline = None
+            try:
+                started: float | None = float(self.values[started_key(key)])
+            except (KeyError, ValueError):
+                started = None
+            found[name] = RecordedProcess(name, pid, cmdline, started)
+        return found
 
 
 def env_path(state_dir: Path) -> Path:

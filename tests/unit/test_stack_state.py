@@ -10,7 +10,7 @@ import pytest
 from emulator.stack.processes import is_ours
 from emulator.stack.schedule import LambdaContext, scheduled_event
 from emulator.stack.settings import SettingsError, StackSettings
-from emulator.stack.state import read_state, write_state
+from emulator.stack.state import RecordedProcess, read_state, write_state
 
 
 def test_state_file_round_trips_values_a_shell_can_source(tmp_path: Path) -> None:
@@ -46,8 +46,9 @@ def test_malformed_settings_name_the_variable(name: str, value: str) -> None:
 
 
 def test_a_recycled_pid_is_not_ours() -> None:
-    # This process was created before "now", but not by a stack recorded at epoch 1000.
-    assert not is_ours(os.getpid(), started_before=1000.0)
+    # This process is alive, but neither its command line nor its start time is the record's.
+    recorded = RecordedProcess("moto server", os.getpid(), ("python", "-m", "x"), 1000.0)
+    assert not is_ours(recorded)
 
 
 def test_lambda_context_counts_down_from_the_timeout() -> None:

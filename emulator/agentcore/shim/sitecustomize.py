@@ -1,10 +1,16 @@
-"""Loaded into every agent process the local runtime starts: session port, and no orphans."""
+"""Loaded into every agent process the local runtime starts: session port, loopback, no orphans."""
 
 # The bedrock-agentcore SDK's `app.run()` listens on the fixed port 8080, as AgentCore
 # requires. Locally many sessions run side by side, so each agent process gets its own
 # port in AGENTCORE_SESSION_PORT, and a listening socket bound to 8080 is bound there
 # instead. Patching `socket.bind` (not uvicorn) keeps this independent of the web
 # framework, and leaves an agent that already honours PORT untouched.
+#
+# In AgentCore an agent must listen on every interface (the SDK does so inside Docker);
+# on a developer's machine that would put every session on the network. So a TCP socket
+# bound to a wildcard address on a fixed port is bound to loopback instead. Port 0 is left
+# alone: a client may bind ("0.0.0.0", 0) as its source address, and loopback would
+# strand its connections to the outside.
 
 from __future__ import annotations
 
@@ -19,19 +25,26 @@ import time
 from typing import Any
 
 _FIXED_AGENT_PORT = 8080
+_WILDCARDS = frozenset({"", "0.0.0.0", "::", "::0", "0:0:0:0:0:0:0:0"})  # noqa: S104
+_LOOPBACK = {socket.AF_INET: "127.0.0.1", socket.AF_INET6: "::1"}
 
 
-def _install_port_move(session_port: int) -> None:
+def _install_bind_move(session_port: int) -> None:
     original_bind = socket.socket.bind
 
     def bind(self: socket.socket, address: Any, /) -> None:
         if (
-            self.family in (socket.AF_INET, socket.AF_INET6)
+            self.family in _LOOPBACK
             and isinstance(address, tuple)
             and len(address) >= 2
-            and address[1] == _FIXED_AGENT_PORT
+            and isinstance(address[1], int)
         ):
-            address = (address[0], session_port, *address[2:])
+            host, port = address[0], address[1]
+            if port == _FIXED_AGENT_PORT:
+                port = session_port
+            if self.type == socket.SOCK_STREAM and port != 0 and host in _WILDCARDS:
+                host = _LOOPBACK[self.family]
+            address = (host, port, *address[2:])
         original_bind(self, address)
 
     socket.socket.bind = bind  # type: ignore[method-assign, assignment]
@@ -68,7 +81,7 @@ def _chain_next_sitecustomize() -> None:
 
 _port = os.environ.get("AGENTCORE_SESSION_PORT", "")
 if _port.isdigit():
-    _install_port_move(int(_port))
+    _install_bind_move(int(_port))
 _emulator = os.environ.get("AGENTCORE_EMULATOR_PID", "")
 if _emulator.isdigit():
     _follow_emulator(int(_emulator))
