@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agentjobs.limits import (
     MAX_JOB_ID_CHARS,
@@ -229,3 +232,64 @@ def test_job_text_is_capped_and_made_encodable() -> None:
     assert _encodes(cleaned)
     assert cleaned.startswith("bad ")
     assert cleaned.endswith(" text")
+
+
+# -- any text at all --------------------------------------------------------------------
+
+# Any code point, lone surrogates included (st.characters() alone leaves them out).
+any_text = st.text(st.characters() | st.characters(categories=["Cs"]), max_size=300)
+any_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | any_text,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(any_text, inner, max_size=4),
+    max_leaves=15,
+)
+requestish = st.fixed_dictionaries(
+    {"action": st.sampled_from(["submit", "status", "result", "cancel"]) | any_text},
+    optional={
+        "kind": st.sampled_from(["synthetic", "data_report", "agent"]) | any_text,
+        "input": st.dictionaries(any_text, any_json, max_size=4),
+        "job_id": any_text,
+        "client_token": any_text,
+        "prompt": any_text,
+    },
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(payload=requestish | any_json)
+def test_any_payload_parses_to_encodable_text_or_an_encodable_refusal(payload: Any) -> None:
+    try:
+        request = parse_request(payload)
+    except ProtocolError as refusal:
+        assert _encodes(refusal.message)
+        assert len(refusal.message) < 1000
+        return
+    fields = (
+        [request.client_token, json.dumps(request.input, ensure_ascii=False)]
+        if isinstance(request, SubmitRequest)
+        else [request.job_id]
+    )
+    assert all(_encodes(text) for text in fields if text is not None)
+
+
+@settings(max_examples=300, deadline=None)
+@given(session_id=any_text, owner=any_text)
+def test_any_caller_headers_parse_or_are_refused_encodably(session_id: str, owner: str) -> None:
+    try:
+        caller = parse_caller(session_id, owner)
+    except ProtocolError as refusal:
+        assert _encodes(refusal.message)
+        return
+    for text in (caller.session_id, caller.owner):
+        assert text is None or _encodes(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(uri=any_text.map(lambda t: "s3://" + t))
+def test_any_s3_uri_parses_or_is_refused_encodably(uri: str) -> None:
+    try:
+        location = parse_s3_uri(uri)
+    except ValueError as refusal:
+        assert _encodes(str(refusal))
+        return
+    assert len(location.key.encode()) <= MAX_S3_KEY_BYTES
