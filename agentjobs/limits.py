@@ -23,17 +23,33 @@ MAX_SESSION_ID_CHARS = 256
 MAX_OWNER_CHARS = 256
 """The caller's user id (`X-Amzn-Bedrock-AgentCore-Runtime-User-Id`)."""
 
-MAX_S3_URI_CHARS = len("s3://") + 63 + 1 + 1024
-"""S3 allows bucket names of 3 to 63 characters and keys of at most 1,024 bytes."""
+MIN_S3_BUCKET_CHARS = 3
+MAX_S3_BUCKET_CHARS = 63
+MAX_S3_KEY_BYTES = 1024
+"""S3's own bounds: bucket names of 3 to 63 characters, object keys of at most 1,024 bytes
+(UTF-8). https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html and
+https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-keys.html"""
+
+MAX_S3_URI_CHARS = len("s3://") + MAX_S3_BUCKET_CHARS + 1 + MAX_S3_KEY_BYTES
+
+MAX_PROMPT_BYTES = MAX_INPUT_BYTES
+"""An `agent` job's prompt, UTF-8: the whole inline input may be the prompt."""
+
+MAX_TITLE_CHARS = 200
+"""A report's title (data_report)."""
 
 MAX_ERROR_MESSAGE_CHARS = 2_000
-"""A job's error message, as stored in the record and published."""
+"""A job's error message, as stored in the record and published (and so synthetic's `fail`)."""
 
 MAX_PROGRESS_MESSAGE_CHARS = 200
 """A job's progress message, as stored in the record."""
 
 MAX_POLL_ERROR_CHARS = 1_000
 """Why the last poll of a job failed, as stored in the record."""
+
+DEFAULT_MAX_JOBS_PER_SESSION = 32
+"""Jobs running at once in one session (MAX_JOBS_PER_SESSION): a session is one microVM of
+2 vCPU and 8 GB, and every CPU-bound job is a process of its own. The benchmarks run 20."""
 
 ELLIPSIS = "\u2026"
 
@@ -43,6 +59,12 @@ def cap_text(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     return text[: max(limit - 1, 0)] + ELLIPSIS
+
+
+def cap_job_text(text: str, limit: int) -> str:
+    """Text a job produced (an error or progress message), fit to be stored and published:
+    what UTF-8 cannot carry (a lone surrogate) replaced, then cut to `limit` characters."""
+    return cap_text(text.encode("utf-8", "replace").decode("utf-8"), limit)
 
 
 MAX_ERROR_CODE_CHARS = 64

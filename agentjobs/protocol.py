@@ -4,12 +4,26 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from agentjobs.limits import MAX_CLIENT_TOKEN_CHARS, MAX_INPUT_BYTES, MAX_JOB_ID_CHARS
+from agentjobs.limits import (
+    MAX_CLIENT_TOKEN_CHARS,
+    MAX_INPUT_BYTES,
+    MAX_JOB_ID_CHARS,
+    MAX_KIND_CHARS,
+    MAX_OWNER_CHARS,
+    MAX_PROMPT_BYTES,
+    MAX_S3_BUCKET_CHARS,
+    MAX_S3_KEY_BYTES,
+    MAX_SESSION_ID_CHARS,
+    MIN_S3_BUCKET_CHARS,
+    MIN_SESSION_ID_CHARS,
+    cap_text,
+)
 
 # The deployed agent answers through AgentCore, where a 4xx/5xx from the agent reaches
 # the caller as an opaque RuntimeClientError. So every answer is HTTP 200 and a JSON
@@ -79,6 +93,10 @@ class ErrorCode(StrEnum):
     UNKNOWN_JOB = "UNKNOWN_JOB"
     JOB_STORE_UNAVAILABLE = "JOB_STORE_UNAVAILABLE"
     KIND_UNAVAILABLE = "KIND_UNAVAILABLE"
+    IDEMPOTENCY_MISMATCH = "IDEMPOTENCY_MISMATCH"
+    """A client_token used before for a different request (kind, input or max_runtime_s)."""
+    TOO_MANY_JOBS = "TOO_MANY_JOBS"
+    """The session already runs as many jobs at once as the agent allows."""
     INTERNAL_ERROR = "INTERNAL_ERROR"
     # Codes carried by a finished job's `error`:
     JOB_FAILED = "JOB_FAILED"
@@ -137,6 +155,16 @@ def encode_json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
+SESSION_ID_HEADER = "X-Amzn-Bedrock-AgentCore-Runtime-Session-Id"
+USER_ID_HEADER = "X-Amzn-Bedrock-AgentCore-Runtime-User-Id"
+"""The caller's user id: the job's `owner`. AgentCore accepts it only from callers allowed
+`bedrock-agentcore:InvokeAgentRuntimeForUser`, so it is not the caller's free choice."""
+
+JOB_ID_PATTERN = re.compile(r"[0-9a-f]{32}")
+"""The form of every job id the agent mints (`record.new_job_id`: a uuid's 32 hex digits). Ids
+name S3 keys and table items, so nothing else is looked up."""
+
+
 @dataclass(frozen=True)
 class SubmitRequest:
     """A validated `submit`: what to run and how it is tracked."""
@@ -164,6 +192,28 @@ class PingRequest:
 PING_METHOD = "ping"
 _PING_FIELDS = frozenset({"method", "payload"})
 
+
+@dataclass(frozen=True)
+class Caller:
+    """Who asks, from the invocation's headers: None for a header that was not sent."""
+
+    session_id: str | None
+    owner: str | None
+
+
+@dataclass(frozen=True)
+class S3Location:
+    """A bucket and an object key, as S3 allows them."""
+
+    bucket: str
+    key: str
+
+    @property
+    def uri(self) -> str:
+        """The location as an s3:// URI."""
+        return f"s3://{self.bucket}/{self.key}"
+
+
 _SUBMIT_FIELDS = frozenset({"action", "kind", "input", "client_token", "max_runtime_s"})
 _QUERY_FIELDS = frozenset({"action", "job_id"})
 
@@ -176,6 +226,9 @@ def parse_request(payload: object) -> SubmitRequest | JobQuery | PingRequest:
             'expected a JSON object such as {"action": "submit", ...}; '
             f"got {_json_type(payload)}",
         )
+    # First, before any field is read, used or logged: JSON may carry lone surrogates
+    # ("\ud800"), which no UTF-8 encoder (the answer's, DynamoDB's, a log file's) accepts.
+    _refuse_unencodable(payload)
     if "action" not in payload and "method" in payload:
         return _parse_ping(payload)
     if "action" not in payload:
@@ -193,6 +246,12 @@ def parse_request(payload: object) -> SubmitRequest | JobQuery | PingRequest:
     job_id = payload.get("job_id")
     if job_id is not None:
         job_id = _require_text("job_id", job_id, MAX_JOB_ID_CHARS)
+        if not JOB_ID_PATTERN.fullmatch(job_id):
+            raise ProtocolError(
+                ErrorCode.INVALID_REQUEST,
+                "'job_id' must be a job id as submit answered it (32 lowercase hexadecimal "
+                f"characters); got {_describe(job_id)}",
+            )
     return JobQuery(action=Action(action), job_id=job_id)
 
 
@@ -212,6 +271,86 @@ def _parse_ping(payload: dict[str, Any]) -> PingRequest:
     return PingRequest()
 
 
+def parse_caller(session_id: str | None, owner: str | None) -> Caller:
+    """Validate the session and user id headers (an empty one counts as absent); raise
+    ProtocolError(INVALID_REQUEST) naming the header and its limit."""
+    session = session_id or None
+    if session is not None:
+        if not MIN_SESSION_ID_CHARS <= len(session) <= MAX_SESSION_ID_CHARS:
+            raise ProtocolError(
+                ErrorCode.INVALID_REQUEST,
+                f"the session id header ({SESSION_ID_HEADER}) must be {MIN_SESSION_ID_CHARS} "
+                f"to {MAX_SESSION_ID_CHARS} characters, as AgentCore allows; got {len(session)}",
+            )
+        _refuse_control_characters(session, f"the session id header ({SESSION_ID_HEADER})")
+    user = owner or None
+    if user is not None:
+        if len(user) > MAX_OWNER_CHARS:
+            raise ProtocolError(
+                ErrorCode.INVALID_REQUEST,
+                f"the user id header ({USER_ID_HEADER}) must be at most {MAX_OWNER_CHARS} "
+                f"characters; got {len(user)}",
+            )
+        _refuse_control_characters(user, f"the user id header ({USER_ID_HEADER})")
+    return Caller(session_id=session, owner=user)
+
+
+_BUCKET_PATTERN = re.compile(r"[a-z0-9.-]+")
+_IP_ADDRESS_PATTERN = re.compile(r"\d{1,3}(\.\d{1,3}){3}")
+# https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html
+_RESERVED_BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+_RESERVED_BUCKET_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+
+
+def parse_s3_uri(uri: str) -> S3Location:
+    """The bucket and key of an s3:// URI that S3 would accept (general purpose bucket naming
+    rules, a key of at most MAX_S3_KEY_BYTES). Keys with control characters or '.'/'..'
+    segments are refused too: a key must never read as a path to somewhere else. Raises
+    ValueError saying what is wrong, without repeating the URI."""
+    if not uri.startswith("s3://"):
+        raise ValueError("must be an s3:// URI (s3://bucket/key)")
+    bucket, slash, key = uri[len("s3://") :].partition("/")
+    if not bucket:
+        raise ValueError("names no bucket (expected s3://bucket/key)")
+    if not slash or not key:
+        raise ValueError("names no object key (expected s3://bucket/key)")
+    _check_bucket_name(bucket)
+    try:
+        key_bytes = len(key.encode())
+    except UnicodeEncodeError:
+        raise ValueError("has an object key that is not UTF-8 text") from None
+    if key_bytes > MAX_S3_KEY_BYTES:
+        raise ValueError(
+            f"has an object key of {key_bytes} bytes; S3 allows at most {MAX_S3_KEY_BYTES} bytes"
+        )
+    if _has_control_characters(key):
+        raise ValueError("has an object key with control characters")
+    if any(segment in {".", ".."} for segment in key.split("/")):
+        raise ValueError("has an object key with '.' or '..' segments")
+    return S3Location(bucket=bucket, key=key)
+
+
+def _check_bucket_name(bucket: str) -> None:
+    if not MIN_S3_BUCKET_CHARS <= len(bucket) <= MAX_S3_BUCKET_CHARS:
+        raise ValueError(
+            f"has a bucket name of {len(bucket)} characters; S3 bucket names are "
+            f"{MIN_S3_BUCKET_CHARS} to {MAX_S3_BUCKET_CHARS} characters"
+        )
+    if not _BUCKET_PATTERN.fullmatch(bucket):
+        raise ValueError(
+            "has a bucket name with characters S3 does not allow: only lowercase letters, "
+            "digits, '.' and '-'"
+        )
+    if not (bucket[0].isalnum() and bucket[-1].isalnum()):
+        raise ValueError("has a bucket name that does not begin and end with a letter or digit")
+    if ".." in bucket:
+        raise ValueError("has a bucket name with two adjacent periods, which S3 does not allow")
+    if _IP_ADDRESS_PATTERN.fullmatch(bucket):
+        raise ValueError("has a bucket name formatted as an IP address, which S3 does not allow")
+    if bucket.startswith(_RESERVED_BUCKET_PREFIXES) or bucket.endswith(_RESERVED_BUCKET_SUFFIXES):
+        raise ValueError("has a bucket name with a prefix or suffix S3 keeps reserved")
+
+
 def _parse_prompt(payload: dict[str, Any]) -> SubmitRequest:
     if "prompt" not in payload:
         raise ProtocolError(
@@ -219,13 +358,23 @@ def _parse_prompt(payload: dict[str, Any]) -> SubmitRequest:
             "expected 'action' (submit, status, result or cancel) or a 'prompt' string",
         )
     _reject_unknown_fields(payload, frozenset({"prompt"}), "prompt")
-    prompt = _require_text("prompt", payload["prompt"], MAX_INPUT_BYTES)
+    prompt = _require_text("prompt", payload["prompt"], MAX_PROMPT_BYTES)
+    if len(prompt.encode()) > MAX_PROMPT_BYTES:
+        raise ProtocolError(
+            ErrorCode.INVALID_REQUEST,
+            f"'prompt' must be at most {MAX_PROMPT_BYTES} bytes (UTF-8); pass a longer task "
+            "as a data_report csv_uri or split it",
+        )
     return SubmitRequest(kind=DEFAULT_KIND, input={"prompt": prompt})
 
 
 def _parse_submit(payload: dict[str, Any]) -> SubmitRequest:
     _reject_unknown_fields(payload, _SUBMIT_FIELDS, "submit")
     kind = payload.get("kind", DEFAULT_KIND.value)
+    if isinstance(kind, str) and len(kind) > MAX_KIND_CHARS:
+        raise ProtocolError(
+            ErrorCode.INVALID_REQUEST, f"'kind' must be at most {MAX_KIND_CHARS} characters"
+        )
     if not isinstance(kind, str) or kind not in JobKind.__members__.values():
         choices = ", ".join(k.value for k in JobKind)
         raise ProtocolError(
@@ -257,13 +406,106 @@ def _parse_submit(payload: dict[str, Any]) -> SubmitRequest:
     )
 
 
+def _refuse_unencodable(payload: dict[str, Any]) -> None:
+    """Refuse a payload holding text UTF-8 cannot carry, or nesting too deep to encode,
+    naming where. One fast encode for the common case; the walk only on failure."""
+    try:
+        json.dumps(payload, ensure_ascii=False, check_circular=False).encode()
+    except UnicodeEncodeError:
+        pass
+    except RecursionError:
+        _refuse_deep(payload)
+    else:
+        return
+    for name, value in payload.items():
+        if not _encodes(str(name)):
+            raise ProtocolError(
+                ErrorCode.INVALID_REQUEST,
+                "a field name holds text that is not valid UTF-8 (such as a lone surrogate, "
+                "\\ud800); send Unicode text only",
+            )
+        where = _unencodable_path(value, str(name))
+        if where is not None:
+            path, in_name = where
+            code = ErrorCode.INVALID_INPUT if name == "input" else ErrorCode.INVALID_REQUEST
+            what = f"a field name in '{path}'" if in_name else f"'{path}'"
+            raise ProtocolError(
+                code,
+                f"{what} holds text that is not valid UTF-8 (such as a lone surrogate, "
+                "\\ud800); send Unicode text only",
+            )
+
+
+def _refuse_deep(payload: dict[str, Any]) -> None:
+    for name, value in payload.items():
+        try:
+            json.dumps(value, check_circular=False)
+        except RecursionError:
+            code = ErrorCode.INVALID_INPUT if name == "input" else ErrorCode.INVALID_REQUEST
+            shown = json.dumps(cap_text(str(name), 40))
+            raise ProtocolError(
+                code,
+                f"{shown} is nested too deeply; a few levels of objects and arrays are expected",
+            ) from None
+
+
+def _unencodable_path(value: object, root: str) -> tuple[str, bool] | None:
+    """The path of the first text in `value` that is not UTF-8, and whether it is a field
+    name; None when all of it encodes. Iterative: `value` may be nested deeply."""
+    stack: list[tuple[str, object]] = [(root, value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, str):
+            if not _encodes(item):
+                return _shown_path(path), False
+        elif isinstance(item, dict):
+            children = list(item.items())
+            for key, _ in children:
+                if not _encodes(str(key)):
+                    return _shown_path(path), True
+            stack.extend((_child_path(path, str(key)), inner) for key, inner in reversed(children))
+        elif isinstance(item, list):
+            stack.extend((f"{path}[{i}]", inner) for i, inner in reversed(list(enumerate(item))))
+    return None
+
+
+def _child_path(path: str, key: str) -> str:
+    if key.isidentifier():
+        return f"{path}.{key}"
+    return f"{path}[{json.dumps(cap_text(key, 40))}]"
+
+
+def _shown_path(path: str) -> str:
+    return cap_text(path, 120)
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _has_control_characters(text: str) -> bool:
+    return any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in text)
+
+
+def _refuse_control_characters(value: str, what: str) -> None:
+    if _has_control_characters(value) or not _encodes(value):
+        raise ProtocolError(
+            ErrorCode.INVALID_REQUEST,
+            f"{what} must be printable text, without control characters",
+        )
+
+
 def _reject_unknown_fields(payload: dict[str, Any], allowed: frozenset[str], what: str) -> None:
     unknown = sorted(str(k) for k in payload if k not in allowed)
     if unknown:
+        shown = ", ".join(cap_text(k, 40) for k in unknown[:10])
         raise ProtocolError(
             ErrorCode.INVALID_REQUEST,
-            f"unknown field(s) {', '.join(unknown)} for {what}; "
-            f"expected only {', '.join(sorted(allowed))}",
+            f"unknown field(s) {shown} for {what}; expected only {', '.join(sorted(allowed))}",
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import uuid
@@ -99,6 +100,9 @@ class JobRecord:
     last_seen_at: str | None = None
     poll_failures: int = 0
     expires_at: int | None = None
+    request_fingerprint: str | None = None
+    """sha256 of the submit's kind, input and max_runtime_s (see request_fingerprint): a
+    client_token reused for a different request is refused, not answered with this job."""
 
     def evolve(self, **changes: Any) -> JobRecord:
         """A copy with some fields changed."""
@@ -152,6 +156,7 @@ _TEXT_FIELDS = (
     "notified_at",
     "session_stopped_at",
     "last_seen_at",
+    "request_fingerprint",
 )
 
 
@@ -226,9 +231,26 @@ def _number(value: float) -> str:
 _CLIENT_TOKEN_NAMESPACE = uuid.UUID("6f1c1d2e-3b0a-4c55-9a51-0c3c7c1f5a10")
 
 
-def new_job_id(client_token: str | None = None, owner: str | None = None) -> str:
-    """A fresh job id, or the same id every time for the same owner and client token,
-    so that a retried submit finds its job with one conditional write."""
+def new_job_id(
+    client_token: str | None = None, owner: str | None = None, session_id: str | None = None
+) -> str:
+    """A fresh job id, or the same id every time for the same caller and client token, so
+    that a retried submit finds its job with one conditional write. The caller is the owner
+    when there is one, else the session: two callers' equal tokens never name one job."""
     if client_token is None:
         return uuid.uuid4().hex
-    return uuid.uuid5(_CLIENT_TOKEN_NAMESPACE, f"{owner or ''}\x1f{client_token}").hex
+    scope = f"owner\x1f{owner}" if owner is not None else f"session\x1f{session_id or ''}"
+    return uuid.uuid5(_CLIENT_TOKEN_NAMESPACE, f"{scope}\x1f{client_token}").hex
+
+
+def request_fingerprint(kind: JobKind, job_input: dict[str, Any], max_runtime_s: float) -> str:
+    """sha256 (hex) of a submit's kind, input and effective max_runtime_s as canonical JSON
+    (sorted keys, compact, UTF-8): equal requests, however their fields were ordered, match."""
+    canonical = json.dumps(
+        {"input": job_input, "kind": str(kind), "max_runtime_s": float(max_runtime_s)},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        allow_nan=False,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()

@@ -6,13 +6,14 @@ import logging
 import uuid
 from typing import Any
 
-from agentjobs.limits import MAX_JOB_ID_CHARS
 from agentjobs.protocol import (
     ErrorCode,
     PingRequest,
     ProtocolError,
     SubmitRequest,
+    encode_json,
     error_answer,
+    parse_caller,
     parse_request,
 )
 from jobagent.runner import JobRunner
@@ -32,24 +33,27 @@ class RequestHandler:
 
     def handle(self, payload: object, session_id: str | None, owner: str | None) -> dict[str, Any]:
         """Answer one request (HTTP 200 always: AgentCore hides a 4xx/5xx body from callers)."""
-        session = session_id or self.local_session_id
+        session: str | None = None
+        job_id: str | None = None
         try:
+            # Headers and payload are checked before any of their text is used or logged.
+            caller = parse_caller(session_id, owner)
+            session = caller.session_id or self.local_session_id
             request = parse_request(payload)
             if isinstance(request, SubmitRequest):
-                return self._runner.submit(request, session, owner)
-            if isinstance(request, PingRequest):
-                return self._runner.ping(session, owner)
-            return self._runner.answer(request, session, owner)
+                answer = self._runner.submit(request, session, caller.owner)
+            elif isinstance(request, PingRequest):
+                answer = self._runner.ping(session, caller.owner)
+            else:
+                job_id = request.job_id
+                answer = self._runner.answer(request, session, caller.owner)
+            # The SDK encodes the answer as UTF-8 after we return: text that cannot be
+            # encoded would become an HTTP 500 carrying the codec's message.
+            encode_json(answer).encode()
+            return answer
         except ProtocolError as exc:
-            log.info("request refused in session %s: %s", session, exc.code)
+            log.info("request refused in session %s: %s", session or "(unchecked)", exc.code)
             return exc.answer()
         except Exception:
-            log.exception(
-                "request failed in session %s (job %s)", session, _job_id_for_log(payload)
-            )
+            log.exception("request failed in session %s (job %s)", session, job_id)
             return error_answer(ErrorCode.INTERNAL_ERROR, INTERNAL_ERROR_MESSAGE)
-
-
-def _job_id_for_log(payload: object) -> str | None:
-    job_id = payload.get("job_id") if isinstance(payload, dict) else None
-    return job_id if isinstance(job_id, str) and len(job_id) <= MAX_JOB_ID_CHARS else None

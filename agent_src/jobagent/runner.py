@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -11,6 +12,7 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
+from agentjobs.limits import MAX_ERROR_MESSAGE_CHARS, MAX_PROGRESS_MESSAGE_CHARS, cap_job_text
 from agentjobs.protocol import (
     MAX_RUNTIME_S,
     ErrorCode,
@@ -29,6 +31,7 @@ from agentjobs.record import (
     JobRecord,
     Progress,
     new_job_id,
+    request_fingerprint,
     visible_to,
 )
 from agentjobs.signals import CompletionSignal
@@ -49,7 +52,6 @@ CANCEL_WAIT_S = 10.0
 
 STORE_ATTEMPTS = 4
 STORE_FIRST_DELAY_S = 0.25
-MAX_PROGRESS_MESSAGE_CHARS = 200
 
 T = TypeVar("T")
 
@@ -135,6 +137,8 @@ class JobRunner:
         self._lock = threading.Lock()
         self._jobs: dict[str, _Job] = {}
         self._latest: dict[str, str] = {}
+        self._active: dict[str, int] = {}
+        """Per session: jobs running or being recorded, held to max_jobs_per_session."""
         self._closing = False
         self._stored = StoredAnswers(settings, stores)
 
@@ -145,30 +149,56 @@ class JobRunner:
         if self._closing:
             raise ProtocolError(ErrorCode.INTERNAL_ERROR, "the agent is shutting down; retry")
         spec = KINDS[request.kind]
-        params = spec.parse(request.input)
+        params = spec.parse(request.input, self._settings)
         if spec.needs_model and not (self._settings.model_id or self._settings.scripted_model):
             raise ProtocolError(
                 ErrorCode.KIND_UNAVAILABLE,
                 f"kind {request.kind} needs a model, and this agent has no MODEL_ID configured",
             )
-        job_id = new_job_id(request.client_token, owner)
+        job_id = new_job_id(request.client_token, owner, session_id)
+        fingerprint = request_fingerprint(
+            request.kind, request.input, request.max_runtime_s or DEFAULT_MAX_RUNTIME_S
+        )
         with self._lock:
             known = self._jobs.get(job_id)
+            admitted = known is None and self._admit(session_id)
         if known is not None:
-            return _submit_answer(known.record)
-        record = self._new_record(job_id, request, session_id, owner)
-        try:
-            stored, created = self._stores.jobs().create_running(record)
-        except StoreError as exc:
-            log.warning("job %s (session %s) not recorded: %s", job_id, session_id, exc)
+            return _idempotent_answer(known.record, fingerprint)
+        if not admitted:
+            # A retry of a job this process no longer holds is still answered with it.
+            stored = self._read_back(job_id) if request.client_token is not None else None
+            if stored is not None:
+                return _idempotent_answer(stored, fingerprint)
             raise ProtocolError(
-                ErrorCode.JOB_STORE_UNAVAILABLE,
-                f"the job could not be recorded, so nothing was started ({exc}); retry later",
-            ) from exc
-        if not created:
-            with self._lock:
-                known = self._jobs.get(job_id)
-            return _submit_answer(known.record if known is not None else stored)
+                ErrorCode.TOO_MANY_JOBS,
+                f"this session already runs {self._settings.max_jobs_per_session} jobs at once, "
+                f"the most this agent allows (MAX_JOBS_PER_SESSION="
+                f"{self._settings.max_jobs_per_session}); nothing was started: wait for one "
+                "to end, or submit in another session",
+            )
+        started = False
+        try:
+            record = self._new_record(job_id, request, session_id, owner, fingerprint)
+            try:
+                stored, created = self._stores.jobs().create_running(record)
+            except StoreError as exc:
+                log.warning("job %s (session %s) not recorded: %s", job_id, session_id, exc)
+                raise ProtocolError(
+                    ErrorCode.JOB_STORE_UNAVAILABLE,
+                    f"the job could not be recorded, so nothing was started ({exc}); retry later",
+                ) from exc
+            if not created:
+                with self._lock:
+                    known = self._jobs.get(job_id)
+                return _idempotent_answer(known.record if known else stored, fingerprint)
+            self._start(job_id, record, spec, params)
+            started = True
+        finally:
+            if not started:
+                self._release(session_id)
+        return _submit_answer(record)
+
+    def _start(self, job_id: str, record: JobRecord, spec: KindSpec, params: Any) -> None:
         job = _Job(
             record=record,
             spec=spec,
@@ -177,9 +207,9 @@ class JobRunner:
         )
         with self._lock:
             self._jobs[job_id] = job
-            self._latest[session_id] = job_id
-            job.task_id = self._tracker.add_async_task(f"{request.kind} job", {"job_id": job_id})
-        log.info("job %s (%s) accepted in session %s", job_id, request.kind, session_id)
+            self._latest[record.session_id] = job_id
+            job.task_id = self._tracker.add_async_task(f"{record.kind} job", {"job_id": job_id})
+        log.info("job %s (%s) accepted in session %s", job_id, record.kind, record.session_id)
         try:
             # Daemon: the lifespan shutdown stops the work; a thread must never hold the exit.
             threading.Thread(
@@ -188,14 +218,42 @@ class JobRunner:
         except RuntimeError:
             log.exception("job %s could not be started", job_id)
             self._end(job, _CRASHED)
-        return _submit_answer(record)
+
+    def _admit(self, session_id: str) -> bool:
+        """Take one of the session's places (under the lock); False when none is free."""
+        active = self._active.get(session_id, 0)
+        if active >= self._settings.max_jobs_per_session:
+            return False
+        self._active[session_id] = active + 1
+        return True
+
+    def _release(self, session_id: str) -> None:
+        with self._lock:
+            left = self._active.get(session_id, 0) - 1
+            if left > 0:
+                self._active[session_id] = left
+            else:
+                self._active.pop(session_id, None)
+
+    def _read_back(self, job_id: str) -> JobRecord | None:
+        try:
+            return self._stores.jobs().get(job_id)
+        except (StoreError, ValueError) as exc:
+            log.warning("job %s could not be read back: %s", job_id, exc)
+            return None
 
     def answer(self, query: JobQuery, session_id: str, owner: str | None = None) -> dict[str, Any]:
-        """Answer status, result or cancel from this process's own state; a job it does not
-        run (its session was stopped or recycled) is answered from the stores."""
+        """Answer status, result or cancel from this process's own state, to a caller that may
+        see the job (record.visible_to); a job it does not run (its session was stopped or
+        recycled), or may not show this caller, is answered from the stores."""
         with self._lock:
             job_id = query.job_id or self._latest.get(session_id)
             job = self._jobs.get(job_id) if job_id is not None else None
+        if job is not None and not visible_to(job.record, session_id, owner):
+            # Answered exactly as a job nobody knows: a stranger learns nothing, not even
+            # that the id exists or which job the session ran last.
+            log.info("job %s withheld from a caller that may not see it", job.record.job_id)
+            job = None
         if job is None:
             return self._stored.answer(query, session_id, owner)
         if query.action == "cancel":
@@ -271,7 +329,7 @@ class JobRunner:
         except JobStopped:
             return self._stopped(job)
         except JobFailed as exc:
-            return _Outcome(JobStatus.FAILED, error=JobError.of(ErrorCode.JOB_FAILED, exc.message))
+            return _Outcome(JobStatus.FAILED, error=_job_failed(exc.message))
         return _Outcome(JobStatus.SUCCEEDED, value=value)
 
     def _execute_in_child(self, job: _Job) -> _Outcome:
@@ -283,7 +341,7 @@ class JobRunner:
             should_stop=lambda: self._should_stop(job),
         )
         if ended.failed is not None:
-            return _Outcome(JobStatus.FAILED, error=JobError.of(ErrorCode.JOB_FAILED, ended.failed))
+            return _Outcome(JobStatus.FAILED, error=_job_failed(ended.failed))
         if ended.crashed is not None:
             log.error("job %s: %s", job.record.job_id, ended.crashed)
             return _Outcome(
@@ -324,9 +382,12 @@ class JobRunner:
         return False
 
     def _progress(self, job: _Job, percent: float, message: str) -> None:
-        progress = Progress(min(max(percent, 0.0), 100.0), message[:MAX_PROGRESS_MESSAGE_CHARS])
+        # A job's own words: capped and made encodable here, where they are stored.
+        text = cap_job_text(str(message), MAX_PROGRESS_MESSAGE_CHARS)
         with self._lock:
             if job.record.status == JobStatus.RUNNING:
+                shown = float(percent) if math.isfinite(percent) else job.record.progress.percent
+                progress = Progress(min(max(shown, 0.0), 100.0), text)
                 job.record = job.record.evolve(progress=progress, updated_at=utc_now())
 
     def _cancel(self, job: _Job) -> None:
@@ -354,6 +415,7 @@ class JobRunner:
             if job.task_id is not None:
                 self._tracker.complete_async_task(job.task_id)
             job.done.set()
+            self._release(job.record.session_id)
         self._signal_completion(job)
 
     def _signal_completion(self, job: _Job) -> None:
@@ -446,7 +508,12 @@ class JobRunner:
         raise AssertionError("unreachable")
 
     def _new_record(
-        self, job_id: str, request: SubmitRequest, session_id: str, owner: str | None
+        self,
+        job_id: str,
+        request: SubmitRequest,
+        session_id: str,
+        owner: str | None,
+        fingerprint: str,
     ) -> JobRecord:
         submitted_at = utc_now()
         max_runtime_s = request.max_runtime_s or DEFAULT_MAX_RUNTIME_S
@@ -465,7 +532,26 @@ class JobRunner:
             client_token=request.client_token,
             owner=owner,
             expires_at=int((submitted + retention).timestamp()),
+            request_fingerprint=fingerprint,
         )
+
+
+def _job_failed(message: object) -> JobError:
+    """A failure in the job's own words, capped and made encodable where it is stored."""
+    return JobError.of(ErrorCode.JOB_FAILED, cap_job_text(str(message), MAX_ERROR_MESSAGE_CHARS))
+
+
+def _idempotent_answer(record: JobRecord, fingerprint: str) -> dict[str, Any]:
+    """The answer to a submit whose client_token names an existing job: that job, when the
+    request is the same one; records from before fingerprints were kept count as the same."""
+    if record.request_fingerprint not in (None, fingerprint):
+        raise ProtocolError(
+            ErrorCode.IDEMPOTENCY_MISMATCH,
+            "this client_token was already used for a different request (kind, input or "
+            "max_runtime_s differ) and nothing was started; use a new client_token for a new "
+            "job, or repeat the first request exactly to get its job",
+        )
+    return _submit_answer(record)
 
 
 def _submit_answer(record: JobRecord) -> dict[str, Any]:

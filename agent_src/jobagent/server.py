@@ -14,6 +14,7 @@ from starlette.middleware import Middleware
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from agentjobs.protocol import USER_ID_HEADER
 from jobagent.handler import RequestHandler
 from jobagent.runner import JobRunner
 from jobagent.settings import Settings
@@ -21,7 +22,6 @@ from jobagent.stores import AgentStores
 
 log = logging.getLogger(__name__)
 
-USER_ID_HEADER = "x-amzn-bedrock-agentcore-runtime-user-id"
 SHUTDOWN_GRACE_S = 5.0
 
 

@@ -6,6 +6,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from agentjobs.limits import DEFAULT_MAX_JOBS_PER_SESSION
+
 DEFAULT_RESULT_RETENTION_DAYS = 30
 
 SCRIPTED_MODEL_ENV = "JOBAGENT_SCRIPTED_MODEL"
@@ -25,28 +27,36 @@ class Settings:
     completion_queue_url: str | None = None
     """COMPLETION_QUEUE_URL: where a finished job is signalled to the poller (the fast
     completion path); unset, the poller's schedule alone notices finished jobs."""
+    max_jobs_per_session: int = DEFAULT_MAX_JOBS_PER_SESSION
+    """MAX_JOBS_PER_SESSION: jobs one session may run at once; a submit past it is refused."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Read the settings; raise ValueError naming the variable when one is malformed."""
         source = os.environ if env is None else env
-        retention_text = source.get("RESULT_RETENTION_DAYS", "").strip()
-        retention = DEFAULT_RESULT_RETENTION_DAYS
-        if retention_text:
-            try:
-                retention = int(retention_text)
-            except ValueError:
-                retention = 0
-            if retention < 1:
-                raise ValueError(
-                    f"RESULT_RETENTION_DAYS must be a whole number of days >= 1; "
-                    f"got {retention_text!r}"
-                )
         return cls(
             jobs_table=source.get("JOBS_TABLE") or None,
             results_bucket=source.get("RESULTS_BUCKET") or None,
             model_id=source.get("MODEL_ID") or None,
-            result_retention_days=retention,
+            result_retention_days=_positive_int(
+                source, "RESULT_RETENTION_DAYS", DEFAULT_RESULT_RETENTION_DAYS, "days"
+            ),
             scripted_model=source.get(SCRIPTED_MODEL_ENV) == "1",
             completion_queue_url=source.get("COMPLETION_QUEUE_URL", "").strip() or None,
+            max_jobs_per_session=_positive_int(
+                source, "MAX_JOBS_PER_SESSION", DEFAULT_MAX_JOBS_PER_SESSION, "jobs"
+            ),
         )
+
+
+def _positive_int(source: Mapping[str, str], name: str, default: int, unit: str) -> int:
+    text = source.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{name} must be a whole number of {unit} >= 1; got {text!r}")
+    return value

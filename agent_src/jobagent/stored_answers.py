@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,9 +14,6 @@ from jobagent.settings import Settings
 from jobagent.stores import AgentStores
 
 log = logging.getLogger(__name__)
-
-JOB_ID_PATTERN = re.compile(r"[0-9a-f]{32}")
-"""The form of every job id the agent mints (`record.new_job_id`: a uuid's 32 hex digits)."""
 
 LIVE_KEY = "live"
 """Set to false in every answer from the stores: no process of this session runs the job, so a
@@ -53,12 +49,6 @@ class StoredAnswers:
     def answer(self, query: JobQuery, session_id: str, owner: str | None) -> dict[str, Any]:
         """Answer status, result or cancel for a job this process does not know. A cancel of a
         job that has ended answers its terminal record and changes nothing."""
-        if query.job_id is not None and not JOB_ID_PATTERN.fullmatch(query.job_id):
-            raise ProtocolError(
-                ErrorCode.INVALID_REQUEST,
-                "'job_id' must be a job id as submit answered it (32 lowercase hexadecimal "
-                "characters)",
-            )
         if not self._settings.jobs_table:
             return unknown_job_answer(
                 query.job_id,

@@ -11,6 +11,12 @@ from jobagent.kinds import KINDS, JobFailed, JobStopped, data_report, parse_inpu
 from jobagent.kinds import agent as agent_kind
 from jobagent.settings import SCRIPTED_MODEL_ENV, Settings
 
+from agentjobs.limits import (
+    DEFAULT_MAX_JOBS_PER_SESSION,
+    MAX_ERROR_MESSAGE_CHARS,
+    MAX_PROMPT_BYTES,
+    MAX_TITLE_CHARS,
+)
 from agentjobs.protocol import ErrorCode, JobKind, ProtocolError, encode_json
 
 
@@ -241,3 +247,72 @@ def test_settings_from_env() -> None:
 def test_settings_refuse_a_bad_retention(value: str) -> None:
     with pytest.raises(ValueError, match="RESULT_RETENTION_DAYS"):
         Settings.from_env({"RESULT_RETENTION_DAYS": value})
+
+
+# -- what data_report may read ------------------------------------------------------------
+
+BUCKET_SETTINGS = Settings(jobs_table="t", results_bucket="my-results", model_id=None)
+
+
+def _invalid_with(kind: JobKind, job_input: dict[str, Any], settings: Settings) -> str:
+    with pytest.raises(ProtocolError) as caught:
+        parse_input(kind, job_input, settings)
+    assert caught.value.code == ErrorCode.INVALID_INPUT
+    return caught.value.message
+
+
+def test_data_report_reads_only_the_results_buckets_input_prefix() -> None:
+    uri = "s3://my-results/inputs/team/sales.csv"
+    parsed = parse_input(JobKind.DATA_REPORT, {"csv_uri": uri}, BUCKET_SETTINGS)
+    assert parsed.csv_uri == uri
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "s3://other-bucket/inputs/sales.csv",
+        "s3://my-results/jobs/0123/outcome.json",
+        "s3://my-results/inputs",
+        "s3://my-results/inputs/",
+        "s3://my-results/sales.csv",
+        "s3://my-results/inputs/../jobs/0123/outcome.json",
+    ],
+)
+def test_data_report_refuses_any_other_uri_saying_what_is_allowed(uri: str) -> None:
+    message = _invalid_with(JobKind.DATA_REPORT, {"csv_uri": uri}, BUCKET_SETTINGS)
+    assert "'csv_uri'" in message
+    assert "s3://my-results/inputs/" in message
+
+
+def test_data_report_without_a_results_bucket_reads_no_uri() -> None:
+    settings = Settings(jobs_table="t", results_bucket=None, model_id=None)
+    message = _invalid_with(JobKind.DATA_REPORT, {"csv_uri": "s3://b/inputs/a.csv"}, settings)
+    assert "'csv'" in message
+
+
+def test_data_report_refusal_never_copies_a_long_uri() -> None:
+    uri = "s3://my-results/" + "k" * 2000
+    message = _invalid_with(JobKind.DATA_REPORT, {"csv_uri": uri}, BUCKET_SETTINGS)
+    assert "k" * 100 not in message
+    assert "1024 bytes" in message
+
+
+def test_text_fields_are_bounded_by_the_shared_limits() -> None:
+    assert f"{MAX_TITLE_CHARS}" in _invalid(
+        JobKind.DATA_REPORT, {"csv": "a\n1", "title": "t" * (MAX_TITLE_CHARS + 1)}
+    )
+    assert f"{MAX_ERROR_MESSAGE_CHARS}" in _invalid(
+        JobKind.SYNTHETIC, {"fail": "f" * (MAX_ERROR_MESSAGE_CHARS + 1)}
+    )
+    assert parse_input(JobKind.SYNTHETIC, {"fail": "f" * MAX_ERROR_MESSAGE_CHARS}).fail
+    assert f"{MAX_PROMPT_BYTES}" in _invalid(
+        JobKind.AGENT, {"prompt": "\u00e9" * (MAX_PROMPT_BYTES // 2 + 1)}
+    )
+
+
+def test_settings_read_the_per_session_job_cap() -> None:
+    assert Settings.from_env({}).max_jobs_per_session == DEFAULT_MAX_JOBS_PER_SESSION
+    assert Settings.from_env({"MAX_JOBS_PER_SESSION": "3"}).max_jobs_per_session == 3
+    for bad in ("0", "-1", "many", "2.5"):
+        with pytest.raises(ValueError, match="MAX_JOBS_PER_SESSION"):
+            Settings.from_env({"MAX_JOBS_PER_SESSION": bad})

@@ -60,7 +60,8 @@ def test_prompt_without_action_is_a_submit_of_the_default_kind() -> None:
 @pytest.mark.parametrize("action", ["status", "result", "cancel"])
 def test_queries_with_and_without_job_id(action: str) -> None:
     assert parse_request({"action": action}) == JobQuery(action=Action(action))
-    assert parse_request({"action": action, "job_id": "j1"}) == JobQuery(Action(action), "j1")
+    job_id = "8c5ecfc4a0c14b4491e4c30446acf9e8"
+    assert parse_request({"action": action, "job_id": job_id}) == JobQuery(Action(action), job_id)
 
 
 @pytest.mark.parametrize(

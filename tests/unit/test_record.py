@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import pytest
@@ -9,7 +10,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agentjobs.protocol import ErrorCode, JobKind, JobStatus
-from agentjobs.record import JobError, JobRecord, Progress, from_item, new_job_id, to_item
+from agentjobs.record import (
+    JobError,
+    JobRecord,
+    Progress,
+    from_item,
+    new_job_id,
+    request_fingerprint,
+    to_item,
+)
 
 
 def _record(**changes: Any) -> JobRecord:
@@ -154,3 +163,31 @@ def test_client_token_gives_the_same_job_id_per_owner() -> None:
     assert new_job_id("tok") == new_job_id("tok", None)
     assert new_job_id() != new_job_id()
     assert len(new_job_id()) == 32
+
+
+def test_client_token_is_scoped_to_the_session_when_there_is_no_owner() -> None:
+    session_a, session_b = "a" * 40, "b" * 40
+    assert new_job_id("tok", None, session_a) == new_job_id("tok", None, session_a)
+    assert new_job_id("tok", None, session_a) != new_job_id("tok", None, session_b)
+    # An owner's token names the same job from any session.
+    assert new_job_id("tok", "alice", session_a) == new_job_id("tok", "alice", session_b)
+    # An owner can never collide with a session of the same name.
+    assert new_job_id("tok", session_a, session_b) != new_job_id("tok", None, session_a)
+
+
+def test_request_fingerprint_is_canonical_json_of_kind_input_and_runtime() -> None:
+    first = request_fingerprint(JobKind.SYNTHETIC, {"seconds": 1, "fail": "x"}, 60.0)
+    assert first == request_fingerprint(JobKind.SYNTHETIC, {"fail": "x", "seconds": 1}, 60.0)
+    expected = hashlib.sha256(
+        b'{"input":{"fail":"x","seconds":1},"kind":"synthetic","max_runtime_s":60.0}'
+    ).hexdigest()
+    assert first == expected
+    assert first != request_fingerprint(JobKind.SYNTHETIC, {"seconds": 2, "fail": "x"}, 60.0)
+    assert first != request_fingerprint(JobKind.DATA_REPORT, {"seconds": 1, "fail": "x"}, 60.0)
+    assert first != request_fingerprint(JobKind.SYNTHETIC, {"seconds": 1, "fail": "x"}, 61.0)
+
+
+def test_fingerprint_survives_the_item() -> None:
+    record = _record(request_fingerprint="f" * 64)
+    assert from_item(to_item(record)).request_fingerprint == "f" * 64
+    assert from_item(to_item(_record())).request_fingerprint is None

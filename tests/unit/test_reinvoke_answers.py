@@ -7,9 +7,16 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from jobagent.stored_answers import JOB_ID_PATTERN, outcome_record
+from jobagent.stored_answers import outcome_record
 
-from agentjobs.protocol import JobKind, JobStatus, PingRequest, ProtocolError, parse_request
+from agentjobs.protocol import (
+    JOB_ID_PATTERN,
+    JobKind,
+    JobStatus,
+    PingRequest,
+    ProtocolError,
+    parse_request,
+)
 from agentjobs.record import JobRecord, Progress, new_job_id
 
 JOB = "ab" * 16

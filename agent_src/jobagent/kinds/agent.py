@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from agentjobs.limits import MAX_INPUT_BYTES
+from agentjobs.limits import MAX_PROMPT_BYTES
 from agentjobs.protocol import JobKind
 from jobagent.kinds.base import (
     JobContext,
@@ -15,6 +15,7 @@ from jobagent.kinds.base import (
     invalid_input,
     reject_unknown,
 )
+from jobagent.settings import Settings
 
 SYSTEM_PROMPT = (
     "You are a careful analyst working on a long task in the background. "
@@ -30,14 +31,14 @@ class AgentInput:
     steps: int = 3
 
 
-def parse(job_input: dict[str, Any]) -> AgentInput:
+def parse(job_input: dict[str, Any], settings: Settings) -> AgentInput:
     """Validate the input: a non-empty `prompt` and optional `steps` (1 to 8)."""
     reject_unknown(job_input, {"prompt", "steps"}, JobKind.AGENT)
     prompt = job_input.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
         raise invalid_input("'prompt' must be a non-empty string: the task for the agent")
-    if len(prompt.encode()) > MAX_INPUT_BYTES:
-        raise invalid_input(f"'prompt' must be at most {MAX_INPUT_BYTES} bytes")
+    if len(prompt.encode()) > MAX_PROMPT_BYTES:
+        raise invalid_input(f"'prompt' must be at most {MAX_PROMPT_BYTES} bytes (UTF-8)")
     return AgentInput(prompt=prompt, steps=int_field(job_input, "steps", 3, 1, 8))
 
 
@@ -60,8 +61,7 @@ def step_prompts(params: AgentInput) -> list[tuple[str, str]]:
 
 def run(params: AgentInput, context: JobContext) -> dict[str, Any]:
     """Run the turns on one agent (so each sees the conversation so far), reporting each."""
-    from jobagent.settings import Settings  # noqa: PLC0415 - the child reads its own copy
-
+    # The child reads its own copy of the settings from the environment it inherited.
     settings = Settings.from_env()
     model, model_id = _model(settings)
     from strands import Agent  # noqa: PLC0415 - Strands takes seconds to import

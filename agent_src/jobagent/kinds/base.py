@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from agentjobs.protocol import ErrorCode, JobKind, ProtocolError
+from jobagent.settings import Settings
 
 
 class JobFailed(Exception):  # noqa: N818 - a job outcome, not a programming error
@@ -39,12 +40,13 @@ class JobContext(Protocol):
 class KindSpec:
     """One job kind: how its input is validated and how it runs.
 
-    `run` must be a module-level function and `parse`'s result picklable: work that runs
-    in a child process gets both by pickle.
+    `parse` gets the agent's settings (what a kind may read depends on them). `run` must be
+    a module-level function and `parse`'s result picklable: work that runs in a child
+    process gets both by pickle.
     """
 
     kind: JobKind
-    parse: Callable[[dict[str, Any]], Any]
+    parse: Callable[[dict[str, Any], Settings], Any]
     run: Callable[[Any, JobContext], Any]
     in_child: Callable[[Any], bool]
     needs_model: bool = False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import math
 import statistics
 from collections import Counter
@@ -12,7 +13,9 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from agentjobs.protocol import JobKind
+from agentjobs.limits import MAX_TITLE_CHARS
+from agentjobs.protocol import JobKind, S3Location, parse_s3_uri
+from agentjobs.schema import INPUT_PREFIX
 from jobagent.kinds.base import (
     JobContext,
     JobFailed,
@@ -22,9 +25,18 @@ from jobagent.kinds.base import (
     optional_text_field,
     reject_unknown,
 )
+from jobagent.settings import Settings
+
+log = logging.getLogger(__name__)
 
 MAX_CSV_BYTES = 200_000_000
 """Largest CSV read from S3; the profile holds every column in memory."""
+
+UNREADABLE_MESSAGE = (
+    "the object named by csv_uri could not be read: it does not exist, or the agent may not read it"
+)
+"""One message for every S3 refusal: telling NoSuchKey from AccessDenied would let a caller
+probe which objects exist."""
 
 MISSING_MARKERS = frozenset({"", "na", "n/a", "nan", "null", "none", "-"})
 _BOOLEANS = frozenset({"true", "false", "yes", "no"})
@@ -42,30 +54,49 @@ class DataReportInput:
     top_values: int = 5
 
 
-def parse(job_input: dict[str, Any]) -> DataReportInput:
-    """Validate the input; exactly one of `csv` and `csv_uri` is required."""
+def parse(job_input: dict[str, Any], settings: Settings) -> DataReportInput:
+    """Validate the input; exactly one of `csv` and `csv_uri` is required, and a `csv_uri`
+    must name an object under the results bucket's input prefix."""
     reject_unknown(job_input, {"csv", "csv_uri", "title", "top_values"}, JobKind.DATA_REPORT)
     csv_text, csv_uri = job_input.get("csv"), job_input.get("csv_uri")
     if (csv_text is None) == (csv_uri is None):
         raise invalid_input("give exactly one of 'csv' (the CSV text) and 'csv_uri' (s3://...)")
     if csv_text is not None and (not isinstance(csv_text, str) or not csv_text.strip()):
         raise invalid_input("'csv' must be non-empty CSV text with a header row")
-    if csv_uri is not None and (not isinstance(csv_uri, str) or split_s3_uri(csv_uri) is None):
-        raise invalid_input("'csv_uri' must look like s3://bucket/key.csv")
+    if csv_uri is not None:
+        check_input_uri(csv_uri, settings.results_bucket)
     return DataReportInput(
         csv_text=csv_text,
         csv_uri=csv_uri,
-        title=optional_text_field(job_input, "title", 200) or "Data report",
+        title=optional_text_field(job_input, "title", MAX_TITLE_CHARS) or "Data report",
         top_values=int_field(job_input, "top_values", 5, 1, 50),
     )
 
 
-def split_s3_uri(uri: str) -> tuple[str, str] | None:
-    """(bucket, key) of an s3:// URI, or None when it is not one."""
-    if not uri.startswith("s3://"):
-        return None
-    bucket, _, key = uri[len("s3://") :].partition("/")
-    return (bucket, key) if bucket and key else None
+def check_input_uri(uri: object, results_bucket: str | None) -> S3Location:
+    """The location of a caller's `csv_uri`, which must be an S3 URI under
+    s3://<results bucket>/inputs/: the only objects the agent reads on a caller's behalf."""
+    if not isinstance(uri, str):
+        raise invalid_input(f"'csv_uri' must be an s3:// URI; {_allowed_uris(results_bucket)}")
+    try:
+        location = parse_s3_uri(uri)
+    except ValueError as exc:
+        raise invalid_input(f"'csv_uri' {exc}; {_allowed_uris(results_bucket)}") from None
+    inside = location.key.startswith(INPUT_PREFIX) and len(location.key) > len(INPUT_PREFIX)
+    if results_bucket is None or location.bucket != results_bucket or not inside:
+        raise invalid_input(
+            f"'csv_uri' names an object the agent does not read; {_allowed_uris(results_bucket)}"
+        )
+    return location
+
+
+def _allowed_uris(results_bucket: str | None) -> str:
+    if results_bucket is None:
+        return (
+            "this agent has no results bucket (RESULTS_BUCKET), so it reads no csv_uri: "
+            "pass the CSV inline as 'csv'"
+        )
+    return f"it must name an object under s3://{results_bucket}/{INPUT_PREFIX} (upload it there)"
 
 
 def run(params: DataReportInput, context: JobContext) -> dict[str, Any]:
@@ -90,23 +121,23 @@ def _read_s3(uri: str) -> str:
 
     from jobagent.stores import s3_client  # noqa: PLC0415
 
-    location = split_s3_uri(uri)
-    assert location is not None  # parse() checked it
-    bucket, key = location
+    # parse() checked the URI; the messages below never repeat it (it may be 1 KB long).
+    location = parse_s3_uri(uri)
     try:
-        answer = s3_client().get_object(Bucket=bucket, Key=key)
+        answer = s3_client().get_object(Bucket=location.bucket, Key=location.key)
         if int(answer.get("ContentLength", 0)) > MAX_CSV_BYTES:
-            raise JobFailed(f"{uri} is larger than {MAX_CSV_BYTES} bytes")
+            raise JobFailed(f"the object named by csv_uri is larger than {MAX_CSV_BYTES} bytes")
         body: bytes = answer["Body"].read()
     except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "an error")
-        raise JobFailed(f"could not read {uri}: S3 answered {code}") from exc
+        # The operator sees S3's code in the log; the caller one message for all of them.
+        log.warning("csv_uri not read: S3 answered %s", exc.response.get("Error", {}).get("Code"))
+        raise JobFailed(UNREADABLE_MESSAGE) from exc
     except BotoCoreError as exc:
-        raise JobFailed(f"could not read {uri}: S3 could not be reached") from exc
+        raise JobFailed("S3 could not be reached to read csv_uri; retry later") from exc
     try:
         return body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise JobFailed(f"{uri} is not UTF-8 text") from exc
+        raise JobFailed("the object named by csv_uri is not UTF-8 text") from exc
 
 
 def parse_csv(text: str) -> tuple[list[str], list[list[str]]]:

@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from agentjobs.limits import MAX_ERROR_MESSAGE_CHARS
 from agentjobs.protocol import MAX_RUNTIME_S, JobKind, encode_json
 from jobagent.kinds.base import (
     JobContext,
@@ -17,6 +18,7 @@ from jobagent.kinds.base import (
     optional_text_field,
     reject_unknown,
 )
+from jobagent.settings import Settings
 
 MAX_RESULT_BYTES = 50_000_000
 PROGRESS_STEPS = 20
@@ -32,13 +34,13 @@ class SyntheticInput:
     result_bytes: int = 100
 
 
-def parse(job_input: dict[str, Any]) -> SyntheticInput:
+def parse(job_input: dict[str, Any], settings: Settings) -> SyntheticInput:
     """Validate the synthetic input; raise ProtocolError(INVALID_INPUT) saying what is expected."""
     reject_unknown(job_input, {"seconds", "cpu", "fail", "result_bytes"}, JobKind.SYNTHETIC)
     return SyntheticInput(
         seconds=number_field(job_input, "seconds", 1.0, 0.0, MAX_RUNTIME_S),
         cpu=bool_field(job_input, "cpu", False),
-        fail=optional_text_field(job_input, "fail", 2000),
+        fail=optional_text_field(job_input, "fail", MAX_ERROR_MESSAGE_CHARS),
         result_bytes=int_field(job_input, "result_bytes", 100, 0, MAX_RESULT_BYTES),
     )
 
