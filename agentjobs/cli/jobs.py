@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import uuid
@@ -29,6 +30,14 @@ def new_session_id() -> str:
     return f"{SESSION_PREFIX}{uuid.uuid4().hex}"
 
 
+def session_for_token(runtime_arn: str, client_token: str) -> str:
+    """The session a submit with this client token goes to, the same on every retry: the agent
+    scopes a token to its caller's session (or user), so a retried `--client-token` must reach
+    the session of the first attempt to find its job instead of starting a second one."""
+    digest = hashlib.sha256(f"{runtime_arn}\x1f{client_token}".encode()).hexdigest()
+    return f"{SESSION_PREFIX}{digest[:40]}"
+
+
 def invoke(resources: Resources, session_id: str, payload: dict[str, Any]) -> dict[str, Any]:
     """Send one request to the agent in `session_id`; return its answer, or raise CliError
     with the agent's own error when it refused the request."""
@@ -36,15 +45,7 @@ def invoke(resources: Resources, session_id: str, payload: dict[str, Any]) -> di
     agentcore = resources.client("bedrock-agentcore", _AGENTCORE_CONFIG)
     what = f"invoking the agent runtime ({payload.get('action', 'submit')})"
     try:
-        response = agentcore.invoke_agent_runtime(
-            agentRuntimeArn=runtime_arn,
-            runtimeSessionId=session_id,
-            payload=encode_json(payload).encode(),
-            qualifier="DEFAULT",
-            contentType="application/json",
-            accept="application/json",
-        )
-        body = response["response"].read()
+        body = _invoke_retrying_conflicts(agentcore, runtime_arn, session_id, payload)
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") == "RuntimeClientError":
             raise CliError(
@@ -69,6 +70,38 @@ def invoke(resources: Resources, session_id: str, payload: dict[str, Any]) -> di
     return answer
 
 
+CONFLICT_RETRIES = 5
+CONFLICT_FIRST_DELAY_S = 0.2
+
+
+def _invoke_retrying_conflicts(
+    agentcore: Any, runtime_arn: str, session_id: str, payload: dict[str, Any]
+) -> bytes:
+    """InvokeAgentRuntime, retried with a short backoff while the session is being created or
+    torn down (RetryableConflictException): every request the CLI sends is safe to repeat (a
+    submit carries its client token)."""
+    delay = CONFLICT_FIRST_DELAY_S
+    for attempt in range(1, CONFLICT_RETRIES + 1):
+        try:
+            response = agentcore.invoke_agent_runtime(
+                agentRuntimeArn=runtime_arn,
+                runtimeSessionId=session_id,
+                payload=encode_json(payload).encode(),
+                qualifier="DEFAULT",
+                contentType="application/json",
+                accept="application/json",
+            )
+            body: bytes = response["response"].read()
+            return body
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code != "RetryableConflictException" or attempt == CONFLICT_RETRIES:
+                raise
+            time.sleep(delay)
+            delay *= 2
+    raise AssertionError("unreachable")
+
+
 def submit(
     resources: Resources,
     kind: str,
@@ -86,7 +119,11 @@ def submit(
     }
     if max_runtime_s is not None:
         payload["max_runtime_s"] = max_runtime_s
-    session_id = new_session_id()
+    session_id = (
+        session_for_token(resources.require("runtime_arn"), client_token)
+        if client_token is not None
+        else new_session_id()
+    )
     try:
         return invoke(resources, session_id, payload)
     except CliError:

@@ -141,6 +141,24 @@ def test_data_report_runs_to_success_is_listed_stored_and_notified(stack: Stack)
     assert stack.cli("notifications", "--job", job_id, "--json").json()["notifications"] == []
 
 
+def test_a_retried_submit_with_its_client_token_finds_the_first_job(stack: Stack) -> None:
+    # A token is scoped to the caller's session: the CLI sends a retry to the same session.
+    token = f"report-{os.getpid()}"
+    args = ("submit", "synthetic", "--input", '{"seconds": 0.2}', "--json")
+    first = stack.cli(*args, "--client-token", token)
+    again = stack.cli(*args, "--client-token", token)
+    assert first.code == 0 and again.code == 0, (str(first), str(again))
+    assert again.json()["job_id"] == first.json()["job_id"]
+    assert again.json()["session_id"] == first.json()["session_id"]
+    other = stack.cli(*args, "--client-token", token + "-other").json()
+    assert other["job_id"] != first.json()["job_id"]
+    changed = stack.cli(
+        "submit", "synthetic", "--input", '{"seconds": 0.3}', "--client-token", token
+    )
+    assert changed.code != 0
+    assert "IDEMPOTENCY_MISMATCH" in changed.stderr
+
+
 def test_large_result_is_read_back_from_s3(stack: Stack) -> None:
     submitted = stack.cli(
         "submit", "synthetic", "--set", "seconds=0.5", "--set", "result_bytes=100000", "--json"
