@@ -25,7 +25,8 @@ import time
 from typing import Any
 
 _FIXED_AGENT_PORT = 8080
-_WILDCARDS = frozenset({"", "0.0.0.0", "::", "::0", "0:0:0:0:0:0:0:0"})  # noqa: S104
+# The addresses a wildcard bind names: the shim moves them to loopback, it never binds them.
+_WILDCARDS = frozenset({"", "0.0.0.0", "::", "::0", "0:0:0:0:0:0:0:0"})  # noqa: S104 # nosec B104
 _LOOPBACK = {socket.AF_INET: "127.0.0.1", socket.AF_INET6: "::1"}
 
 
