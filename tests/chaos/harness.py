@@ -488,6 +488,9 @@ class World:
             (i + 1) * jobs // (len(variants) + 1): v for i, v in enumerate(variants) if jobs
         }
         self.gate: SessionGate | None = None
+        # Jobs that outlive their session's max lifetime: without them a short run may see
+        # no session reach it (sessions end sooner when their jobs are short).
+        self._outliving_left = 2 if config.on("max_lifetime") else 0
         self._lock = threading.Lock()
         self._seq = itertools.count()
         self.resources: LocalResources | None = None
@@ -684,6 +687,8 @@ class World:
             if n and not self.take_job(ordinary_only=True)[0]:
                 break
             job_input, extra = self._job_input(rng)
+            if self._take_outliving():
+                job_input.update(seconds=self.config.max_lifetime_s + 3, cpu=False)
             payload = {
                 "action": "submit",
                 "kind": "synthetic",
@@ -716,6 +721,13 @@ class World:
             job_input["seconds"] = 3.0
             return job_input, {"max_runtime_s": 1}
         return job_input, {}
+
+    def _take_outliving(self) -> bool:
+        with self._lock:
+            if self._outliving_left <= 0:
+                return False
+            self._outliving_left -= 1
+            return True
 
     def _stop(self, session_id: str) -> bool:
         with suppress(ClientError, BotoCoreError):
