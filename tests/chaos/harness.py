@@ -178,6 +178,7 @@ class JobPlan:
     job_input: dict[str, Any]
     cancelled: bool = False
     hostile: str | None = None
+    outliving: bool = False  # outlives its session's max lifetime; the injector spares it
 
     def expected_result(self) -> bytes | None:
         """The synthetic job's deterministic result bytes (None for a failing job, or one
@@ -687,7 +688,8 @@ class World:
             if n and not self.take_job(ordinary_only=True)[0]:
                 break
             job_input, extra = self._job_input(rng)
-            if self._take_outliving():
+            outliving = self._take_outliving()
+            if outliving:
                 job_input.update(seconds=self.config.max_lifetime_s + 3, cpu=False)
             payload = {
                 "action": "submit",
@@ -699,7 +701,7 @@ class World:
             job_id = self.submit(session_id, payload)
             if job_id is None:
                 continue
-            plan = JobPlan(job_id, session_id, job_input)
+            plan = JobPlan(job_id, session_id, job_input, outliving=outliving)
             with self._lock:
                 self.plans[job_id] = plan
             mine.append(job_id)
@@ -838,6 +840,8 @@ class World:
                     for j, p in self.plans.items()
                     if self._last(j) == "RUNNING" and p.session_id not in targeted
                 ]
+                spared = {p.session_id for p in self.plans.values() if p.outliving}
+                running = [p for p in running if p.session_id not in spared]
             if not running:
                 continue
             plan = self.rng.choice(running)
