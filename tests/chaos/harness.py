@@ -648,6 +648,8 @@ class World:
     def session_worker(self, index: int) -> None:
         """Open sessions one after another, submit 1 to 3 jobs into each, wait for them."""
         rng = random.Random(f"{self.config.seed}/{self.name}/worker{index}")
+        if index == 0 and self.config.on("idle_timeout"):
+            self._leave_idle_session()
         while not self.stopping.is_set():
             taken, hostile = self.take_job()
             if not taken:
@@ -723,6 +725,16 @@ class World:
             job_input["seconds"] = 3.0
             return job_input, {"max_runtime_s": 1}
         return job_input, {}
+
+    def _leave_idle_session(self) -> None:
+        """A session asked only for its status and then left alone: no poller knows it, so
+        only the idle timeout ends it (a short run may otherwise see none idle out)."""
+        with suppress(ClientError, BotoCoreError):
+            self.agentcore().invoke_agent_runtime(
+                agentRuntimeArn=RUNTIME_ARN,
+                runtimeSessionId=f"idle-{self.name}-{uuid.uuid4().hex}",
+                payload=json.dumps({"action": "status"}).encode(),
+            )["response"].read()
 
     def _take_outliving(self) -> bool:
         with self._lock:
