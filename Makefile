@@ -19,11 +19,12 @@ DOCTOR_FLAGS = $(patsubst modelId=%,--model-id=%,$(filter modelId=%,$(CONTEXT)))
 # jsii prints a large end-of-life banner on Node 20 on every synth.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: help venv test lint typecheck unit integration synth doctor bootstrap deploy local-up local-down demo bench chaos security clean
+.PHONY: help venv test test-all lint typecheck unit integration synth doctor bootstrap deploy local-up local-down demo bench chaos security clean
 
 help:
 	@echo "make demo        one job end to end on the local stack, then tear it down"
 	@echo "make test        lint, type checks and the test suite (what CI runs)"
+	@echo "make test-all    as make test, plus the slow tests (long fuzz runs, 300-job chaos)"
 	@echo "make synth       synthesize the CDK app (cdk-nag on)"
 	@echo "make doctor      check the AWS account and region have what a deploy needs"
 	@echo "make bootstrap   CDK-bootstrap the account and region (once, before the first deploy)"
@@ -31,7 +32,7 @@ help:
 	@echo "make local-up    start the local stack (moto, local AgentCore runtime, poller)"
 	@echo "make local-down  stop the local stack"
 	@echo "make bench       run the benchmarks and print their figures"
-	@echo "make chaos       the full fault-injection suite"
+	@echo "make chaos       the full fault-injection suite (CHAOS_JOBS=300, CHAOS_MAX_SESSIONS=2 per core)"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -72,6 +73,10 @@ typecheck: $(STAMP)
 test: lint typecheck security $(CDK_STAMP)
 	$(VENV)/bin/pytest -m "not slow" -n 2 --dist loadfile --durations=15
 
+# Everything make test runs, and the tests marked slow; not in CI's path.
+test-all: lint typecheck security $(CDK_STAMP)
+	$(VENV)/bin/pytest -n 2 --dist loadfile --durations=25
+
 local-up: $(STAMP)
 	$(PY) -m emulator.stack up
 
@@ -85,9 +90,12 @@ bench: $(STAMP) $(CDK_STAMP)
 	@for f in bench/bench_*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
 
 # The full fault-injection run (docs/reliability.md); a short form runs in `make test`.
+# Live sessions (agent processes) are bounded to the machine: 2 per core by default.
 CHAOS_JOBS ?= 300
+CHAOS_MAX_SESSIONS ?= $(shell echo $$(( 2 * $$(nproc 2>/dev/null || echo 1) )))
 chaos: $(STAMP)
-	PYTHONPATH=.:agent_src:poller_lambda $(PY) -m tests.chaos.run --jobs $(CHAOS_JOBS)
+	PYTHONPATH=.:agent_src:poller_lambda $(PY) -m tests.chaos.run --jobs $(CHAOS_JOBS) \
+		--max-sessions $(CHAOS_MAX_SESSIONS)
 
 # checkov pins an old boto3: it lives in its own venv, made on first use.
 CHECKOV := $(VENV)/tools/checkov/bin/checkov

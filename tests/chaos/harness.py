@@ -29,13 +29,15 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 from botocore.exceptions import ReadTimeoutError as BotoReadTimeoutError
 from jobagent.kinds.synthetic import SyntheticInput, sized_result
+from jobpoller.agentcore import StopSessionError
 from jobpoller.context import LocalContext
 from jobpoller.events import process_event
 from jobpoller.services import build_services
 from jobpoller.settings import PollerSettings
 
 from agentjobs import schema
-from agentjobs.protocol import TERMINAL_STATUSES, encode_json
+from agentjobs.notifier import NotifyError
+from agentjobs.protocol import TERMINAL_STATUSES, ErrorCode, encode_json
 from agentjobs.store import StoreError
 from emulator.resources import LocalResources
 from tests.support.aws import REGION, MotoEndpoint
@@ -86,6 +88,45 @@ STOP_REASONS = {
 }
 
 
+# Hostile submits, each once per run: oversized fields and text that does not encode as
+# UTF-8. Each must be refused with a clear error (never INTERNAL_ERROR, never a 5xx), or run
+# to an end that is recorded and notified like any other job. `{bucket}` is the world's
+# results bucket. Lone surrogates travel as JSON escapes, as json.dumps writes them.
+HOSTILE: dict[str, dict[str, Any]] = {
+    "error-200k": {"kind": "synthetic", "input": {"seconds": 0.2, "fail": "e" * 200_000}},
+    "csv-uri-200k": {"kind": "data_report", "input": {"csv_uri": "s3://{bucket}/inputs/x200k"}},
+    "csv-uri-300k": {"kind": "data_report", "input": {"csv_uri": "s3://{bucket}/inputs/x300k"}},
+    "fail-surrogate": {"kind": "synthetic", "input": {"seconds": 0.2, "fail": "bad \ud800 text"}},
+    "token-surrogate": {"kind": "synthetic", "input": {"seconds": 0.2}, "client_token": "\ud800"},
+    "token-too-long": {"kind": "synthetic", "input": {"seconds": 0.2}, "client_token": "t" * 300},
+    "prompt-surrogate": {"prompt": "summarise \udfff this"},
+    "status-surrogate": {"action": "status", "job_id": "\ud800"},
+}
+HOSTILE_KEY_BYTES = {"x200k": 200_000, "x300k": 300_000}
+
+
+def hostile_payload(variant: str, bucket: str) -> dict[str, Any]:
+    """The request a hostile variant sends (a submit unless it names another action)."""
+    template: dict[str, Any] = json.loads(json.dumps(HOSTILE[variant]))
+    plain = "action" in template or "prompt" in template
+    payload: dict[str, Any] = template if plain else {"action": "submit", **template}
+    job_input = payload.get("input")
+    if isinstance(job_input, dict) and isinstance(job_input.get("csv_uri"), str):
+        uri = job_input["csv_uri"].replace("{bucket}", bucket)
+        for name, size in HOSTILE_KEY_BYTES.items():
+            uri = uri.replace(name, "k" * size)
+        job_input["csv_uri"] = uri
+    return payload
+
+
+def machine_cores() -> int:
+    """The cores this process may run on (the affinity mask, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 class Killed(BaseException):
     """The poller's process died at this call: nothing after it reaches AWS."""
 
@@ -117,6 +158,11 @@ class ChaosConfig:
     quiesce_tick_bound: int = 60
     quiesce_timeout_s: float = 240.0
     log_dir: Path = Path(tempfile.gettempdir()) / "agentjobs-chaos"
+    hostile: bool = True
+    # Live sessions (each one or two agent processes) across every world at once: session
+    # workers wait for room. Unbounded, a 300-job run drove a 2-core machine to load 21.
+    max_sessions: int = field(default_factory=lambda: 2 * machine_cores())
+    min_accepted: float = 0.9
 
     def on(self, kind: str) -> bool:
         """Whether a fault kind is switched on."""
@@ -131,10 +177,13 @@ class JobPlan:
     session_id: str
     job_input: dict[str, Any]
     cancelled: bool = False
+    hostile: str | None = None
+    outliving: bool = False  # outlives its session's max lifetime; the injector spares it
 
     def expected_result(self) -> bytes | None:
-        """The synthetic job's deterministic result bytes (None for a failing job)."""
-        if self.job_input.get("fail") is not None:
+        """The synthetic job's deterministic result bytes (None for a failing job, or one
+        whose result is not known in advance)."""
+        if self.hostile is not None or self.job_input.get("fail") is not None:
             return None
         params = SyntheticInput(
             seconds=float(self.job_input["seconds"]),
@@ -152,13 +201,16 @@ class Figures:
     jobs_by_status: Counter[str] = field(default_factory=Counter)
     events: Counter[str] = field(default_factory=Counter)
     invariants: dict[str, tuple[bool, str]] = field(default_factory=dict)
-    violations: list[str] = field(default_factory=list)
+    violations: list[tuple[str, str]] = field(default_factory=list)
     duplicates: int = 0
     jobs_submitted: int = 0
     jobs_in_table: int = 0
     quiesce_s: float = 0.0
     quiesce_ticks: int = 0
     wall_s: float = 0.0
+    hostile_refused: int = 0
+    peak_sessions: int = 0
+    peak_load: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def fault(self, kind: str, amount: int = 1) -> None:
@@ -171,10 +223,10 @@ class Figures:
         with self.lock:
             self.events[name] += 1
 
-    def violation(self, text: str) -> None:
-        """Record a broken invariant."""
+    def violation(self, invariant: str, text: str) -> None:
+        """Record a broken invariant (one of INVARIANTS)."""
         with self.lock:
-            self.violations.append(text)
+            self.violations.append((invariant, text))
 
 
 class _Raw:
@@ -236,7 +288,7 @@ def job_of(params: dict[str, Any]) -> str | None:
         with suppress(ValueError):
             decoded = json.loads(payload)
             if isinstance(decoded, dict) and isinstance(decoded.get("job_id"), str):
-                return decoded["job_id"]
+                return str(decoded["job_id"])
     return None
 
 
@@ -359,12 +411,59 @@ class _HookedSession:
         return client
 
 
+class SessionGate:
+    """Room for a new session only while fewer than `limit` sessions are live across every
+    world: those the runtimes list as not stopped, and those being filled right now."""
+
+    def __init__(self, limit: int, worlds: list[World]) -> None:
+        self.limit = max(limit, 1)
+        self.worlds = worlds
+        self.peak = 0
+        self._filling: set[str] = set()
+        self._lock = threading.Lock()
+
+    def _live(self) -> set[str]:
+        live = set(self._filling)
+        for world in self.worlds:
+            live |= {
+                f"{world.name}/{s}" for s, state in _sessions(world).items() if state != "Stopped"
+            }
+        return live
+
+    def enter(self, world: World, session_id: str) -> bool:
+        """Wait for room and take it for this session; False when the world is stopping."""
+        key = f"{world.name}/{session_id}"
+        while not world.stopping.is_set():
+            with self._lock:
+                try:
+                    live = len(self._live())
+                except OSError:  # a runtime too busy to list its sessions: no room yet
+                    live = self.limit
+                if live < self.limit:
+                    self._filling.add(key)
+                    self.peak = max(self.peak, live + 1)
+                    return True
+            world.stopping.wait(0.3)
+        return False
+
+    def leave(self, world: World, session_id: str) -> None:
+        """The session is filled: from now on the runtime's listing counts it."""
+        with self._lock:
+            self._filling.discard(f"{world.name}/{session_id}")
+
+
 class World:
     """One local runtime (one busy policy) with its own table, bucket, topic and inbox, and the
     threads that drive it: session workers (submit), pollers, an injector and a watcher."""
 
     def __init__(
-        self, name: str, busy_policy: str, jobs: int, config: ChaosConfig, moto: MotoEndpoint
+        self,
+        name: str,
+        busy_policy: str,
+        jobs: int,
+        config: ChaosConfig,
+        moto: MotoEndpoint,
+        hostile: list[str] | None = None,
     ) -> None:
         self.name = name
         self.busy_policy = busy_policy
@@ -382,7 +481,17 @@ class World:
         self.history: dict[str, list[str]] = defaultdict(list)
         self.events: dict[str, list[tuple[int, str, str]]] = defaultdict(list)
         self.ticks: Counter[int] = Counter()
-        self._jobs_left = jobs
+        self._jobs = jobs
+        self._jobs_taken = 0
+        variants = (hostile if hostile is not None else sorted(HOSTILE)) if config.hostile else []
+        # Hostile submits spread evenly over the world's jobs, so a short run meets them all.
+        self._hostile_at = {
+            (i + 1) * jobs // (len(variants) + 1): v for i, v in enumerate(variants) if jobs
+        }
+        self.gate: SessionGate | None = None
+        # Jobs that outlive their session's max lifetime: without them a short run may see
+        # no session reach it (sessions end sooner when their jobs are short).
+        self._outliving_left = 2 if config.on("max_lifetime") else 0
         self._lock = threading.Lock()
         self._seq = itertools.count()
         self.resources: LocalResources | None = None
@@ -401,13 +510,16 @@ class World:
         with self._lock:
             self.events[job_id].append((seq, what, pass_id))
 
-    def take_job(self) -> bool:
-        """Claim one of the jobs left to submit."""
+    def take_job(self, ordinary_only: bool = False) -> tuple[bool, str | None]:
+        """Claim one of the jobs left to submit: whether there was one, and the hostile
+        variant it is to be, if any (with `ordinary_only`, a hostile one is left for the
+        next session: each hostile request gets a session of its own)."""
         with self._lock:
-            if self._jobs_left <= 0:
-                return False
-            self._jobs_left -= 1
-            return True
+            index = self._jobs_taken
+            if index >= self._jobs or (ordinary_only and index in self._hostile_at):
+                return False, None
+            self._jobs_taken += 1
+            return True, self._hostile_at.get(index)
 
     # Clients without hooks, for the harness itself
 
@@ -451,6 +563,7 @@ class World:
             # The fast completion path: agents signal finished jobs on this queue.
             "COMPLETION_QUEUE_URL": self.resources.completion_queue_url,
         }
+        body_done = False
         try:
             with local_runtime(
                 agent_cmd_line=CHAOS_AGENT_CMD,
@@ -466,29 +579,38 @@ class World:
             ) as runtime:
                 self.runtime_url, self.runtime_pid = runtime.url, runtime.pid
                 yield self
-        except AssertionError as exc:  # local_runtime's own check: agent processes survived
-            self.figures.violation(f"{self.name}: {exc}")
+                body_done = True
+        except AssertionError as exc:
+            # Only local_runtime's own check on leaving (agent processes survived) is a
+            # finding to report; an assertion failing inside the block fails the run.
+            if not body_done:
+                raise
+            self.figures.violation("no-survivors", f"{self.name}: {exc}")
 
-    def submit(self, session_id: str, job_input: dict[str, Any], **extra: Any) -> str | None:
-        """Submit one synthetic job (retrying with its client token); its id, or None."""
+    def submit(
+        self, session_id: str, payload: dict[str, Any], hostile: str | None = None
+    ) -> str | None:
+        """Send one submit (retrying with its client token); the job's id, or None when it
+        was refused (a hostile submit's clear refusal) or never answered."""
         client = self.agentcore()
-        payload = {
-            "action": "submit",
-            "kind": "synthetic",
-            "input": job_input,
-            "client_token": uuid.uuid4().hex,
-            **extra,
-        }
+        body_bytes = json.dumps(payload).encode()
+        what = f"{self.name}: {hostile or 'submit'}"
         for _attempt in range(40):
             try:
                 answer = client.invoke_agent_runtime(
                     agentRuntimeArn=RUNTIME_ARN,
                     runtimeSessionId=session_id,
-                    payload=json.dumps(payload).encode(),
+                    payload=body_bytes,
                 )
                 body = json.loads(answer["response"].read())
             except ClientError as exc:
                 code = exc.response.get("Error", {}).get("Code")
+                status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+                # A fresh session that no fault touches answers RuntimeClientError only when
+                # its agent failed the request (HTTP 5xx or a dropped connection).
+                if status >= 500 or (hostile is not None and code == "RuntimeClientError"):
+                    self.figures.violation("answers", f"{what} got HTTP {status} {code}")
+                    return None
                 if code == "RetryableConflictException" and self.busy_policy == "reject":
                     self.figures.fault("busy_reject:submit refused")
                 time.sleep(0.3)
@@ -496,43 +618,100 @@ class World:
             except (BotoCoreError, ValueError):
                 time.sleep(0.3)
                 continue
-            if isinstance(body, dict) and body.get("status") == "RUNNING":
-                return str(body["job_id"])
-            if isinstance(body, dict) and isinstance(body.get("job_id"), str):
-                # A retry with the same client token found its job, already ended (its first
-                # session died after accepting it): the same job, as the protocol promises.
-                self.figures.event("submit retries answered with their ended job")
-                return str(body["job_id"])
-            self.figures.violation(f"{self.name}: submit answered {str(body)[:200]}")
-            return None
+            return self._accepted(body, what, hostile)
         self.figures.event("submits given up")
+        return None
+
+    def _accepted(self, body: Any, what: str, hostile: str | None) -> str | None:
+        if isinstance(body, dict) and body.get("status") == "RUNNING":
+            return str(body["job_id"])
+        if isinstance(body, dict) and isinstance(body.get("job_id"), str) and "status" in body:
+            # A retry with the same client token found its job, already ended (its first
+            # session died after accepting it): the same job, as the protocol promises.
+            self.figures.event("submit retries answered with their ended job")
+            return str(body["job_id"])
+        error = body.get("error") if isinstance(body, dict) else None
+        if (
+            hostile is not None
+            and isinstance(error, dict)
+            and error.get("code") not in (None, ErrorCode.INTERNAL_ERROR)
+            and isinstance(error.get("message"), str)
+            and error["message"]
+        ):
+            with self.figures.lock:
+                self.figures.hostile_refused += 1
+            self.figures.event(f"hostile refused: {hostile} {error['code']}")
+            return None
+        self.figures.violation("answers", f"{what} answered {str(body)[:200]}")
         return None
 
     def session_worker(self, index: int) -> None:
         """Open sessions one after another, submit 1 to 3 jobs into each, wait for them."""
         rng = random.Random(f"{self.config.seed}/{self.name}/worker{index}")
-        while not self.stopping.is_set() and self.take_job():
-            garbage = (
-                self.config.on("garbage_agent") and rng.random() < self.config.garbage_sessions
-            )
-            session_id = f"{'garbage' if garbage else 'chaos'}-{self.name}-{uuid.uuid4().hex}"
-            mine: list[str] = []
-            for n in range(rng.choice((1, 1, 2, 3))):
-                if n and not self.take_job():
-                    break
-                job_input, extra = self._job_input(rng)
-                job_id = self.submit(session_id, job_input, **extra)
-                if job_id is None:
-                    continue
-                plan = JobPlan(job_id, session_id, job_input)
-                with self._lock:
-                    self.plans[job_id] = plan
-                mine.append(job_id)
-                if rng.random() < 0.05:
-                    time.sleep(rng.uniform(0.1, 0.6))
-                    plan.cancelled = self._cancel(session_id, job_id)
-                time.sleep(rng.uniform(0.0, 0.4))
+        if index == 0 and self.config.on("idle_timeout"):
+            self._leave_idle_session()
+        while not self.stopping.is_set():
+            taken, hostile = self.take_job()
+            if not taken:
+                return
+            prefix = "chaos"
+            if hostile is not None:
+                prefix = "hostile"
+            elif self.config.on("garbage_agent") and rng.random() < self.config.garbage_sessions:
+                prefix = "garbage"
+            session_id = f"{prefix}-{self.name}-{uuid.uuid4().hex}"
+            if self.gate is not None and not self.gate.enter(self, session_id):
+                return
+            try:
+                mine = self._fill_session(rng, session_id, hostile)
+            finally:
+                if self.gate is not None:
+                    self.gate.leave(self, session_id)
             self._wait_terminal(mine, timeout_s=60)
+
+    def _fill_session(self, rng: random.Random, session_id: str, hostile: str | None) -> list[str]:
+        """Submit into one session: a hostile request alone, or 1 to 3 ordinary jobs."""
+        assert self.resources is not None
+        if hostile is not None:
+            payload = hostile_payload(hostile, self.resources.bucket)
+            job_id = self.submit(session_id, payload, hostile)
+            if job_id is None:
+                # Nothing runs in it: stop it now rather than hold a slot until it idles out.
+                self._stop(session_id)
+                return []
+            with self._lock:
+                self.plans[job_id] = JobPlan(
+                    job_id, session_id, payload.get("input") or {}, hostile=hostile
+                )
+            self.figures.event(f"hostile accepted: {hostile}")
+            return [job_id]
+        mine: list[str] = []
+        for n in range(rng.choice((1, 1, 2, 3))):
+            if n and not self.take_job(ordinary_only=True)[0]:
+                break
+            job_input, extra = self._job_input(rng)
+            outliving = self._take_outliving()
+            if outliving:
+                job_input.update(seconds=self.config.max_lifetime_s + 3, cpu=False)
+            payload = {
+                "action": "submit",
+                "kind": "synthetic",
+                "input": job_input,
+                "client_token": uuid.uuid4().hex,
+                **extra,
+            }
+            job_id = self.submit(session_id, payload)
+            if job_id is None:
+                continue
+            plan = JobPlan(job_id, session_id, job_input, outliving=outliving)
+            with self._lock:
+                self.plans[job_id] = plan
+            mine.append(job_id)
+            if rng.random() < 0.05:
+                time.sleep(rng.uniform(0.1, 0.6))
+                plan.cancelled = self._cancel(session_id, job_id)
+            time.sleep(rng.uniform(0.0, 0.4))
+        return mine
 
     def _job_input(self, rng: random.Random) -> tuple[dict[str, Any], dict[str, Any]]:
         big = rng.random() < 0.1
@@ -546,6 +725,31 @@ class World:
             job_input["seconds"] = 3.0
             return job_input, {"max_runtime_s": 1}
         return job_input, {}
+
+    def _leave_idle_session(self) -> None:
+        """A session asked only for its status and then left alone: no poller knows it, so
+        only the idle timeout ends it (a short run may otherwise see none idle out)."""
+        with suppress(ClientError, BotoCoreError):
+            self.agentcore().invoke_agent_runtime(
+                agentRuntimeArn=RUNTIME_ARN,
+                runtimeSessionId=f"idle-{self.name}-{uuid.uuid4().hex}",
+                payload=json.dumps({"action": "status"}).encode(),
+            )["response"].read()
+
+    def _take_outliving(self) -> bool:
+        with self._lock:
+            if self._outliving_left <= 0:
+                return False
+            self._outliving_left -= 1
+            return True
+
+    def _stop(self, session_id: str) -> bool:
+        with suppress(ClientError, BotoCoreError):
+            self.agentcore().stop_runtime_session(
+                agentRuntimeArn=RUNTIME_ARN, runtimeSessionId=session_id, qualifier="DEFAULT"
+            )
+            return True
+        return False
 
     def _cancel(self, session_id: str, job_id: str) -> bool:
         with suppress(ClientError, BotoCoreError):
@@ -575,13 +779,19 @@ class World:
             context = LocalContext(budget_s=30)
             faults.new_pass(f"p{index}/{context.aws_request_id[:8]}")
             try:
-                process_event({}, context, services)
+                report = process_event({}, context, services)
+                # Proof that pollers met: a lease another poller held made this one skip.
+                skipped = sum(1 for step in report.steps.values() if step == "skipped")
+                if skipped and self.injecting.is_set():
+                    self.figures.fault("concurrent_pollers:lease held by another", skipped)
             except Killed:
                 self.figures.event("poller passes killed")
             except StoreError:
                 self.figures.event("poller passes failed (index read)")
             except Exception as exc:  # any other exception is a poller bug
-                self.figures.violation(f"{self.name}: a poller pass raised {exc!r}")
+                self.figures.violation(
+                    "poller-errors", f"{self.name}: a poller pass raised {exc!r}"
+                )
             with self._lock:
                 self.ticks[index] += 1
             self.stopping.wait(rng.uniform(*self.config.tick_pause_s))
@@ -618,7 +828,9 @@ class World:
                 self.figures.event("poller passes failed (index read)")
                 continue
             except Exception as exc:  # any other exception is a poller bug
-                self.figures.violation(f"{self.name}: a signal pass raised {exc!r}")
+                self.figures.violation(
+                    "poller-errors", f"{self.name}: a signal pass raised {exc!r}"
+                )
                 continue
             failed = {f["itemIdentifier"] for f in answer.get("batchItemFailures", [])}
             self.figures.event("completion signals handled")
@@ -640,6 +852,8 @@ class World:
                     for j, p in self.plans.items()
                     if self._last(j) == "RUNNING" and p.session_id not in targeted
                 ]
+                spared = {p.session_id for p in self.plans.values() if p.outliving}
+                running = [p for p in running if p.session_id not in spared]
             if not running:
                 continue
             plan = self.rng.choice(running)
@@ -647,14 +861,8 @@ class World:
             if self.rng.choice(kinds) == "agent_sigkill":
                 if self._sigkill(plan.session_id):
                     self.figures.fault("agent_sigkill")
-            else:
-                with suppress(ClientError, BotoCoreError):
-                    self.agentcore().stop_runtime_session(
-                        agentRuntimeArn=RUNTIME_ARN,
-                        runtimeSessionId=plan.session_id,
-                        qualifier="DEFAULT",
-                    )
-                    self.figures.fault("session_stop")
+            elif self._stop(plan.session_id):
+                self.figures.fault("session_stop")
 
     def _sigkill(self, session_id: str) -> bool:
         victims = []
@@ -693,7 +901,8 @@ class World:
                 if history and history[-1] != status:
                     if history[-1] in TERMINAL:
                         self.figures.violation(
-                            f"{self.name}: job {job_id} went from {history[-1]} to {status}"
+                            "no-regression",
+                            f"{self.name}: job {job_id} went from {history[-1]} to {status}",
                         )
                     history.append(status)
                 elif not history:
@@ -703,6 +912,9 @@ class World:
     def watcher(self) -> None:
         """Watch status histories until told to stop."""
         while not self.stopping.wait(0.5):
+            load = os.getloadavg()[0]
+            with self.figures.lock:
+                self.figures.peak_load = max(self.figures.peak_load, load)
             try:
                 self.watch_once()
             except (ClientError, BotoCoreError) as exc:
@@ -773,7 +985,6 @@ def check_world(world: World, items: dict[str, dict[str, Any]]) -> dict[str, lis
     for job_id in messages:
         if job_id not in items:
             problems["notified"].append(f"notification for unknown job {job_id}")
-    problems["no-regression"] += [v for v in world.figures.violations if "went from" in v]
     return problems
 
 
@@ -785,8 +996,79 @@ INVARIANTS = {
     "no-regression": "no record leaves a terminal status; one transition out of RUNNING",
     "sessions-stopped": "every job's session stopped once the job is collected",
     "no-survivors": "no agent process outlives its runtime",
-    "poller-errors": "no poller pass raised anything but injected or AWS failures",
+    "poller-errors": "no poller pass or job raised anything but injected or AWS failures",
+    "answers": "no INTERNAL_ERROR answer, no 5xx; hostile requests refused clearly or run",
+    "faults-fired": "every enabled fault kind fired at least once",
+    "harness": "the harness itself ran as planned (threads, submits, its own checks)",
 }
+
+# What the poller may log with an exception and still be healthy: an injected bug, or an
+# AWS failure its adapters translated. Anything else (KeyError, a raw ClientError, ...)
+# is a per-job exception that reconcile caught, logged and would otherwise hide.
+_EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
+    InjectedError,
+    StoreError,
+    NotifyError,
+    StopSessionError,
+)
+
+
+def _names(classes: tuple[type[BaseException], ...]) -> set[str]:
+    found: set[str] = set()
+    pending = list(classes)
+    while pending:
+        cls = pending.pop()
+        found.add(cls.__name__)
+        pending += cls.__subclasses__()
+    return found
+
+
+def poller_log_problems(path: Path) -> list[str]:
+    """Exceptions in the poller's JSON log that were neither injected nor AWS failures."""
+    if not path.exists():
+        return [f"no poller log at {path.name}"]
+    expected = _names(_EXPECTED_ERRORS)
+    found: list[str] = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(record, dict):
+            continue
+        name = record.get("exception_name")
+        if (name is not None and name not in expected) or record.get("level") == "CRITICAL":
+            where = record.get("job_id") or record.get("session_id") or "?"
+            found.append(f"{record.get('message')} ({where}): {name}")
+    return found
+
+
+# What the agent logs when it answers INTERNAL_ERROR (its edge caught an exception).
+_AGENT_INTERNAL_ERROR = "request failed in session"
+
+
+def agent_log_problems(log_dir: Path) -> list[str]:
+    """Requests an agent answered with INTERNAL_ERROR, from every session's log."""
+    found: list[str] = []
+    for log in sorted(log_dir.glob("*")):
+        if not log.is_file():
+            continue
+        for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+            if _AGENT_INTERNAL_ERROR in line:
+                found.append(f"{log.name}: {line.strip()[:200]}")
+    return found
+
+
+def unfired_faults(config: ChaosConfig, faults: Counter[str]) -> list[str]:
+    """Enabled fault kinds that never fired: a run that did not test what it claims."""
+    fired = Counter[str]()
+    for name, n in faults.items():
+        fired[name.split(":", 1)[0]] += n
+    return [
+        f"{kind} is on but fired 0 times"
+        for kind in FAULT_KINDS
+        if config.on(kind) and not fired[kind]
+    ]
 
 
 def _sessions(world: World) -> dict[str, str]:
@@ -903,16 +1185,14 @@ class ChaosReport:
             f"{c.pollers} pollers per world, {c.session_workers} session workers per world",
             f"jobs run: {f.jobs_submitted} accepted, {f.jobs_in_table} in the table; "
             + ", ".join(f"{s} {n}" for s, n in sorted(f.jobs_by_status.items())),
+            f"hostile requests: {f.hostile_refused} refused with a clear error, "
+            f"{sum(n for e, n in f.events.items() if e.startswith('hostile accepted'))} run",
+            f"concurrency: at most {c.max_sessions} live sessions (peak {f.peak_sessions}), "
+            f"{c.pollers if c.on('concurrent_pollers') else 1} scheduled + 1 fast-path poller "
+            f"per world; peak load average {f.peak_load:.1f} on {machine_cores()} cores",
             "faults injected by kind:",
         ]
         for kind in FAULT_KINDS:
-            if kind == "concurrent_pollers":
-                on = c.on(kind)
-                scheduled = c.pollers if on else 1
-                lines.append(
-                    f"  {kind:<20} {scheduled} scheduled + 1 fast-path poller at once per world"
-                )
-                continue
             detail = ", ".join(
                 f"{name.split(':', 1)[1]} {n}"
                 for name, n in sorted(f.faults.items())
@@ -963,10 +1243,17 @@ def run_chaos(config: ChaosConfig, moto: MotoEndpoint) -> ChaosReport:
     started = time.monotonic()
     policies = ["accept", "reject"] if config.on("busy_reject") else ["accept"]
     share = [config.jobs // len(policies) + (i < config.jobs % len(policies)) for i in range(2)]
-    worlds = [World(p, p, share[i], config, moto) for i, p in enumerate(policies)]
+    # Each hostile request once per run, the worlds taking turns.
+    worlds = [
+        World(p, p, share[i], config, moto, sorted(HOSTILE)[i :: len(policies)])
+        for i, p in enumerate(policies)
+    ]
     total = Figures()
     problems: dict[str, list[str]] = {name: [] for name in INVARIANTS}
     pollers = config.pollers if config.on("concurrent_pollers") else 1
+    gate = SessionGate(config.max_sessions, worlds)
+    for world in worlds:
+        world.gate = gate
     with ExitStack() as stack:
         stack.enter_context(poller_logs_to(config.log_dir / "poller.log"))
         for world in worlds:
@@ -975,7 +1262,13 @@ def run_chaos(config: ChaosConfig, moto: MotoEndpoint) -> ChaosReport:
         workers: list[threading.Thread] = []
 
         def start(target: Any, *args: Any) -> threading.Thread:
-            thread = threading.Thread(target=target, args=args, daemon=True)
+            def guarded() -> None:
+                try:
+                    target(*args)
+                except BaseException as exc:  # a dead harness thread must fail the run
+                    total.violation("harness", f"{target.__qualname__}{args} died: {exc!r}")
+
+            thread = threading.Thread(target=guarded, daemon=True, name=target.__qualname__)
             thread.start()
             return thread
 
@@ -1010,6 +1303,8 @@ def run_chaos(config: ChaosConfig, moto: MotoEndpoint) -> ChaosReport:
             world.stopping.set()
         for thread in threads:
             thread.join(timeout=60)
+            if thread.is_alive():
+                total.violation("harness", f"thread {thread.name} did not stop within 60 s")
         for world in worlds:
             items = world.watch_once()
             found = check_world(world, items)
@@ -1019,18 +1314,31 @@ def run_chaos(config: ChaosConfig, moto: MotoEndpoint) -> ChaosReport:
             total.jobs_in_table += len(items)
     for world in worlds:  # after the runtimes stopped: their survivor checks are in
         _count_stops(world)
-        for v in world.figures.violations:
-            if "outlived" in v:
-                problems["no-survivors"].append(v)
-            elif "poller pass raised" in v or "submit answered" in v:
-                problems["poller-errors"].append(v)
+        for invariant, text in world.figures.violations:
+            problems.setdefault(invariant, []).append(text)
+        problems["answers"] += [
+            f"[{world.name}] INTERNAL_ERROR answered: {p}"
+            for p in agent_log_problems(world.log_dir / "agents")
+        ]
         total.faults.update(world.figures.faults)
         total.events.update(world.figures.events)
         total.jobs_by_status.update(world.figures.jobs_by_status)
         total.duplicates += world.figures.duplicates
+        total.hostile_refused += world.figures.hostile_refused
+        total.peak_load = max(total.peak_load, world.figures.peak_load)
         survivors = agent_processes_of(world.runtime_pid)
         if survivors:
             problems["no-survivors"].append(f"[{world.name}] {survivors}")
+    for invariant, text in total.violations:
+        problems.setdefault(invariant, []).append(text)
+    problems["poller-errors"] += poller_log_problems(config.log_dir / "poller.log")
+    problems["faults-fired"] += unfired_faults(config, total.faults)
+    total.peak_sessions = gate.peak
+    answered = total.jobs_submitted + total.hostile_refused
+    if answered < config.jobs * config.min_accepted:
+        problems["harness"].append(
+            f"only {answered} of {config.jobs} submits accepted or refused as expected"
+        )
     if total.quiesce_ticks > config.quiesce_tick_bound:
         problems["terminal"].append(
             f"took {total.quiesce_ticks} ticks to quiesce (bound {config.quiesce_tick_bound})"

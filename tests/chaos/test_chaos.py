@@ -1,4 +1,5 @@
-"""The chaos suite: jobs through the local stack under every fault kind; every invariant holds."""
+"""The chaos suite: jobs and hostile requests through the local stack under every fault kind;
+every fault kind fires and every invariant holds."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ def _run(moto: MotoEndpoint, tmp_path: Path, **knobs: object) -> None:
     config = replace(ChaosConfig(), log_dir=tmp_path, **knobs)  # type: ignore[arg-type]
     report = run_chaos(config, moto)
     print(report.text())
+    # ok covers every invariant, the harness's own (enough submits accepted or refused as
+    # expected) and that every enabled fault kind fired; the counts per kind are printed.
     assert report.ok, report.text()
-    assert report.figures.jobs_submitted >= config.jobs * 0.9, report.text()
 
 
 @pytest.mark.timeout(600)

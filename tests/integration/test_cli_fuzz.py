@@ -1,15 +1,21 @@
-"""Hypothesis over the CLI's arguments, through its real entry point: never a traceback, never
-an unexpected error; a failure is a message on stderr and a non-zero exit code."""
+"""Hypothesis over the CLI's arguments and over the job text it shows, through its real entry
+point: never a traceback, never an unexpected error; a failure is a message on stderr and a
+non-zero exit code; job text is printed as text (no markup, no terminal control)."""
 
 from __future__ import annotations
+
+import uuid
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from agentjobs.protocol import JobKind, JobStatus
+from agentjobs.record import JobError, JobRecord, Progress, to_item
 from emulator.resources import LocalResources
 from tests.support.aws import MotoEndpoint
 from tests.support.cli import CliRun, InProcessCli, hermetic_env, run_cli
+from tests.support.hostile_text import encodes, hostile_text, long_text
 from tests.support.processes import free_port
 
 COMMANDS = ["submit", "status", "list", "result", "wait", "cancel", "notifications", "--help", ""]
@@ -65,7 +71,7 @@ VALUES = [
     "\u00e9\u6f22",
 ]
 argvs = st.lists(
-    st.sampled_from(OPTIONS) | st.sampled_from(VALUES) | st.text(max_size=12), max_size=6
+    st.sampled_from(OPTIONS) | st.sampled_from(VALUES) | hostile_text, max_size=6
 ).flatmap(lambda rest: st.sampled_from(COMMANDS).map(lambda cmd: [c for c in [cmd] if c] + rest))
 
 
@@ -75,8 +81,13 @@ def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> 
 
 
 @pytest.fixture(scope="module")
-def moto_env(moto: MotoEndpoint) -> dict[str, str]:
-    resources: LocalResources = moto.create_resources()
+def fuzz_resources(moto: MotoEndpoint) -> LocalResources:
+    return moto.create_resources()
+
+
+@pytest.fixture(scope="module")
+def moto_env(moto: MotoEndpoint, fuzz_resources: LocalResources) -> dict[str, str]:
+    resources = fuzz_resources
     # AgentCore calls go to a closed port: refused at once, never a hang.
     closed = f"http://127.0.0.1:{free_port()}"
     return hermetic_env(
@@ -119,3 +130,65 @@ def test_console_script_fails_cleanly_on_nonsense() -> None:
     run = run_cli("list", "--since", "\u00e9", "--limit", "nan")
     assert_clean(run)
     assert run.code != 0
+
+
+MARKUP = [
+    "[/bold]",
+    "[link=https://example.invalid/x]click[/link]",
+    "[red]",
+    "\x1b[31m",
+    "\r",
+    "\x07",
+]
+# What a job, or an agent's answer, may have put in a record: markup, terminal control,
+# any text DynamoDB can hold (valid Unicode), and text far past every bound.
+job_texts = (
+    st.lists(st.sampled_from(MARKUP) | hostile_text, min_size=1, max_size=4).map("".join)
+    | long_text(2_000)
+    | st.sampled_from(["x" * 200_000, "[/bold]" * 1_000])
+).filter(encodes)
+
+
+def _put_failed_job(moto: MotoEndpoint, resources: LocalResources, text: str) -> str:
+    job_id = uuid.uuid4().hex
+    record = JobRecord(
+        job_id=job_id,
+        session_id=f"fuzz-session-{uuid.uuid4().hex}",
+        kind=JobKind.SYNTHETIC,
+        status=JobStatus.FAILED,
+        submitted_at="2026-11-20T10:00:00.000Z",
+        updated_at="2026-11-20T10:00:30.000Z",
+        max_runtime_s=3600,
+        deadline_at="2026-11-20T11:00:00.000Z",
+        finished_at="2026-11-20T10:00:30.000Z",
+        progress=Progress(40.0, text),
+        error=JobError("JOB_FAILED", text),
+    )
+    moto.client("dynamodb").put_item(TableName=resources.table, Item=to_item(record))
+    return job_id
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(text=job_texts)
+@example(text="[/bold]")
+@example(text="[link=https://example.invalid/phish]your job[/link] \x1b]8;;x\x1b\\")
+def test_job_text_is_shown_as_text(
+    cli: InProcessCli,
+    moto: MotoEndpoint,
+    fuzz_resources: LocalResources,
+    moto_env: dict[str, str],
+    text: str,
+) -> None:
+    job_id = _put_failed_job(moto, fuzz_resources, text)
+    for command, code in (("status", 0), ("result", 3)):
+        run = cli(command, job_id, env=moto_env)
+        assert_clean(run)
+        assert run.code == code, str(run)[:800]
+        # Control characters would reach the user's terminal (colours, titles, hyperlinks).
+        assert "\x1b" not in run.stdout and "\x07" not in run.stdout, repr(run.stdout[:300])
+    if text == "[/bold]":
+        assert "[/bold]" in run.stdout + run.stderr, str(run)

@@ -1,17 +1,21 @@
 """Hypothesis over the local AgentCore runtime's HTTP API with raw HTTP: any path, method,
-header and body gets an AWS-shaped answer, never a 5xx of our own, never a traceback."""
+header and body gets an AWS-shaped answer, never a 5xx of our own, never a traceback; any
+session id (any Unicode, around its length bounds, path-shaped) logs only inside its folder."""
 
 from __future__ import annotations
 
 import http.client
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from agentjobs import limits
+from tests.support.hostile_text import text_near
 from tests.support.local_runtime import RUNTIME_ARN, LocalRuntime, local_runtime
 
 SESSION_HEADER = "X-Amzn-Bedrock-AgentCore-Runtime-Session-Id"
@@ -65,7 +69,7 @@ def runtime() -> Iterator[LocalRuntime]:
 
 
 def send(
-    runtime: LocalRuntime, method: str, path: str, head: dict[str, str], body: bytes
+    runtime: LocalRuntime, method: str, path: str, head: Mapping[str, str | bytes], body: bytes
 ) -> tuple[int, dict[str, str], bytes]:
     """One raw HTTP request; the status, headers and body of the answer."""
     address = urlsplit(runtime.url)
@@ -131,3 +135,60 @@ def test_invocations_with_any_session_and_body_are_answered(
         runtime, "POST", f"/runtimes/{ARN_PATH}/invocations?qualifier=DEFAULT", head, body
     )
     assert_aws_shaped(status, answer_headers, answer)
+
+
+# Path-shaped ids climb at most two folders from the agents' log folder, so that even a
+# runtime that trusts them writes inside this test's own temporary folder.
+hostile_session_ids = (
+    text_near("session_id")
+    | st.builds(
+        lambda up, rest: up + rest,
+        st.sampled_from(["../../", "../", "./", "..\\..\\", "%2e%2e/"]),
+        st.text(alphabet="abcxyz0123456789-_.", min_size=limits.MIN_SESSION_ID_CHARS),
+    )
+    | st.sampled_from([f"../../{'x' * 40}", f"..{'y' * 40}", "." * 40, "-" * 40])
+)
+
+
+@pytest.fixture(scope="module")
+def logged_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalRuntime, Path]]:
+    root = tmp_path_factory.mktemp("runtime-logs")
+    agents = root / "deep" / "agents"
+    agents.mkdir(parents=True)
+    with local_runtime(
+        "echo_agent", idle_timeout_s=2, extra_args=["--agent-log-dir", str(agents)]
+    ) as running:
+        yield running, root
+
+
+def _files_under(root: Path) -> set[Path]:
+    return {p for p in root.rglob("*") if p.is_file()}
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(session_id=hostile_session_ids)
+@example(session_id="../../" + "x" * 40)
+@example(session_id="\ud800" * 40)
+@example(session_id="s" * (limits.MAX_SESSION_ID_CHARS + 1))
+@example(session_id="\u6f22" * limits.MAX_SESSION_ID_CHARS)
+def test_any_session_id_is_answered_and_logs_only_inside_the_log_folder(
+    logged_runtime: tuple[LocalRuntime, Path], session_id: str
+) -> None:
+    runtime, root = logged_runtime
+    agents = root / "deep" / "agents"
+    # A header carries bytes: send the id as UTF-8 where it has a form, else as escapes.
+    try:
+        header: str | bytes = session_id.encode("utf-8")
+    except UnicodeEncodeError:
+        header = session_id.encode("utf-8", "backslashreplace")
+    before = _files_under(root)
+    status, answer_headers, answer = send(
+        runtime,
+        "POST",
+        f"/runtimes/{ARN_PATH}/invocations?qualifier=DEFAULT",
+        {SESSION_HEADER: header, "Content-Type": "application/json"},
+        b'{"action": "status"}',
+    )
+    assert_aws_shaped(status, answer_headers, answer)
+    outside = {p for p in _files_under(root) - before if agents not in p.parents}
+    assert not outside, f"session {session_id[:60]!r} wrote {sorted(outside)[:3]}"

@@ -1,5 +1,7 @@
 """Hypothesis over the bodies an agent might answer a poll with, through the poller's real
-reconcile against moto: never an unhandled error; the job ends or waits for the next tick."""
+reconcile against moto: never an unhandled error; the job ends (recorded, notified once, its
+text within bounds) or waits for the next tick. Any Unicode, lone surrogates included, and
+text far past every bound."""
 
 from __future__ import annotations
 
@@ -20,10 +22,13 @@ from jobpoller.events import process_event
 from jobpoller.reconcile import PollerServices
 from jobpoller.services import services_from_clients
 
+from agentjobs import limits
 from agentjobs.protocol import JobKind, JobStatus, format_time, parse_time, utc_now
 from agentjobs.record import JobRecord, Progress, new_job_id
 from emulator.resources import LocalResources
 from tests.support.aws import MotoEndpoint
+from tests.support.hostile_text import hostile_text
+from tests.support.inbox import drain_inbox
 from tests.support.poller import poller_settings
 
 STATUSES = ["RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "UNKNOWN", "DONE"]
@@ -34,7 +39,7 @@ scalars = (
     | st.booleans()
     | st.integers(min_value=-(10**30), max_value=10**30)
     | st.floats()
-    | st.text(max_size=20)
+    | hostile_text
     | st.sampled_from(STATUSES)
 )
 values = st.recursive(
@@ -130,16 +135,33 @@ def rig(moto: MotoEndpoint) -> Rig:
     return fuzz
 
 
-def _assert_handled(job_id: str, item: dict[str, Any], report: Any) -> None:
+def _text(item: dict[str, Any], *path: str) -> str:
+    node: Any = item
+    for key in path:
+        node = node.get(key, {}) if isinstance(node, dict) else {}
+    return node if isinstance(node, str) else ""
+
+
+def _assert_handled(rig: Rig, job_id: str, item: dict[str, Any], report: Any) -> None:
     step = report.steps.get(job_id)
+    shown = str(item)[:800]  # a record holding a hostile answer's text can be huge
     # "retry" is what an exception escaping reconcile (or a failed AWS call) ends in: with a
     # healthy moto, it means the answer broke the poller.
-    assert step in {"running", "closed"}, (step, item)
+    assert step in {"running", "closed"}, (step, shown)
     status = item["status"]["S"]
+    progress = _text(item, "progress", "M", "message", "S")
+    assert len(progress) <= limits.MAX_PROGRESS_MESSAGE_CHARS, (len(progress), shown)
+    poll_error = _text(item, "last_poll_error", "S")
+    assert len(poll_error) <= limits.MAX_POLL_ERROR_CHARS, (len(poll_error), shown)
     if status == "RUNNING":
-        assert "lease_holder" not in item, item  # released: the next tick can take it
-    else:
-        assert status in TERMINAL and "notified_at" in item and "attention" not in item, item
+        assert "lease_holder" not in item, shown  # released: the next tick can take it
+        return
+    assert status in TERMINAL and "notified_at" in item and "attention" not in item, shown
+    message = _text(item, "error", "M", "message", "S")
+    assert len(message) <= limits.MAX_ERROR_MESSAGE_CHARS, (len(message), shown)
+    notes = drain_inbox(rig.moto.client("sqs"), rig.resources.inbox_queue_url)
+    mine = [n for n in notes if n["document"].get("job_id") == job_id]
+    assert [n["document"].get("status") for n in mine] == [status], (mine, shown)
 
 
 @settings(
@@ -156,7 +178,7 @@ def test_any_answer_object_is_handled(rig: Rig, data: st.DataObject | None) -> N
         value = data.draw(answer_for("JOB"))
         body = json.dumps(value).replace('"JOB"', '"{job}"').encode()
     job_id, item, report = rig.reconcile_with_answer(200, body)
-    _assert_handled(job_id, item, report)
+    _assert_handled(rig, job_id, item, report)
 
 
 @settings(
@@ -168,11 +190,32 @@ def test_any_answer_object_is_handled(rig: Rig, data: st.DataObject | None) -> N
 @example(body=b"[" * 50_000)
 @example(body=b'{"status": "RUNNING", "progress": {"percent": NaN}}')
 @example(body=b'{"status": "SUCCEEDED", "result": {"x": -Infinity}}')
+@example(
+    body=b'{"job_id": "{job}", "status": "FAILED", "error": {"code": "JOB_FAILED", '
+    b'"message": "' + b"e" * 200_000 + b'"}}'
+)
+@example(
+    body=b'{"job_id": "{job}", "status": "FAILED", "error": {"code": "JOB_FAILED", '
+    b'"message": "' + b"e" * 420_000 + b'"}}'
+)
+@example(
+    body=b'{"job_id": "{job}", "status": "FAILED", "error": {"code": "\\ud800", '
+    b'"message": "bad \\udfff text"}}'
+)
+@example(
+    body=b'{"job_id": "{job}", "status": "RUNNING", "progress": {"percent": 5, '
+    b'"message": "' + b"p" * 50_000 + b'"}}'
+)
+@example(
+    body=b'{"job_id": "{job}", "status": "RUNNING", "progress": {"percent": 5, '
+    b'"message": "\\ud800"}}'
+)
+@example(body=b'{"job_id": "{job}", "status": "SUCCEEDED", "result": {"text": "\\ud800"}}')
 def test_any_answer_bytes_are_handled(rig: Rig, body: bytes) -> None:
     # The agent's body reaches the caller only with HTTP 200: AgentCore turns an agent's
     # 4xx/5xx into its own RuntimeClientError (below).
     job_id, item, report = rig.reconcile_with_answer(200, body)
-    _assert_handled(job_id, item, report)
+    _assert_handled(rig, job_id, item, report)
 
 
 @pytest.mark.parametrize(
@@ -194,4 +237,4 @@ def test_every_agentcore_error_is_handled(rig: Rig, status: int, code: str) -> N
         job_id, item, report = rig.reconcile_with_answer(status, b'{"message": "chaos"}')
     finally:
         rig.error_type = None
-    _assert_handled(job_id, item, report)
+    _assert_handled(rig, job_id, item, report)
