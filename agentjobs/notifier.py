@@ -13,11 +13,11 @@ from agentjobs.limits import (
     MAX_ERROR_CODE_CHARS,
     MAX_ERROR_MESSAGE_CHARS,
     MAX_S3_URI_CHARS,
+    cap_job_text,
     cap_text,
 )
 from agentjobs.protocol import encode_json
 from agentjobs.record import JobError, JobRecord
-from agentjobs.store import storable_text
 
 PREVIEW_CHARS = 500
 """How much of an inline result the JSON message carries; the whole result is in the table."""
@@ -107,15 +107,15 @@ class Notification:
             "finished_at": _optional_field(self.finished_at),
         }
         if self.result_uri is not None:
-            body["result_uri"] = storable_text(self.result_uri, MAX_S3_URI_CHARS)
+            body["result_uri"] = cap_job_text(self.result_uri, MAX_S3_URI_CHARS)
         elif self.has_result:
             text, truncated = result_preview(self.result)
             body["result_preview"] = text
             body["result_truncated"] = truncated
         if self.error is not None:
             body["error"] = {
-                "code": storable_text(self.error.code, MAX_ERROR_CODE_CHARS),
-                "message": storable_text(self.error.message, MAX_ERROR_MESSAGE_CHARS),
+                "code": cap_job_text(self.error.code, MAX_ERROR_CODE_CHARS),
+                "message": cap_job_text(self.error.message, MAX_ERROR_MESSAGE_CHARS),
             }
         return body
 
@@ -181,11 +181,11 @@ class Notification:
 def result_preview(result: Any) -> tuple[str, bool]:
     """A short text of a result (the string itself, or its JSON) and whether it was cut."""
     text = result if isinstance(result, str) else encode_json(result)
-    return storable_text(text, PREVIEW_CHARS), len(text) > PREVIEW_CHARS
+    return cap_job_text(text, PREVIEW_CHARS), len(text) > PREVIEW_CHARS
 
 
 def _field(text: str) -> str:
-    return storable_text(text, FIELD_CHARS)
+    return cap_job_text(text, FIELD_CHARS)
 
 
 def _optional_field(text: str | None) -> str | None:
@@ -194,7 +194,7 @@ def _optional_field(text: str | None) -> str | None:
 
 def _plain(text: str, limit: int) -> str:
     """Text on one line (control characters and line breaks become spaces), cut to `limit`."""
-    return storable_text(_CONTROL.sub(" ", cap_text(text, limit)), limit)
+    return cap_job_text(_CONTROL.sub(" ", cap_text(text, limit)), limit)
 
 
 def _name(text: str) -> str:

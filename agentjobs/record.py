@@ -9,6 +9,12 @@ import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from agentjobs.limits import (
+    MAX_ERROR_CODE_CHARS,
+    MAX_ERROR_MESSAGE_CHARS,
+    MAX_PROGRESS_MESSAGE_CHARS,
+    cap_job_text,
+)
 from agentjobs.protocol import ErrorCode, JobKind, JobStatus, encode_json
 
 INLINE_RESULT_LIMIT = 64 * 1024
@@ -45,7 +51,10 @@ class Progress:
             percent = 0.0
         return cls(
             percent=min(max(float(percent), 0.0), 100.0),
-            message=message if isinstance(message, str) else "",
+            # Whoever answered, a message read here is fit to store and publish.
+            message=cap_job_text(message, MAX_PROGRESS_MESSAGE_CHARS)
+            if isinstance(message, str)
+            else "",
         )
 
 
@@ -68,7 +77,10 @@ class JobError:
         code, message = value.get("code"), value.get("message")
         if not isinstance(code, str) or not isinstance(message, str):
             return None
-        return cls(code=code, message=message)
+        return cls(
+            code=cap_job_text(code, MAX_ERROR_CODE_CHARS),
+            message=cap_job_text(message, MAX_ERROR_MESSAGE_CHARS),
+        )
 
     @classmethod
     def of(cls, code: ErrorCode, message: str) -> JobError:

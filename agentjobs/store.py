@@ -16,7 +16,7 @@ from agentjobs.limits import (
     MAX_ERROR_MESSAGE_CHARS,
     MAX_POLL_ERROR_CHARS,
     MAX_PROGRESS_MESSAGE_CHARS,
-    cap_text,
+    cap_job_text,
 )
 from agentjobs.protocol import TERMINAL_STATUSES, JobStatus, encode_json
 from agentjobs.record import ATTENTION_PENDING, JobError, JobRecord, Progress, from_item, to_item
@@ -53,12 +53,6 @@ class RecordRefusedError(StoreError):
 
 class ResultConflictError(StoreError):
     """A different result is already stored at the job's result key; it is kept."""
-
-
-def storable_text(text: str, limit: int) -> str:
-    """`text` as it may be stored or published: at most `limit` characters, with what UTF-8
-    cannot encode (lone surrogates) replaced, so that DynamoDB and SNS accept it."""
-    return cap_text(text, limit).encode("utf-8", "replace").decode("utf-8")
 
 
 @contextmanager
@@ -261,7 +255,7 @@ class JobStore:
             names={"#s": "status", "#lpe": LAST_POLL_ERROR},
             values={
                 ":one": {"N": "1"},
-                ":why": {"S": storable_text(reason, MAX_POLL_ERROR_CHARS)},
+                ":why": {"S": cap_job_text(reason, MAX_POLL_ERROR_CHARS)},
                 ":at": {"S": at},
                 ":running": {"S": str(JobStatus.RUNNING)},
             },
@@ -487,13 +481,13 @@ def _progress_value(progress: Progress) -> dict[str, Any]:
     wire = progress.to_wire()
     percent = wire["percent"]
     number = repr(int(percent)) if float(percent).is_integer() else repr(float(percent))
-    message = storable_text(wire["message"], MAX_PROGRESS_MESSAGE_CHARS)
+    message = cap_job_text(wire["message"], MAX_PROGRESS_MESSAGE_CHARS)
     return {"M": {"percent": {"N": number}, "message": {"S": message}}}
 
 
 def _error_value(error: JobError) -> dict[str, Any]:
-    code = storable_text(error.code, MAX_ERROR_CODE_CHARS)
-    message = storable_text(error.message, MAX_ERROR_MESSAGE_CHARS)
+    code = cap_job_text(error.code, MAX_ERROR_CODE_CHARS)
+    message = cap_job_text(error.message, MAX_ERROR_MESSAGE_CHARS)
     return {"M": {"code": {"S": code}, "message": {"S": message}}}
 
 

@@ -6,6 +6,7 @@ import os
 import sys
 
 INTERRUPTED = 130
+USAGE = 2
 
 
 def main() -> None:
@@ -13,6 +14,13 @@ def main() -> None:
 
     Usage errors and exit codes are typer's (it raises SystemExit itself); anything else
     that escapes a command becomes one line here, never a traceback."""
+    # Linux hands over argument bytes that are not UTF-8 as lone surrogates: refuse them
+    # before any of them is used or echoed back (no terminal could print them).
+    for position, argument in enumerate(sys.argv[1:], start=1):
+        try:
+            argument.encode("utf-8")
+        except UnicodeEncodeError:
+            _fail(f"argument {position} is not UTF-8 text; pass Unicode text only", USAGE)
     try:
         # Imported here, inside the guard: the imports take most of a second, and a Ctrl-C
         # during them must not print a traceback either.

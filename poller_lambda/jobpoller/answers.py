@@ -115,7 +115,9 @@ def _with_result(finished: Finished, value: dict[str, Any]) -> Answer:
     if "result" not in value:
         return Unusable("a SUCCEEDED answer without result or result_uri")
     try:
-        encode_json(value["result"])
+        encode_json(value["result"]).encode()
+    except UnicodeEncodeError:  # a lone surrogate: JSON can carry it, UTF-8 cannot
+        return Unusable("the result holds text that is not UTF-8 (a lone surrogate)")
     except ValueError:  # NaN or Infinity: Python's json reads them, the record cannot hold them
         return Unusable("the result holds NaN or Infinity, which JSON does not allow")
     return _evolve(finished, result=value["result"], has_result=True)

@@ -370,8 +370,8 @@ def test_status_result_and_cancel_are_answered_only_to_the_jobs_owner(
     job_id = job["job_id"]
     strangers: list[tuple[str, str | None]] = [
         (session, "mallory"),
-        (session, None),
         (new_session_id(), "mallory"),
+        (new_session_id(), None),
     ]
     for where, who in strangers:
         for action in ("status", "result", "cancel"):
@@ -381,6 +381,9 @@ def test_status_result_and_cancel_are_answered_only_to_the_jobs_owner(
             assert "progress" not in answer
         latest = _ask(agent, {"action": "status"}, where, who)
         assert latest["status"] == "UNKNOWN"
+    # In its own session, a call naming no user (the poller's, the submitting app's) sees it.
+    mine = _ask(agent, {"action": "status", "job_id": job_id}, session, None)
+    assert mine["status"] == "RUNNING" and mine["job_id"] == job_id
     # Nothing a stranger did stopped it; its owner sees it from any session.
     seen = _ask(agent, {"action": "status", "job_id": job_id}, new_session_id(), "alice")
     assert seen["status"] == "RUNNING"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import socket
+import time
 import urllib.request
 from typing import Any
 
@@ -147,8 +148,14 @@ def test_only_the_owner_or_the_jobs_own_session_may_read_it(
         submit = {"action": "submit", "kind": "synthetic", "input": {}}
         owned = invoke_as(agent, submit, session, "alice")
         anonymous = invoke_as(agent, submit, session)
-        agent.wait_for_end(owned["job_id"])
-        agent.wait_for_end(anonymous["job_id"])
+        # In their own session a call naming no user (as the poller's) sees both jobs.
+        for job in (owned, anonymous):
+            deadline = time.monotonic() + 60
+            while invoke_as(agent, {"action": "status", "job_id": job["job_id"]}, session)[
+                "status"
+            ] not in {"SUCCEEDED", "FAILED"}:
+                assert time.monotonic() < deadline, f"job {job['job_id']} did not end"
+                time.sleep(0.05)
     elsewhere = new_session_id()
     with running_agent(env) as fresh:
         mine = invoke_as(fresh, {"action": "result", "job_id": owned["job_id"]}, elsewhere, "alice")
