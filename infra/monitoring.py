@@ -21,6 +21,10 @@ ALARMING_JOB_METRICS = {
     "JobsLost": "A job was LOST: its session was recycled before it stored an outcome.",
     "JobsTimedOut": "A job ran past its deadline and was marked TIMED_OUT.",
     "JobsOverdue": "A RUNNING job is past its deadline and a poller tick could not move it on.",
+    "RecordsRefused": "The job table refused a job's record as its agent answered it (too "
+    "large or not encodable); the job ended FAILED with RECORD_REFUSED.",
+    "NotificationsRefused": "SNS refused every form of a job's notification; the job was "
+    "closed without one (notify_error NOTIFY_REFUSED).",
 }
 """Custom metrics the poller emits (namespace AgentJobs, dimension service=poller) whose
 any non-zero sum in a period needs an operator's look."""

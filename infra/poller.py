@@ -63,6 +63,8 @@ class PollerProps:
     project_root: Path = PROJECT_ROOT
     completion: CompletionSignals | None = None
     """The fast completion path's queue, consumed besides the schedule; None: schedule only."""
+    email_result_preview: bool = False
+    """Whether the email quotes the start of an inline result (POLLER_EMAIL_RESULT_PREVIEW)."""
 
 
 def poller_timeout(rate: Duration) -> Duration:
@@ -134,6 +136,7 @@ class Poller(Construct):
                 "AGENT_RUNTIME_ARN": props.agent.arn,
                 "AGENT_RUNTIME_QUALIFIER": ENDPOINT_QUALIFIER,
                 "POLLER_OVERDUE_AFTER_S": str(int(overdue_after_s)),
+                "POLLER_EMAIL_RESULT_PREVIEW": "1" if props.email_result_preview else "0",
                 "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
                 "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
             },

@@ -51,6 +51,9 @@ class Settings:
     marketplace_product_id: str | None = None
     """The model's AWS Marketplace product id: when set, the agent may subscribe to it on
     its first call; when unset, an administrator makes the first call (docs/deploy.md)."""
+    email_result_preview: bool = False
+    """emailResultPreview: put a short, labelled preview of an inline result in the email.
+    Off by default: an email leaves the KMS boundary (docs/security.md)."""
 
     @classmethod
     def from_context(cls, get: Callable[[str], Any]) -> Settings:
@@ -75,6 +78,7 @@ class Settings:
             result_retention_days=_retention(get("resultRetentionDays")),
             tracing=_tracing(get("tracing")),
             marketplace_product_id=_product_id(get("modelMarketplaceProductId")),
+            email_result_preview=_boolean(get("emailResultPreview"), "emailResultPreview"),
         )
 
 
@@ -178,13 +182,17 @@ def _retention(value: Any) -> int:
 
 
 def _tracing(value: Any) -> bool:
+    return _boolean(value, "tracing", DEFAULT_TRACING)
+
+
+def _boolean(value: Any, name: str, default: bool = False) -> bool:
     if isinstance(value, bool):
         return value
     text = _text(value)
     if text is None:
-        return DEFAULT_TRACING
+        return default
     if text not in _BOOLEANS:
-        raise SettingsError(f"tracing: {text!r} is not allowed; allowed: true or false")
+        raise SettingsError(f"{name}: {text!r} is not allowed; allowed: true or false")
     return _BOOLEANS[text]
 
 

@@ -78,6 +78,7 @@ class AgentJobsStack(Stack):
                 idle_timeout=idle_timeout,
                 project_root=project_root,
                 completion=completion,
+                email_result_preview=settings.email_result_preview,
             ),
         )
         monitoring = Monitoring(

@@ -311,7 +311,7 @@ class LocalRuntime:
         log.info("session %s started at %s", session.session_id, session.agent_url)
 
     def _spawn(self, session: Session) -> AgentProcess:
-        port = free_port()
+        port = self._unused_port()
         env = dict(os.environ)
         env.update(
             PORT=str(port),
@@ -347,6 +347,19 @@ class LocalRuntime:
                 f"{self.settings.agent_cmd!r} ({exc.strerror})."
             ) from exc
         return AgentProcess(popen=popen, port=port, log_file=log_file)
+
+    def _unused_port(self) -> int:
+        """A free port that no live session holds: sessions starting at once would otherwise
+        race for one port, and the loser's readiness check would answer from the winner."""
+        held = {
+            s.process.port
+            for s in self.sessions.values()
+            if s.process is not None and not s.process.exited()
+        }
+        while True:
+            port = free_port()
+            if port not in held:
+                return port
 
     async def _wait_until_ready(self, session: Session) -> None:
         process = session.process

@@ -81,6 +81,7 @@ def custom_synth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synth]:
             "modelId": "amazon.nova-pro-v1:0",
             "agentArtifact": "docker",
             "resultRetentionDays": "7",
+            "emailResultPreview": "true",
         },
     )
 

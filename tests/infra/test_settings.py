@@ -112,6 +112,14 @@ def test_tracing_other_than_true_or_false_is_refused(value: str) -> None:
     assert error(tracing=value) == f"tracing: {value!r} is not allowed; allowed: true or false"
 
 
+def test_email_result_preview_is_off_unless_asked_for() -> None:
+    assert settings().email_result_preview is False
+    assert settings(emailResultPreview="true").email_result_preview is True
+    assert error(emailResultPreview="yes") == (
+        "emailResultPreview: 'yes' is not allowed; allowed: true or false"
+    )
+
+
 def test_marketplace_product_id_is_a_product_id() -> None:
     assert settings(modelMarketplaceProductId="prod-4pmewlybdftbs").marketplace_product_id == (
         "prod-4pmewlybdftbs"

@@ -636,7 +636,11 @@ def test_custom_settings_reach_schedule_timeout_lifecycle_model_and_retention(
         "AWS::Lambda::Function",
         {
             "Timeout": 295,
-            "Environment": {"Variables": Match.object_like({"POLLER_OVERDUE_AFTER_S": "800"})},
+            "Environment": {
+                "Variables": Match.object_like(
+                    {"POLLER_OVERDUE_AFTER_S": "800", "POLLER_EMAIL_RESULT_PREVIEW": "1"}
+                )
+            },
         },
     )
     template.has_resource_properties(
