@@ -58,7 +58,10 @@ AGENT_PYTHON = agentcore.AgentCoreRuntime.PYTHON_3_13
 AGENT_PYTHON_VERSION = AGENT_PYTHON.value.removeprefix("PYTHON_").replace("_", ".")
 """'3.13': pip fetches wheels built for the runtime's interpreter."""
 ENTRYPOINT = "main.py"
-"""The default entrypoint; `agentEntrypoint` names another file at the top of the agent folder."""
+"""The default entrypoint; `agentEntrypoint` names another file at the top of the agent folder.
+AgentCore's direct code deployment runs an entrypoint .py file of the zip, its dependencies
+beside it at the root (AgentCore developer guide, "Direct code deployment for Python"; the
+CodeConfiguration's EntryPoint holds one or two elements, e.g. ["main.py"])."""
 LIBRARY_EXTRAS = ("agent",)
 """What the bundled library needs at run time: its base dependencies and the `agent` extra."""
 DOCKERFILE = Path(__file__).with_name("agent.Dockerfile")

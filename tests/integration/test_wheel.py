@@ -208,7 +208,7 @@ def test_a_user_agent_on_the_installed_wheel_answers_ping(
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=5) as answer:
             assert json.loads(answer.read())["status"] == "Healthy"
     finally:
-        stop_process_group(proc)  # type: ignore[arg-type]
+        stop_process_group(proc)
 
 
 REPORT_AGENT = '''\
