@@ -34,10 +34,10 @@ help:
 	@echo "make bench       run the benchmarks and print their figures"
 	@echo "make chaos       the full fault-injection suite (CHAOS_JOBS=300, CHAOS_MAX_SESSIONS=2 per core)"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml agent_src/requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip==26.3
-	$(PY) -m pip install --quiet -e '.[agent,poller,cli,emulator,dev]'
+	$(PY) -m pip install --quiet -e '.[agent,poller,cli,local,cdk,dev]' -r agent_src/requirements.txt
 	@touch $(STAMP)
 
 venv: $(STAMP)

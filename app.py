@@ -7,6 +7,7 @@ import sys
 from aws_cdk import App, Validations
 from cdk_nag import AwsSolutionsChecks
 
+from infra.bundling import BundlingError
 from infra.settings import Settings, SettingsError
 from infra.stack import AgentJobsStack
 
@@ -14,7 +15,11 @@ STACK_NAME = "AgentJobs"
 
 
 def build(app: App) -> AgentJobsStack:
-    """Add the stack and the cdk-nag checks to `app`; raise SettingsError on bad context."""
+    """Add the stack and the cdk-nag checks to `app`.
+
+    Raises SettingsError on bad context, BundlingError when the agent folder's requirements
+    cannot be read or installed for the runtime.
+    """
     settings = Settings.from_context(app.node.try_get_context)
     stack = AgentJobsStack(app, STACK_NAME, settings=settings)
     # Every synth runs AWS Solutions checks; any unacknowledged finding fails it.
@@ -23,12 +28,14 @@ def build(app: App) -> AgentJobsStack:
 
 
 def main() -> None:
-    """Synthesize, or stop with one line naming the invalid setting."""
+    """Synthesize, or stop with one line naming the invalid setting or what cannot be bundled."""
     app = App()
     try:
         build(app)
     except SettingsError as exc:
         sys.exit(f"agentjobs: invalid context value: {exc}")
+    except BundlingError as exc:
+        sys.exit(f"agentjobs: cannot bundle the agent: {exc}")
     app.synth()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -16,6 +17,8 @@ from typing import Any
 
 import jsii
 from aws_cdk import AssetHashType, BundlingOptions, DockerImage, ILocalBundling
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PLATFORM = "manylinux2014_aarch64"
@@ -40,6 +43,15 @@ that name them are harmless."""
 
 class BundlingError(RuntimeError):
     """A bundle could not be built; the message says what is missing or what pip said."""
+
+
+class PipInstallError(BundlingError):
+    """pip could not install a bundle's requirements for the target platform."""
+
+    def __init__(self, message: str, pip_said: str) -> None:
+        super().__init__(message)
+        self.pip_said = pip_said
+        """pip's own one-line reason, e.g. 'ERROR: No matching distribution found for x==1'."""
 
 
 @dataclass(frozen=True)
@@ -95,10 +107,11 @@ class PythonBundle:
         result = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
         if result.returncode != 0:
             shutil.rmtree(staging, ignore_errors=True)
-            last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-            raise BundlingError(
+            said = _pip_reason(result.stderr)
+            raise PipInstallError(
                 f"pip could not install {' '.join(self.requirements)} for {self.platform} / "
-                f"Python {self.python_version}: {last}"
+                f"Python {self.python_version}: {said}",
+                said,
             )
         _drop_build_machine_artefacts(staging)
         try:
@@ -164,6 +177,107 @@ def requirements_from_pyproject(pyproject: Path, extras: Sequence[str]) -> tuple
             raise BundlingError(f"{pyproject} has no optional-dependencies group {extra!r}")
         found.extend(optional[extra])
     return tuple(found)
+
+
+def folder_requirements(folder: Path, provided: Iterable[str] = ()) -> tuple[str, ...]:
+    """What a user's agent folder asks pip for: its requirements.txt, else its pyproject.toml's
+    `[project].dependencies`, else nothing. Requirements on a project in `provided` (the
+    library the bundle brings itself) are left out.
+
+    Raises BundlingError naming the file, the line and what is expected, for anything pip
+    would not take as a plain requirement: the bundle's pip install is keyed on these strings.
+    """
+    skip = {canonicalize_name(name) for name in provided}
+    requirements_txt = folder / "requirements.txt"
+    pyproject = folder / "pyproject.toml"
+    if requirements_txt.is_file():
+        found = [
+            (f"{requirements_txt.name} line {number}", text)
+            for number, text in _requirement_lines(requirements_txt)
+        ]
+    elif pyproject.is_file():
+        found = [
+            (f"{pyproject.name} [project].dependencies[{index}]", text)
+            for index, text in enumerate(_pyproject_dependencies(pyproject))
+        ]
+    else:
+        return ()
+    parsed: list[str] = []
+    for where, text in found:
+        if text.startswith("-") or re.search(r"\s--?[A-Za-z]", text):
+            raise BundlingError(
+                f"{where}: {text!r} holds a pip option; expected requirement specifiers only "
+                "(name, version, extras, markers), one a line, e.g. tabulate==0.9.0"
+            )
+        try:
+            requirement = Requirement(text)
+        except InvalidRequirement as exc:
+            reason = (str(exc).splitlines() or ["unreadable"])[0]
+            raise BundlingError(
+                f"{where}: {text!r} is not a requirement ({reason}); expected a specifier "
+                "such as tabulate==0.9.0"
+            ) from None
+        if canonicalize_name(requirement.name) not in skip:
+            parsed.append(str(requirement))
+    return tuple(parsed)
+
+
+def _requirement_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, text) of each requirement in a requirements file, as pip reads one:
+    `#` comments (at the start or after a space) and blank lines dropped, `\\` joins lines."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.__class__.__name__
+        raise BundlingError(f"{path.name}: cannot be read as UTF-8 text ({reason})") from None
+    pending, first = "", 0
+    for number, line in enumerate(lines, start=1):
+        if not pending:
+            first = number
+        if line.endswith("\\"):
+            pending += line[:-1]
+            continue
+        text = re.sub(r"(^|\s)#.*$", "", pending + line).strip()
+        pending = ""
+        if text:
+            yield first, text
+    if pending.strip():
+        yield first, pending.strip()
+
+
+def _pyproject_dependencies(path: Path) -> list[str]:
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        reason = (str(exc).splitlines() or [exc.__class__.__name__])[0]
+        raise BundlingError(f"{path.name}: cannot be read as TOML ({reason})") from None
+    project = document.get("project")
+    if not isinstance(project, dict):
+        if "poetry" in document.get("tool", {}):
+            raise BundlingError(
+                f"{path.name}: has Poetry's dependencies but no [project] table; expected "
+                "[project].dependencies (PEP 621) or a requirements.txt next to it"
+            )
+        return []
+    if "dependencies" in project.get("dynamic", []):
+        raise BundlingError(
+            f"{path.name}: [project].dependencies is dynamic; expected them listed in "
+            "pyproject.toml, or a requirements.txt next to it"
+        )
+    dependencies = project.get("dependencies", [])
+    if not isinstance(dependencies, list) or not all(isinstance(d, str) for d in dependencies):
+        raise BundlingError(
+            f"{path.name}: [project].dependencies is not a list of strings; expected e.g. "
+            'dependencies = ["tabulate==0.9.0"]'
+        )
+    return [d.strip() for d in dependencies]
+
+
+def _pip_reason(stderr: str) -> str:
+    """pip's first ERROR line (what it could not find or reconcile), else its last line."""
+    lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("ERROR:")]
+    return (errors or lines or ["pip gave no reason"])[0 if errors else -1]
 
 
 def write_source_tree(trees: Iterable[SourceTree], destination: Path) -> None:

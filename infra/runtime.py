@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,9 +34,12 @@ from agentjobs import schema
 from agentjobs.model_ids import split_profile
 from infra.bundling import (
     PROJECT_ROOT,
+    BundlingError,
+    PipInstallError,
     PythonBundle,
     SourceTree,
     bundling_options,
+    folder_requirements,
     requirements_from_pyproject,
     write_source_tree,
 )
@@ -45,13 +52,24 @@ from infra.nag import (
     drop_redundant_depends_on,
     wildcard,
 )
-from infra.settings import ArtifactKind
+from infra.settings import LIBRARY_PACKAGE, ArtifactKind
 
 AGENT_PYTHON = agentcore.AgentCoreRuntime.PYTHON_3_13
 AGENT_PYTHON_VERSION = AGENT_PYTHON.value.removeprefix("PYTHON_").replace("_", ".")
 """'3.13': pip fetches wheels built for the runtime's interpreter."""
 ENTRYPOINT = "main.py"
+"""The default entrypoint; `agentEntrypoint` names another file at the top of the agent folder.
+AgentCore's direct code deployment runs an entrypoint .py file of the zip, its dependencies
+beside it at the root (AgentCore developer guide, "Direct code deployment for Python"; the
+CodeConfiguration's EntryPoint holds one or two elements, e.g. ["main.py"])."""
+LIBRARY_EXTRAS = ("agent",)
+"""What the bundled library needs at run time: its base dependencies and the `agent` extra."""
 DOCKERFILE = Path(__file__).with_name("agent.Dockerfile")
+IMAGE_CONTEXTS = Path(".build") / "agent-image"
+"""Under the project root: one staged Docker build context per content, never rewritten."""
+LEFT_OUT_OF_BUNDLE = frozenset({"node_modules", "cdk.out", "__pycache__"})
+"""Top-level entries of an agent folder that are never the agent's code. Names starting
+with a dot (.venv, .git, .env with its secrets) and virtual environments are left out too."""
 LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
 VENDED_LOGS_PREFIX = "/aws/vendedlogs/bedrock-agentcore"
 """Same-account delivery to a log group under /aws/vendedlogs/ needs no resource policy of
@@ -80,6 +98,10 @@ class AgentRuntimeProps:
     Transaction Search on, so it is opt-in."""
     marketplace_product_id: str | None = None
     """The model's AWS Marketplace product: the agent may subscribe to it on first use."""
+    agent_dir: Path | None = None
+    """The folder deployed at the bundle's root; None: the project's own `agent_src`."""
+    entrypoint: str = ENTRYPOINT
+    """The file at the top of `agent_dir` that AgentCore runs."""
 
 
 @jsii.implements(IStableStringProducer)
@@ -93,21 +115,95 @@ class _Later:
         return self._produce()
 
 
-def agent_bundle(project_root: Path) -> PythonBundle:
-    """The agent's zip: agent_src at the root, the shared package, the agent's dependencies."""
+def agent_bundle(project_root: Path, agent_dir: Path | None = None) -> PythonBundle:
+    """The agent's zip: the agent folder at the root (default `agent_src`), the agentjobs
+    library beside it, the library's run-time dependencies and the folder's own requirements.
+
+    Raises BundlingError, naming the file and line, when the folder's requirements are not
+    plain requirement specifiers.
+    """
+    folder = agent_dir or project_root / "agent_src"
+    try:
+        own = folder_requirements(folder, provided=[LIBRARY_PACKAGE])
+    except BundlingError as exc:
+        raise BundlingError(f"agentDir {folder}: {exc}") from None
+    library = requirements_from_pyproject(project_root / "pyproject.toml", LIBRARY_EXTRAS)
     return PythonBundle(
-        trees=_agent_trees(project_root),
-        requirements=requirements_from_pyproject(project_root / "pyproject.toml", ["agent"]),
+        trees=_agent_trees(project_root, folder),
+        requirements=(*library, *(r for r in own if r not in library)),
         python_version=AGENT_PYTHON_VERSION,
     )
 
 
-def _agent_trees(project_root: Path) -> tuple[SourceTree, ...]:
+def _agent_trees(project_root: Path, folder: Path, target: str = "") -> tuple[SourceTree, ...]:
     return (
-        SourceTree(project_root / "agent_src"),
+        SourceTree(folder, target, exclude=_not_agent_code(folder)),
         # The CLI is the users' tool; the agent never imports it (nor typer/rich).
-        SourceTree(project_root / "agentjobs", "agentjobs", exclude=("cli",)),
+        SourceTree(
+            project_root / LIBRARY_PACKAGE, f"{target}/{LIBRARY_PACKAGE}".lstrip("/"), ("cli",)
+        ),
     )
+
+
+def _not_agent_code(folder: Path) -> tuple[str, ...]:
+    """Top-level entries of the agent folder that stay out of the bundle."""
+    if not folder.is_dir():
+        return ()
+    return tuple(
+        sorted(
+            entry.name
+            for entry in folder.iterdir()
+            if entry.name.startswith(".")
+            or entry.name in LEFT_OUT_OF_BUNDLE
+            or (entry / "pyvenv.cfg").is_file()
+        )
+    )
+
+
+def _check_requirements_install(bundle: PythonBundle, folder: Path, cache_root: Path) -> None:
+    """Run the bundle's pip install now, so a requirement of the user's that has no wheel for
+    the runtime stops the synth with one line, not inside CDK's bundling callback."""
+    try:
+        bundle.dependencies_dir(cache_root)
+    except PipInstallError as exc:
+        own = folder_requirements(folder, provided=[LIBRARY_PACKAGE])
+        if not own:
+            raise
+        raise BundlingError(
+            f"agentDir {folder}: its requirements ({', '.join(own)}) do not install for "
+            f"Linux arm64 / Python {bundle.python_version} with the agentjobs library's: "
+            f"{exc.pip_said}; expected: requirements with wheels for {bundle.platform} "
+            "(or agentArtifact=docker, which builds from source)"
+        ) from None
+
+
+def _image_context(root: Path, folder: Path, bundle: PythonBundle, entrypoint: str) -> Path:
+    """Stage the Docker build context: the agent folder and the library under `agent/`, the
+    combined requirements and the Dockerfile beside it, so no file of the user's is replaced.
+
+    Keyed by content and moved into place whole: synths running side by side never see a
+    half-written context, nor remove one another's.
+    """
+    dockerfile = DOCKERFILE.read_text() + f"CMD {json.dumps(['python', entrypoint])}\n"
+    requirements = "\n".join(bundle.requirements) + "\n"
+    key = hashlib.sha256(f"{bundle.asset_hash()}|{dockerfile}|{requirements}".encode()).hexdigest()[
+        :24
+    ]
+    target = root / IMAGE_CONTEXTS / key
+    if target.is_dir():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix="staging-", dir=target.parent))
+    try:
+        write_source_tree(_agent_trees(root, folder, "agent"), staging)
+        (staging / "Dockerfile").write_text(dockerfile)
+        (staging / "requirements.txt").write_text(requirements)
+        staging.rename(target)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
+        if not target.is_dir():
+            raise
+    return target
 
 
 def model_resources(model_id: str) -> tuple[list[str], list[str]]:
@@ -233,13 +329,11 @@ class AgentRuntime(Construct):
 
     def _artifact(self, props: AgentRuntimeProps) -> agentcore.AgentRuntimeArtifact:
         root = props.project_root
+        folder = props.agent_dir or root / "agent_src"
+        bundle = agent_bundle(root, folder)
         if props.artifact == "docker":
             # The Docker route: synth only stages a build context; `cdk deploy` builds it.
-            context = root / ".build" / "agent-image"
-            write_source_tree(_agent_trees(root), context)
-            (context / "Dockerfile").write_text(DOCKERFILE.read_text())
-            requirements = requirements_from_pyproject(root / "pyproject.toml", ["agent"])
-            (context / "requirements.txt").write_text("\n".join(requirements) + "\n")
+            context = _image_context(root, folder, bundle, props.entrypoint)
             image = ecr_assets.DockerImageAsset(
                 self, "Image", directory=str(context), platform=ecr_assets.Platform.LINUX_ARM64
             )
@@ -248,11 +342,12 @@ class AgentRuntime(Construct):
             return agentcore.AgentRuntimeArtifact.from_ecr_repository(
                 image.repository, image.image_tag
             )
+        _check_requirements_install(bundle, folder, root / ".build")
         code = s3_assets.Asset(
             self,
             "Code",
-            path=str(root / "agent_src"),
-            **bundling_options(agent_bundle(root), root / ".build"),
+            path=str(folder),
+            **bundling_options(bundle, root / ".build"),
         )
         # AgentCore fetches the zip with the execution role: this one object, nothing else
         # of the bootstrap bucket.
@@ -266,7 +361,7 @@ class AgentRuntime(Construct):
         return agentcore.AgentRuntimeArtifact.from_s3(
             s3.Location(bucket_name=code.s3_bucket_name, object_key=code.s3_object_key),
             AGENT_PYTHON,
-            [ENTRYPOINT],
+            [props.entrypoint],
         )
 
     def _grant_platform(self) -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from agentjobs.model_ids import DEFAULT_MODEL_ID, ModelIdError, parse_model_id
+from infra.bundling import PROJECT_ROOT
 
 ArtifactKind = Literal["code", "docker"]
 
@@ -20,6 +22,9 @@ DEFAULT_ARTIFACT: ArtifactKind = "code"
 DEFAULT_RESULT_RETENTION_DAYS = 30
 DEFAULT_TRACING = False
 """X-Ray delivery needs CloudWatch Transaction Search on in the account: opt-in."""
+DEFAULT_AGENT_DIR = PROJECT_ROOT / "agent_src"
+"""The project's own agent; `agentDir` deploys another folder in its place."""
+DEFAULT_AGENT_ENTRYPOINT = "main.py"
 
 LIFETIME_RANGE_S = (60, 28_800)
 """AgentCore's bounds for both lifecycle settings on microVMs."""
@@ -30,6 +35,9 @@ RETENTION_RANGE_DAYS = (1, 3650)
 _EMAIL = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[A-Za-z]{2,}$")
 _RATE = re.compile(r"^(\d+)\s*(m|min|mins|minute|minutes)?$", re.IGNORECASE)
 _PRODUCT_ID = re.compile(r"^prod-[a-z0-9]{10,20}$")
+_ENTRYPOINT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*\.py$")
+LIBRARY_PACKAGE = "agentjobs"
+"""Bundled next to the user's files: a top-level entry of theirs by this name would shadow it."""
 
 
 class SettingsError(ValueError):
@@ -54,12 +62,18 @@ class Settings:
     email_result_preview: bool = False
     """emailResultPreview: put a short, labelled preview of an inline result in the email.
     Off by default: an email leaves the KMS boundary (docs/security.md)."""
+    agent_dir: Path = DEFAULT_AGENT_DIR
+    """The folder deployed at the root of the agent's bundle (absolute, resolved)."""
+    agent_entrypoint: str = DEFAULT_AGENT_ENTRYPOINT
+    """The file at the top of `agent_dir` that AgentCore runs."""
 
     @classmethod
-    def from_context(cls, get: Callable[[str], Any]) -> Settings:
+    def from_context(cls, get: Callable[[str], Any], app_root: Path = PROJECT_ROOT) -> Settings:
         """Read and validate every setting through `get` (e.g. `app.node.try_get_context`).
 
-        Raises SettingsError on the first invalid value, before any resource is built.
+        A relative `agentDir` is taken from `app_root`, the folder of the CDK app (where
+        `cdk.json` is, and so where the CDK CLI runs it). Raises SettingsError on the first
+        invalid value, before any resource is built.
         """
         idle = _seconds(get("idleTimeout"), "idleTimeout", DEFAULT_IDLE_TIMEOUT_S)
         lifetime = _seconds(get("maxLifetime"), "maxLifetime", DEFAULT_MAX_LIFETIME_S)
@@ -68,6 +82,7 @@ class Settings:
                 f"idleTimeout: {idle} s is above maxLifetime ({lifetime} s); "
                 "allowed: idleTimeout <= maxLifetime"
             )
+        agent_dir = _agent_dir(get("agentDir"), app_root)
         return cls(
             notification_emails=_emails(get("notificationEmail")),
             poller_rate_minutes=_poller_rate(get("pollerRate"), idle),
@@ -79,6 +94,8 @@ class Settings:
             tracing=_tracing(get("tracing")),
             marketplace_product_id=_product_id(get("modelMarketplaceProductId")),
             email_result_preview=_boolean(get("emailResultPreview"), "emailResultPreview"),
+            agent_dir=agent_dir,
+            agent_entrypoint=_agent_entrypoint(get("agentEntrypoint"), agent_dir),
         )
 
 
@@ -206,3 +223,58 @@ def _product_id(value: Any) -> str | None:
             "allowed: the id on the model's Bedrock model card, e.g. prod-4pmewlybdftbs"
         )
     return text
+
+
+def _agent_dir(value: Any, app_root: Path) -> Path:
+    text = _text(value)
+    allowed = (
+        f"a folder holding your agent, relative to the app ({app_root}) or absolute, e.g. agent_src"
+    )
+    shown = text or DEFAULT_AGENT_DIR.name
+    try:
+        folder = (app_root / Path(shown).expanduser()).resolve()
+        exists, is_dir = folder.exists(), folder.is_dir()
+        names = {p.name for p in folder.iterdir()} if is_dir else set()
+    except (OSError, RuntimeError, ValueError) as exc:
+        # A NUL byte, a symlink loop or an unreadable folder: say which, not how Python failed.
+        reason = "not a path" if isinstance(exc, ValueError) else type(exc).__name__
+        raise SettingsError(
+            f"agentDir: {shown!r} cannot be read ({reason}); allowed: {allowed}"
+        ) from None
+    if not exists:
+        raise SettingsError(f"agentDir: {shown!r} does not exist ({folder}); allowed: {allowed}")
+    if not is_dir:
+        raise SettingsError(f"agentDir: {shown!r} is a file, not a folder; allowed: {allowed}")
+    if app_root.resolve().is_relative_to(folder):
+        # The bundle would hold the app itself: its caches, node_modules and .venv.
+        raise SettingsError(
+            f"agentDir: {shown!r} holds the CDK app itself; allowed: a folder of its own, "
+            "such as agent_src or examples/NAME"
+        )
+    shadowing = sorted(names & {LIBRARY_PACKAGE, f"{LIBRARY_PACKAGE}.py"})
+    if shadowing:
+        raise SettingsError(
+            f"agentDir: {shown!r} has its own top-level {shadowing[0]!r}, which would shadow "
+            f"the {LIBRARY_PACKAGE} library bundled next to it; allowed: a folder without one "
+            "(rename yours)"
+        )
+    return folder
+
+
+def _agent_entrypoint(value: Any, folder: Path) -> str:
+    text = _text(value)
+    name = text or DEFAULT_AGENT_ENTRYPOINT
+    if not _ENTRYPOINT.match(name):
+        raise SettingsError(
+            f"agentEntrypoint: {name!r} is not a file name; allowed: a .py file at the top of "
+            "agentDir, e.g. main.py (AgentCore runs it from the bundle's root, where the "
+            "dependencies are)"
+        )
+    if not (folder / name).is_file():
+        found = sorted(p.name for p in folder.glob("*.py") if p.is_file())
+        listed = ", ".join(found[:10]) + (", ..." if len(found) > 10 else "") or "none"
+        raise SettingsError(
+            f"agentEntrypoint: {name!r} is not a file in agentDir {folder}; allowed: a .py "
+            f"file at its top (it has: {listed})"
+        )
+    return name

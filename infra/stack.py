@@ -65,6 +65,8 @@ class AgentJobsStack(Stack):
                 completion=completion,
                 tracing=settings.tracing,
                 marketplace_product_id=settings.marketplace_product_id,
+                agent_dir=settings.agent_dir,
+                entrypoint=settings.agent_entrypoint,
             ),
         )
         poller = Poller(

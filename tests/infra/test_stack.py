@@ -682,12 +682,13 @@ def test_docker_artifact_builds_an_arm64_image_from_a_staged_context(custom_synt
     (image,) = manifest["dockerImages"].values()
     assert image["source"]["platform"] == "linux/arm64"
     context = custom_synth.outdir / image["source"]["directory"]
-    assert (context / "Dockerfile").is_file()
-    assert (context / "main.py").is_file()
-    assert (context / "agentjobs" / "schema.py").is_file()
-    assert not (context / "agentjobs" / "cli").exists()
+    assert (context / "Dockerfile").read_text().endswith('CMD ["python", "main.py"]\n')
+    assert (context / "agent" / "main.py").is_file()
+    assert (context / "agent" / "agentjobs" / "schema.py").is_file()
+    assert not (context / "agent" / "agentjobs" / "cli").exists()
     requirements = (context / "requirements.txt").read_text().split()
     assert any(r.startswith("bedrock-agentcore==") for r in requirements)
+    assert any(r.startswith("strands-agents==") for r in requirements)
 
 
 # --- fast completion path --------------------------------------------------------------------
