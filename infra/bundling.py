@@ -114,13 +114,7 @@ class PythonBundle:
                 said,
             )
         _drop_build_machine_artefacts(staging)
-        try:
-            staging.rename(target)
-        except OSError:
-            shutil.rmtree(staging, ignore_errors=True)
-            if not target.is_dir():
-                raise
-            # Another synth finished the same install first: use theirs.
+        publish_staging(staging, target)
         return target
 
     def build(self, output_dir: Path, cache_root: Path) -> None:
@@ -310,6 +304,18 @@ def _files(tree: SourceTree) -> Iterator[Path]:
             if name.endswith(_SKIPPED_SUFFIXES) or (here == tree.source and name in tree.exclude):
                 continue
             yield here / name
+
+
+def publish_staging(staging: Path, target: Path) -> None:
+    """Move a folder built beside its final place into it, in one rename: an interrupted synth
+    never leaves a half-built folder that later synths would trust. When another synth got
+    there first with the same content-named folder, theirs is used."""
+    try:
+        staging.rename(target)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
+        if not target.is_dir():
+            raise
 
 
 def _drop_build_machine_artefacts(install: Path) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from infra.bundling import (
     SourceTree,
     bundling_options,
     folder_requirements,
+    publish_staging,
     requirements_from_pyproject,
     write_source_tree,
 )
@@ -194,15 +194,10 @@ def _image_context(root: Path, folder: Path, bundle: PythonBundle, entrypoint: s
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix="staging-", dir=target.parent))
-    try:
-        write_source_tree(_agent_trees(root, folder, "agent"), staging)
-        (staging / "Dockerfile").write_text(dockerfile)
-        (staging / "requirements.txt").write_text(requirements)
-        staging.rename(target)
-    except OSError:
-        shutil.rmtree(staging, ignore_errors=True)
-        if not target.is_dir():
-            raise
+    write_source_tree(_agent_trees(root, folder, "agent"), staging)
+    (staging / "Dockerfile").write_text(dockerfile)
+    (staging / "requirements.txt").write_text(requirements)
+    publish_staging(staging, target)
     return target
 
 
