@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
+from agentjobs.agent.child import ChildJob, ChildWork
+from agentjobs.agent.context import JobFailed, JobStopped
+from agentjobs.agent.declarations import NOT_JSON_MESSAGE, JobSpec, call_job, plain_result
+from agentjobs.agent.settings import Settings
+from agentjobs.agent.stored_answers import RETRY_MESSAGE, StoredAnswers, ping_entry
+from agentjobs.agent.stores import AgentStores
 from agentjobs.limits import MAX_ERROR_MESSAGE_CHARS, MAX_PROGRESS_MESSAGE_CHARS, cap_job_text
 from agentjobs.protocol import (
     MAX_RUNTIME_S,
@@ -36,11 +43,6 @@ from agentjobs.record import (
 )
 from agentjobs.signals import CompletionSignal
 from agentjobs.store import StoreError
-from jobagent.child import ChildJob
-from jobagent.kinds import KINDS, JobFailed, JobStopped, KindSpec
-from jobagent.settings import Settings
-from jobagent.stored_answers import RETRY_MESSAGE, StoredAnswers, ping_entry
-from jobagent.stores import AgentStores
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +87,7 @@ _CRASHED = _Outcome(
     JobStatus.FAILED,
     error=JobError.of(ErrorCode.JOB_CRASHED, "the job failed unexpectedly; the agent logged why"),
 )
+_NOT_JSON = JobError.of(ErrorCode.RESULT_NOT_JSON, NOT_JSON_MESSAGE)
 
 
 @dataclass
@@ -92,7 +95,7 @@ class _Job:
     """One job in this process. `record` is replaced, never mutated, under the runner's lock."""
 
     record: JobRecord
-    spec: KindSpec
+    spec: JobSpec
     params: Any
     deadline: float
     task_id: int | None = None
@@ -109,7 +112,15 @@ class _ThreadContext:
         self._runner = runner
         self._job = job
 
-    def report(self, percent: float, message: str) -> None:
+    @property
+    def job_id(self) -> str:
+        return self._job.record.job_id
+
+    @property
+    def session_id(self) -> str:
+        return self._job.record.session_id
+
+    def progress(self, percent: float, message: str) -> None:
         self._runner._progress(self._job, percent, message)
 
     def sleep(self, seconds: float) -> None:
@@ -130,10 +141,19 @@ class JobRunner:
     """Accepts jobs, runs each in the background (CPU-heavy ones in a child process), answers
     about them from memory, and stores every outcome in S3 before the async task completes."""
 
-    def __init__(self, settings: Settings, stores: AgentStores, tracker: TaskTracker) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        stores: AgentStores,
+        tracker: TaskTracker,
+        jobs: Mapping[str, JobSpec],
+        default_job: str | None = None,
+    ) -> None:
         self._settings = settings
         self._stores = stores
         self._tracker = tracker
+        self._specs = jobs
+        self._default_job = default_job
         self._lock = threading.Lock()
         self._jobs: dict[str, _Job] = {}
         self._latest: dict[str, str] = {}
@@ -148,16 +168,17 @@ class JobRunner:
         """Record the job as RUNNING, start its work in the background, answer at once."""
         if self._closing:
             raise ProtocolError(ErrorCode.INTERNAL_ERROR, "the agent is shutting down; retry")
-        spec = KINDS[request.kind]
-        params = spec.parse(request.input, self._settings)
-        if spec.needs_model and not (self._settings.model_id or self._settings.scripted_model):
+        spec = self._spec(request.kind)
+        params = spec.parse(request.input)
+        unavailable = spec.unavailable()
+        if unavailable is not None:
             raise ProtocolError(
                 ErrorCode.KIND_UNAVAILABLE,
-                f"kind {request.kind} needs a model, and this agent has no MODEL_ID configured",
+                f"job {spec.name} cannot run in this agent now: {unavailable}",
             )
         job_id = new_job_id(request.client_token, owner, session_id)
         fingerprint = request_fingerprint(
-            request.kind, request.input, request.max_runtime_s or DEFAULT_MAX_RUNTIME_S
+            spec.name, request.input, request.max_runtime_s or DEFAULT_MAX_RUNTIME_S
         )
         with self._lock:
             known = self._jobs.get(job_id)
@@ -178,7 +199,14 @@ class JobRunner:
             )
         started = False
         try:
-            record = self._new_record(job_id, request, session_id, owner, fingerprint)
+            record = self._new_record(
+                job_id,
+                spec.name,
+                request,
+                session_id=session_id,
+                owner=owner,
+                fingerprint=fingerprint,
+            )
             try:
                 stored, created = self._stores.jobs().create_running(record)
             except StoreError as exc:
@@ -198,7 +226,26 @@ class JobRunner:
                 self._release(session_id)
         return _submit_answer(record)
 
-    def _start(self, job_id: str, record: JobRecord, spec: KindSpec, params: Any) -> None:
+    def _spec(self, name: str | None) -> JobSpec:
+        """The job a submit names (None: the default job); UNKNOWN_KIND listing this agent's
+        jobs when it has none of that name."""
+        names = ", ".join(sorted(self._specs)) or "none"
+        if name is None:
+            if self._default_job is None:
+                raise ProtocolError(
+                    ErrorCode.UNKNOWN_KIND,
+                    f"this agent has no default job: name one of its jobs in 'kind' ({names})",
+                )
+            name = self._default_job
+        spec = self._specs.get(name)
+        if spec is None:
+            raise ProtocolError(
+                ErrorCode.UNKNOWN_KIND,
+                f"this agent has no job named {json.dumps(name)}; its jobs are: {names}",
+            )
+        return spec
+
+    def _start(self, job_id: str, record: JobRecord, spec: JobSpec, params: Any) -> None:
         job = _Job(
             record=record,
             spec=spec,
@@ -325,15 +372,30 @@ class JobRunner:
         try:
             if job.spec.in_child(job.params):
                 return self._execute_in_child(job)
-            value = job.spec.run(job.params, _ThreadContext(self, job))
+            spec = job.spec
+            value = call_job(spec.func, spec.takes_context, job.params, _ThreadContext(self, job))
         except JobStopped:
             return self._stopped(job)
         except JobFailed as exc:
             return _Outcome(JobStatus.FAILED, error=_job_failed(exc.message))
-        return _Outcome(JobStatus.SUCCEEDED, value=value)
+        try:
+            return _Outcome(JobStatus.SUCCEEDED, value=plain_result(value))
+        except (TypeError, ValueError):
+            log.error(
+                "job %s returned a %s, which JSON cannot carry", job.record.job_id, type(value)
+            )
+            return _Outcome(JobStatus.FAILED, error=_NOT_JSON)
 
     def _execute_in_child(self, job: _Job) -> _Outcome:
-        child = ChildJob(job.spec.kind, job.params)
+        record = job.record
+        work = ChildWork(
+            func=job.spec.func,
+            takes_context=job.spec.takes_context,
+            params=job.params,
+            job_id=record.job_id,
+            session_id=record.session_id,
+        )
+        child = ChildJob(job.spec.name, work)
         with self._lock:
             job.child = child
         ended = child.follow(
@@ -342,6 +404,8 @@ class JobRunner:
         )
         if ended.failed is not None:
             return _Outcome(JobStatus.FAILED, error=_job_failed(ended.failed))
+        if ended.not_json is not None:
+            return _Outcome(JobStatus.FAILED, error=_NOT_JSON)
         if ended.crashed is not None:
             log.error("job %s: %s", job.record.job_id, ended.crashed)
             return _Outcome(
@@ -475,7 +539,7 @@ class JobRunner:
             encoded = encode_json(value).encode()
         except (TypeError, ValueError):
             log.error("job %s returned a result that is not plain JSON", record.job_id)
-            return record.evolve(status=JobStatus.FAILED, error=_CRASHED.error)
+            return record.evolve(status=JobStatus.FAILED, error=_NOT_JSON)
         if len(encoded) <= INLINE_RESULT_LIMIT:
             return record.evolve(status=JobStatus.SUCCEEDED, result=value, progress=done)
         try:
@@ -510,7 +574,9 @@ class JobRunner:
     def _new_record(
         self,
         job_id: str,
+        kind: str,
         request: SubmitRequest,
+        *,
         session_id: str,
         owner: str | None,
         fingerprint: str,
@@ -522,7 +588,7 @@ class JobRunner:
         return JobRecord(
             job_id=job_id,
             session_id=session_id,
-            kind=request.kind,
+            kind=kind,
             status=JobStatus.RUNNING,
             submitted_at=submitted_at,
             updated_at=submitted_at,
