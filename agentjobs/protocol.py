@@ -71,15 +71,25 @@ class Action(StrEnum):
     CANCEL = "cancel"
 
 
-class JobKind(StrEnum):
-    """The kinds of work the agent knows (docs/protocol.md describes each input)."""
+JOB_NAME_PATTERN = re.compile(rf"[A-Za-z][A-Za-z0-9_.-]{{0,{MAX_KIND_CHARS - 1}}}")
+"""A job's name, the `kind` of a submit: a letter, then letters, digits, '_', '.' or '-', at
+most MAX_KIND_CHARS in all. Kinds are registered by each agent, not enumerated here: the
+protocol accepts any well-formed name, and the agent answers an unknown one with its own."""
 
-    SYNTHETIC = "synthetic"
-    DATA_REPORT = "data_report"
-    AGENT = "agent"
+JOB_NAME_RULE = (
+    f"a letter, then letters, digits, '_', '.' or '-', at most {MAX_KIND_CHARS} characters"
+)
 
 
-DEFAULT_KIND = JobKind.AGENT
+def job_name_problem(name: object) -> str | None:
+    """Why `name` is not a well-formed job name, or None when it is one."""
+    if not isinstance(name, str):
+        return f"a job name must be a string ({JOB_NAME_RULE}); got {_json_type(name)}"
+    if len(name) > MAX_KIND_CHARS:
+        return f"a job name must be at most {MAX_KIND_CHARS} characters; got {len(name)}"
+    if not JOB_NAME_PATTERN.fullmatch(name):
+        return f"a job name must be {JOB_NAME_RULE}; got {_describe(name)}"
+    return None
 
 
 class ErrorCode(StrEnum):
@@ -106,6 +116,8 @@ class ErrorCode(StrEnum):
     SESSION_LOST = "SESSION_LOST"
     POLL_FAILED = "POLL_FAILED"
     RESULT_MISSING = "RESULT_MISSING"
+    RESULT_NOT_JSON = "RESULT_NOT_JSON"
+    """The job returned a value JSON cannot carry; nothing of it was stored."""
     RESULT_REFUSED = "RESULT_REFUSED"
     """The agent's result is not this job's own result object, or contradicts the stored one."""
     RECORD_REFUSED = "RECORD_REFUSED"
@@ -169,7 +181,8 @@ name S3 keys and table items, so nothing else is looked up."""
 class SubmitRequest:
     """A validated `submit`: what to run and how it is tracked."""
 
-    kind: JobKind
+    kind: str | None
+    """The job's name; None asks for the agent's default job."""
     input: dict[str, Any] = field(default_factory=dict)
     client_token: str | None = None
     max_runtime_s: float | None = None
@@ -365,21 +378,16 @@ def _parse_prompt(payload: dict[str, Any]) -> SubmitRequest:
             f"'prompt' must be at most {MAX_PROMPT_BYTES} bytes (UTF-8); pass a longer task "
             "as a data_report csv_uri or split it",
         )
-    return SubmitRequest(kind=DEFAULT_KIND, input={"prompt": prompt})
+    return SubmitRequest(kind=None, input={"prompt": prompt})
 
 
 def _parse_submit(payload: dict[str, Any]) -> SubmitRequest:
     _reject_unknown_fields(payload, _SUBMIT_FIELDS, "submit")
-    kind = payload.get("kind", DEFAULT_KIND.value)
-    if isinstance(kind, str) and len(kind) > MAX_KIND_CHARS:
-        raise ProtocolError(
-            ErrorCode.INVALID_REQUEST, f"'kind' must be at most {MAX_KIND_CHARS} characters"
-        )
-    if not isinstance(kind, str) or kind not in JobKind.__members__.values():
-        choices = ", ".join(k.value for k in JobKind)
-        raise ProtocolError(
-            ErrorCode.UNKNOWN_KIND, f"'kind' must be one of {choices}; got {_describe(kind)}"
-        )
+    kind = payload.get("kind")
+    if kind is not None:
+        problem = job_name_problem(kind)
+        if problem is not None:
+            raise ProtocolError(ErrorCode.INVALID_REQUEST, f"'kind': {problem}")
     job_input = payload.get("input", {})
     if not isinstance(job_input, dict):
         raise ProtocolError(
@@ -401,9 +409,7 @@ def _parse_submit(payload: dict[str, Any]) -> SubmitRequest:
     max_runtime = payload.get("max_runtime_s")
     if max_runtime is not None:
         max_runtime = _require_seconds("max_runtime_s", max_runtime, MAX_RUNTIME_S)
-    return SubmitRequest(
-        kind=JobKind(kind), input=job_input, client_token=token, max_runtime_s=max_runtime
-    )
+    return SubmitRequest(kind=kind, input=job_input, client_token=token, max_runtime_s=max_runtime)
 
 
 def _refuse_unencodable(payload: dict[str, Any]) -> None:

@@ -15,7 +15,7 @@ from agentjobs.limits import (
     MAX_PROGRESS_MESSAGE_CHARS,
     cap_job_text,
 )
-from agentjobs.protocol import ErrorCode, JobKind, JobStatus, encode_json
+from agentjobs.protocol import ErrorCode, JobStatus, encode_json
 
 INLINE_RESULT_LIMIT = 64 * 1024
 """Results whose JSON is larger than this many bytes go to S3 and are answered by `result_uri`.
@@ -94,7 +94,8 @@ class JobRecord:
 
     job_id: str
     session_id: str
-    kind: JobKind
+    kind: str
+    """The job's name as its agent registered it: an open string, never a closed set."""
     status: JobStatus
     submitted_at: str
     updated_at: str
@@ -211,7 +212,7 @@ def from_item(item: dict[str, Any]) -> JobRecord:
         result_text = item.get("result", {}).get("S")
         return JobRecord(
             job_id=item["job_id"]["S"],
-            kind=JobKind(item["kind"]["S"]),
+            kind=_kind(item["kind"]["S"]),
             status=JobStatus(item["status"]["S"]),
             max_runtime_s=float(item["max_runtime_s"]["N"]),
             poll_failures=int(item.get("poll_failures", {}).get("N", "0")),
@@ -236,6 +237,13 @@ def from_item(item: dict[str, Any]) -> JobRecord:
         raise ValueError(f"not a job record: {exc}") from exc
 
 
+def _kind(value: object) -> str:
+    # Any agent's job name is a kind: the record holds it as the agent wrote it.
+    if not isinstance(value, str) or not value:
+        raise TypeError("'kind' is not a non-empty string")
+    return value
+
+
 def _number(value: float) -> str:
     return repr(int(value)) if float(value).is_integer() else repr(float(value))
 
@@ -255,7 +263,7 @@ def new_job_id(
     return uuid.uuid5(_CLIENT_TOKEN_NAMESPACE, f"{scope}\x1f{client_token}").hex
 
 
-def request_fingerprint(kind: JobKind, job_input: dict[str, Any], max_runtime_s: float) -> str:
+def request_fingerprint(kind: str, job_input: dict[str, Any], max_runtime_s: float) -> str:
     """sha256 (hex) of a submit's kind, input and effective max_runtime_s as canonical JSON
     (sorted keys, compact, UTF-8): equal requests, however their fields were ordered, match."""
     canonical = json.dumps(

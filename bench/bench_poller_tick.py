@@ -20,7 +20,7 @@ sys.path[:0] = [
     str(Path(__file__).resolve().parents[1] / "poller_lambda"),
 ]
 
-from agentjobs.protocol import JobKind, JobStatus, format_time  # noqa: E402
+from agentjobs.protocol import JobStatus, format_time  # noqa: E402
 from agentjobs.record import ATTENTION_PENDING, JobRecord, to_item  # noqa: E402
 from bench.common import print_table  # noqa: E402
 from tests.support.aws import moto_server  # noqa: E402
@@ -43,7 +43,7 @@ def _record(status: JobStatus, session_id: str, now: datetime) -> JobRecord:
     return JobRecord(
         job_id=uuid.uuid4().hex,
         session_id=session_id,
-        kind=JobKind.SYNTHETIC,
+        kind="synthetic",
         status=status,
         submitted_at=format_time(now),
         updated_at=format_time(now),

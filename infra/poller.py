@@ -81,7 +81,8 @@ def poller_bundle(project_root: Path) -> PythonBundle:
     return PythonBundle(
         trees=(
             SourceTree(project_root / "poller_lambda"),
-            SourceTree(project_root / "agentjobs", "agentjobs", exclude=("cli",)),
+            # The poller imports neither the CLI nor the agent library (agentjobs.agent).
+            SourceTree(project_root / "agentjobs", "agentjobs", exclude=("cli", "agent")),
         ),
         requirements=requirements_from_pyproject(project_root / "pyproject.toml", ["poller"]),
         python_version=POLLER_PYTHON_VERSION,

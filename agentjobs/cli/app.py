@@ -68,7 +68,9 @@ def _resources(stack: str | None, region: str | None, local_env: Path | None) ->
 
 @app.command()
 def submit(
-    kind: Annotated[str, typer.Argument(help="Job kind: synthetic, data_report or agent.")],
+    kind: Annotated[
+        str, typer.Argument(help="Job kind: the name of a job the agent declares (e.g. synthetic).")
+    ],
     *,
     input_json: Annotated[
         str | None, typer.Option("--input", help="The job input as a JSON object.")

@@ -28,7 +28,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 from botocore.exceptions import ReadTimeoutError as BotoReadTimeoutError
-from jobagent.kinds.synthetic import SyntheticInput, sized_result
+from builtin_jobs.synthetic import SyntheticInput, sized_result
 from jobpoller.agentcore import StopSessionError
 from jobpoller.context import LocalContext
 from jobpoller.events import process_event

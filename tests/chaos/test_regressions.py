@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from jobagent.kinds.synthetic import SyntheticInput, sized_result
+from builtin_jobs.synthetic import SyntheticInput, sized_result
 
 from tests.support.aws import MotoEndpoint
 from tests.support.local_runtime import new_session_id

@@ -137,7 +137,7 @@ def test_agent_bundle_layout_and_imports(default_synth: Synth) -> None:
     assert not (bundle / "agentjobs" / "cli").exists()
     assert not list(bundle.glob("agentjobs/**/*.pyc"))
     assert_imports_satisfied(
-        bundle, [bundle / "main.py", bundle / "jobagent", bundle / "agentjobs"]
+        bundle, [bundle / "main.py", bundle / "builtin_jobs", bundle / "agentjobs"]
     )
 
 

@@ -112,7 +112,7 @@ def test_building_the_app_does_not_load_strands() -> None:
     # /ping must answer within 2 s of start: the heavy imports wait for the first job.
     probe = (
         "import sys; sys.path.insert(0, 'agent_src');"
-        "from jobagent.server import build_app; build_app();"
+        "import main; main.app.check();"
         "print('strands' in sys.modules)"
     )
     out = subprocess.run(

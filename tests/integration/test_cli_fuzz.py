@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from agentjobs.protocol import JobKind, JobStatus
+from agentjobs.protocol import JobStatus
 from agentjobs.record import JobError, JobRecord, Progress, to_item
 from emulator.resources import LocalResources
 from tests.support.aws import MotoEndpoint
@@ -154,7 +154,7 @@ def _put_failed_job(moto: MotoEndpoint, resources: LocalResources, text: str) ->
     record = JobRecord(
         job_id=job_id,
         session_id=f"fuzz-session-{uuid.uuid4().hex}",
-        kind=JobKind.SYNTHETIC,
+        kind="synthetic",
         status=JobStatus.FAILED,
         submitted_at="2026-11-20T10:00:00.000Z",
         updated_at="2026-11-20T10:00:30.000Z",

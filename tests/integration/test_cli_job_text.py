@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from agentjobs.protocol import JobKind, JobStatus
+from agentjobs.protocol import JobStatus
 from agentjobs.record import JobError, JobRecord, Progress, to_item
 from emulator.resources import LocalResources
 from tests.agents.hostile_agent import ESCAPES, MARKUP
@@ -45,7 +45,7 @@ def put_job(
     record = JobRecord(
         job_id=job_id,
         session_id=f"session-{MARKUP}-{'x' * 30}",
-        kind=JobKind.SYNTHETIC,
+        kind="synthetic",
         status=status,
         submitted_at="2026-11-20T10:00:00.000Z",
         updated_at="2026-11-20T10:00:10.000Z",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agentjobs.protocol import JobKind, JobStatus
+from agentjobs.protocol import JobStatus
 from agentjobs.record import JobError, JobRecord, Progress, to_item
 from emulator.resources import LocalResources
 from tests.support.aws import REGION, MotoEndpoint
@@ -35,7 +35,7 @@ def put_job(
     *,
     minute: int,
     status: JobStatus = JobStatus.SUCCEEDED,
-    kind: JobKind = JobKind.SYNTHETIC,
+    kind: str = "synthetic",
     **fields: object,
 ) -> JobRecord:
     """Write a record in the shared item encoding, submitted at 10:<minute> on one day."""
@@ -78,8 +78,8 @@ def test_list_is_newest_first_across_statuses_and_pages_through_everything(
 def test_list_filters_by_status_kind_and_time(
     cli: InProcessCli, moto: MotoEndpoint, resources: LocalResources, env_file: Path
 ) -> None:
-    put_job(moto, resources, "old-report", minute=1, kind=JobKind.DATA_REPORT)
-    put_job(moto, resources, "new-report", minute=5, kind=JobKind.DATA_REPORT)
+    put_job(moto, resources, "old-report", minute=1, kind="data_report")
+    put_job(moto, resources, "new-report", minute=5, kind="data_report")
     put_job(moto, resources, "new-synthetic", minute=6)
     put_job(moto, resources, "running-report", minute=7, status=JobStatus.RUNNING)
     run = cli(
@@ -165,7 +165,7 @@ def test_result_is_fetched_from_s3_and_its_report_saved_as_markdown(
         resources,
         "big-job",
         minute=4,
-        kind=JobKind.DATA_REPORT,
+        kind="data_report",
         result_uri=f"s3://{resources.bucket}/{key}",
     )
     run = cli("result", "big-job", "--json", "--local-env", str(env_file))

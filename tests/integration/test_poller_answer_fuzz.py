@@ -23,7 +23,7 @@ from jobpoller.reconcile import PollerServices
 from jobpoller.services import services_from_clients
 
 from agentjobs import limits
-from agentjobs.protocol import JobKind, JobStatus, format_time, parse_time, utc_now
+from agentjobs.protocol import JobStatus, format_time, parse_time, utc_now
 from agentjobs.record import JobRecord, Progress, new_job_id
 from emulator.resources import LocalResources
 from tests.support.aws import MotoEndpoint
@@ -102,7 +102,7 @@ class Rig:
             JobRecord(
                 job_id=job_id,
                 session_id=f"fuzz-session-{uuid.uuid4().hex}",
-                kind=JobKind.SYNTHETIC,
+                kind="synthetic",
                 status=JobStatus.RUNNING,
                 submitted_at=now,
                 updated_at=now,

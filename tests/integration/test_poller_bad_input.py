@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from agentjobs.protocol import JobKind, JobStatus, format_time, utc_now
+from agentjobs.protocol import JobStatus, format_time, utc_now
 from agentjobs.record import ATTENTION_PENDING, JobRecord
 from agentjobs.store import JobStore
 from emulator.resources import LocalResources
@@ -28,7 +28,7 @@ def _running_job(rig: PollerRig, mode: str) -> str:
     record = JobRecord(
         job_id=uuid.uuid4().hex,
         session_id=f"{mode}-{uuid.uuid4()}",
-        kind=JobKind.SYNTHETIC,
+        kind="synthetic",
         status=JobStatus.RUNNING,
         submitted_at=format_time(now),
         updated_at=format_time(now),

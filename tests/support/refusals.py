@@ -15,7 +15,7 @@ from urllib.parse import parse_qs
 
 from botocore.awsrequest import AWSResponse
 
-from agentjobs.protocol import JobKind, JobStatus, format_time
+from agentjobs.protocol import JobStatus, format_time
 from agentjobs.record import JobRecord
 from agentjobs.store import JobStore
 from tests.support.poller import PollerRig
@@ -32,7 +32,7 @@ def running_job(rig: PollerRig, mode: str, *, runtime_s: float = 600) -> str:
     record = JobRecord(
         job_id=uuid.uuid4().hex,
         session_id=f"{mode}-{uuid.uuid4()}",
-        kind=JobKind.SYNTHETIC,
+        kind="synthetic",
         status=JobStatus.RUNNING,
         submitted_at=format_time(submitted),
         updated_at=format_time(submitted),

@@ -12,7 +12,7 @@ from agentjobs.cli.errors import CliError
 from agentjobs.cli.inbox import unwrap
 from agentjobs.cli.inputs import job_input, time_bound
 from agentjobs.cli.listing import decode_token, encode_token
-from agentjobs.protocol import JobKind, JobStatus, parse_time
+from agentjobs.protocol import JobStatus, parse_time
 from agentjobs.record import JobRecord
 
 
@@ -56,7 +56,7 @@ def test_page_token_round_trips_and_foreign_tokens_are_refused() -> None:
     record = JobRecord(
         job_id="j1",
         session_id="s" * 40,
-        kind=JobKind.SYNTHETIC,
+        kind="synthetic",
         status=JobStatus.RUNNING,
         submitted_at="2026-11-20T10:00:00.000Z",
         updated_at="2026-11-20T10:00:00.000Z",

@@ -19,7 +19,7 @@ from agentjobs.notifier import (
     NotifyError,
     NotifyRefusedError,
 )
-from agentjobs.protocol import JobKind, JobStatus
+from agentjobs.protocol import JobStatus
 from agentjobs.record import JobError, JobRecord
 
 
@@ -27,7 +27,7 @@ def _record(**changes: object) -> JobRecord:
     base = JobRecord(
         job_id="job-1",
         session_id="session-" + "x" * 30,
-        kind=JobKind.SYNTHETIC,
+        kind="synthetic",
         status=JobStatus.SUCCEEDED,
         submitted_at="2026-01-01T00:00:00.000Z",
         updated_at="2026-01-01T00:00:05.000Z",

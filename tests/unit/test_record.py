@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agentjobs.protocol import ErrorCode, JobKind, JobStatus
+from agentjobs.protocol import ErrorCode, JobStatus
 from agentjobs.record import (
     JobError,
     JobRecord,
@@ -25,7 +25,7 @@ def _record(**changes: Any) -> JobRecord:
     base = JobRecord(
         job_id="j1",
         session_id="s" * 40,
-        kind=JobKind.SYNTHETIC,
+        kind="synthetic",
         status=JobStatus.RUNNING,
         submitted_at="2026-01-01T00:00:00.000Z",
         updated_at="2026-01-01T00:00:00.000Z",
@@ -176,15 +176,15 @@ def test_client_token_is_scoped_to_the_session_when_there_is_no_owner() -> None:
 
 
 def test_request_fingerprint_is_canonical_json_of_kind_input_and_runtime() -> None:
-    first = request_fingerprint(JobKind.SYNTHETIC, {"seconds": 1, "fail": "x"}, 60.0)
-    assert first == request_fingerprint(JobKind.SYNTHETIC, {"fail": "x", "seconds": 1}, 60.0)
+    first = request_fingerprint("synthetic", {"seconds": 1, "fail": "x"}, 60.0)
+    assert first == request_fingerprint("synthetic", {"fail": "x", "seconds": 1}, 60.0)
     expected = hashlib.sha256(
         b'{"input":{"fail":"x","seconds":1},"kind":"synthetic","max_runtime_s":60.0}'
     ).hexdigest()
     assert first == expected
-    assert first != request_fingerprint(JobKind.SYNTHETIC, {"seconds": 2, "fail": "x"}, 60.0)
-    assert first != request_fingerprint(JobKind.DATA_REPORT, {"seconds": 1, "fail": "x"}, 60.0)
-    assert first != request_fingerprint(JobKind.SYNTHETIC, {"seconds": 1, "fail": "x"}, 61.0)
+    assert first != request_fingerprint("synthetic", {"seconds": 2, "fail": "x"}, 60.0)
+    assert first != request_fingerprint("data_report", {"seconds": 1, "fail": "x"}, 60.0)
+    assert first != request_fingerprint("synthetic", {"seconds": 1, "fail": "x"}, 61.0)
 
 
 def test_fingerprint_survives_the_item() -> None:

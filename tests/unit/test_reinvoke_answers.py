@@ -7,11 +7,10 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from jobagent.stored_answers import outcome_record
 
+from agentjobs.agent.stored_answers import outcome_record
 from agentjobs.protocol import (
     JOB_ID_PATTERN,
-    JobKind,
     JobStatus,
     PingRequest,
     ProtocolError,
@@ -26,7 +25,7 @@ def _running() -> JobRecord:
     return JobRecord(
         job_id=JOB,
         session_id="s" * 40,
-        kind=JobKind.SYNTHETIC,
+        kind="synthetic",
         status=JobStatus.RUNNING,
         submitted_at="2026-01-01T00:00:00.000Z",
         updated_at="2026-01-01T00:00:01.000Z",

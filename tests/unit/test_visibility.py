@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agentjobs.protocol import JobKind, JobStatus
+from agentjobs.protocol import JobStatus
 from agentjobs.record import JobRecord, visible_to
 
 SESSION = "s" * 40
@@ -15,7 +15,7 @@ def _record(owner: str | None) -> JobRecord:
     return JobRecord(
         job_id="a" * 32,
         session_id=SESSION,
-        kind=JobKind.SYNTHETIC,
+        kind="synthetic",
         status=JobStatus.RUNNING,
         submitted_at="2026-01-01T00:00:00.000Z",
         updated_at="2026-01-01T00:00:00.000Z",

@@ -1,4 +1,4 @@
-"""The `data_report` kind: profile a CSV offline and return a Markdown report and its figures."""
+"""The `data_report` job: profile a CSV offline and return a Markdown report and its figures."""
 
 from __future__ import annotations
 
@@ -9,23 +9,23 @@ import math
 import statistics
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Annotated, Any
 
-from agentjobs.limits import MAX_TITLE_CHARS
-from agentjobs.protocol import JobKind, S3Location, parse_s3_uri
-from agentjobs.schema import INPUT_PREFIX
-from jobagent.kinds.base import (
-    JobContext,
-    JobFailed,
-    KindSpec,
-    int_field,
-    invalid_input,
-    optional_text_field,
-    reject_unknown,
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
 )
-from jobagent.settings import Settings
+
+from agentjobs.agent import JobContext, JobFailed
+from agentjobs.limits import MAX_TITLE_CHARS
+from agentjobs.protocol import S3Location, parse_s3_uri
+from agentjobs.schema import INPUT_PREFIX
+from builtin_jobs.settings import JobSettings
 
 log = logging.getLogger(__name__)
 
@@ -43,49 +43,71 @@ _BOOLEANS = frozenset({"true", "false", "yes", "no"})
 _MAX_OUTLIER_EXAMPLES = 5
 _MAX_CELL_CHARS_SHOWN = 40
 
+Title = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TITLE_CHARS)]
 
-@dataclass(frozen=True)
-class DataReportInput:
+
+class DataReportInput(BaseModel):
     """A CSV given inline (`csv`) or by `csv_uri` (s3://bucket/key), and report options."""
 
-    csv_text: str | None = None
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    csv_text: str | None = Field(default=None, alias="csv")
     csv_uri: str | None = None
-    title: str = "Data report"
-    top_values: int = 5
+    title: Title | None = None
+    top_values: int = Field(default=5, ge=1, le=50)
+
+    @field_validator("csv_text")
+    @classmethod
+    def _csv_has_text(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("must be non-empty CSV text with a header row")
+        return value
+
+    @field_validator("csv_uri")
+    @classmethod
+    def _uri_is_readable(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_input_uri(value, JobSettings.from_env().results_bucket)
+        return value
+
+    @field_validator("title")
+    @classmethod
+    def _title_has_text(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("must be null or a non-empty title")
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_source(cls, data: Any) -> Any:
+        # Before the fields: a caller who gave both, or neither, is told that first.
+        if isinstance(data, dict) and (data.get("csv") is None) == (data.get("csv_uri") is None):
+            raise ValueError("give exactly one of 'csv' (the CSV text) and 'csv_uri' (s3://...)")
+        return data
+
+    @property
+    def report_title(self) -> str:
+        """The title the report is written under."""
+        return self.title or "Data report"
 
 
-def parse(job_input: dict[str, Any], settings: Settings) -> DataReportInput:
-    """Validate the input; exactly one of `csv` and `csv_uri` is required, and a `csv_uri`
-    must name an object under the results bucket's input prefix."""
-    reject_unknown(job_input, {"csv", "csv_uri", "title", "top_values"}, JobKind.DATA_REPORT)
-    csv_text, csv_uri = job_input.get("csv"), job_input.get("csv_uri")
-    if (csv_text is None) == (csv_uri is None):
-        raise invalid_input("give exactly one of 'csv' (the CSV text) and 'csv_uri' (s3://...)")
-    if csv_text is not None and (not isinstance(csv_text, str) or not csv_text.strip()):
-        raise invalid_input("'csv' must be non-empty CSV text with a header row")
-    if csv_uri is not None:
-        check_input_uri(csv_uri, settings.results_bucket)
-    return DataReportInput(
-        csv_text=csv_text,
-        csv_uri=csv_uri,
-        title=optional_text_field(job_input, "title", MAX_TITLE_CHARS) or "Data report",
-        top_values=int_field(job_input, "top_values", 5, 1, 50),
-    )
+class InputRefusedError(ValueError):
+    """A csv_uri the job will not read; the message says which URIs it reads."""
 
 
 def check_input_uri(uri: object, results_bucket: str | None) -> S3Location:
     """The location of a caller's `csv_uri`, which must be an S3 URI under
     s3://<results bucket>/inputs/: the only objects the agent reads on a caller's behalf."""
     if not isinstance(uri, str):
-        raise invalid_input(f"'csv_uri' must be an s3:// URI; {_allowed_uris(results_bucket)}")
+        raise InputRefusedError(f"must be an s3:// URI; {_allowed_uris(results_bucket)}")
     try:
         location = parse_s3_uri(uri)
     except ValueError as exc:
-        raise invalid_input(f"'csv_uri' {exc}; {_allowed_uris(results_bucket)}") from None
+        raise InputRefusedError(f"{exc}; {_allowed_uris(results_bucket)}") from None
     inside = location.key.startswith(INPUT_PREFIX) and len(location.key) > len(INPUT_PREFIX)
     if results_bucket is None or location.bucket != results_bucket or not inside:
-        raise invalid_input(
-            f"'csv_uri' names an object the agent does not read; {_allowed_uris(results_bucket)}"
+        raise InputRefusedError(
+            f"names an object the agent does not read; {_allowed_uris(results_bucket)}"
         )
     return location
 
@@ -99,32 +121,34 @@ def _allowed_uris(results_bucket: str | None) -> str:
     return f"it must name an object under s3://{results_bucket}/{INPUT_PREFIX} (upload it there)"
 
 
-def run(params: DataReportInput, context: JobContext) -> dict[str, Any]:
+def run_data_report(params: DataReportInput, context: JobContext) -> dict[str, Any]:
     """Load, parse, profile each column, render; progress after every step."""
-    context.report(2.0, "loading the CSV")
+    context.progress(2.0, "loading the CSV")
     text = params.csv_text if params.csv_text is not None else _read_s3(params.csv_uri or "")
-    context.report(10.0, "parsing rows")
+    context.progress(10.0, "parsing rows")
     header, rows = parse_csv(text)
-    context.report(25.0, f"profiling {len(header)} columns over {len(rows)} rows")
+    context.progress(25.0, f"profiling {len(header)} columns over {len(rows)} rows")
 
     def on_column(done: int, name: str) -> None:
-        context.report(25.0 + 65.0 * done / len(header), f"profiled column {done}: {name}")
+        context.progress(25.0 + 65.0 * done / len(header), f"profiled column {done}: {name}")
 
     figures = profile(header, rows, params.top_values, on_column)
-    context.report(95.0, "writing the report")
-    return {"title": params.title, "markdown": render_markdown(params.title, figures), **figures}
+    context.progress(95.0, "writing the report")
+    title = params.report_title
+    return {"title": title, "markdown": render_markdown(title, figures), **figures}
 
 
 def _read_s3(uri: str) -> str:
     # Deferred: only a CSV from S3 needs boto3, and the child pays its import only then.
+    import boto3  # noqa: PLC0415
+    from botocore.config import Config  # noqa: PLC0415
     from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
-
-    from jobagent.stores import s3_client  # noqa: PLC0415
 
     # parse() checked the URI; the messages below never repeat it (it may be 1 KB long).
     location = parse_s3_uri(uri)
     try:
-        answer = s3_client().get_object(Bucket=location.bucket, Key=location.key)
+        s3 = boto3.session.Session().client("s3", config=Config(**_S3_CLIENT_CONFIG))
+        answer = s3.get_object(Bucket=location.bucket, Key=location.key)
         if int(answer.get("ContentLength", 0)) > MAX_CSV_BYTES:
             raise JobFailed(f"the object named by csv_uri is larger than {MAX_CSV_BYTES} bytes")
         body: bytes = answer["Body"].read()
@@ -138,6 +162,13 @@ def _read_s3(uri: str) -> str:
         return body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise JobFailed("the object named by csv_uri is not UTF-8 text") from exc
+
+
+_S3_CLIENT_CONFIG: dict[str, Any] = {
+    "connect_timeout": 3,
+    "read_timeout": 10,
+    "retries": {"mode": "standard", "max_attempts": 3},
+}
 
 
 def parse_csv(text: str) -> tuple[list[str], list[list[str]]]:
@@ -328,6 +359,3 @@ def _cell(value: str) -> str:
         value if len(value) <= _MAX_CELL_CHARS_SHOWN else value[: _MAX_CELL_CHARS_SHOWN - 3] + "..."
     )
     return shown.replace("|", "\\|").replace("`", "'").replace("\n", " ")
-
-
-SPEC = KindSpec(kind=JobKind.DATA_REPORT, parse=parse, run=run, in_child=lambda params: True)

@@ -2,31 +2,39 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
-from enum import StrEnum
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
-from agentjobs.limits import MAX_ERROR_MESSAGE_CHARS, MAX_PROGRESS_MESSAGE_CHARS, cap_job_text
-from agentjobs.protocol import (
-    MAX_RUNTIME_S,
-    ErrorCode,
-    JobQuery,
-    JobStatus,
-    ProtocolError,
-    SubmitRequest,
-    encode_json,
-    format_time,
-    parse_time,
-    utc_now,
+from agentjobs.agent.admission import (
+    DEFAULT_MAX_RUNTIME_S,
+    idempotent_answer,
+    new_record,
+    submit_answer,
 )
+from agentjobs.agent.child import ChildJob, ChildWork
+from agentjobs.agent.context import JobFailed, JobStopped
+from agentjobs.agent.declarations import JobSpec, call_job, plain_result
+from agentjobs.agent.outcomes import (
+    CRASHED,
+    NOT_JSON,
+    Outcome,
+    OutcomeWriter,
+    StopReason,
+    job_failed,
+    stopped_outcome,
+)
+from agentjobs.agent.settings import Settings
+from agentjobs.agent.stored_answers import RETRY_MESSAGE, StoredAnswers, ping_entry
+from agentjobs.agent.stores import AgentStores
+from agentjobs.limits import MAX_PROGRESS_MESSAGE_CHARS, cap_job_text
+from agentjobs.protocol import ErrorCode, JobQuery, JobStatus, ProtocolError, SubmitRequest, utc_now
 from agentjobs.record import (
-    INLINE_RESULT_LIMIT,
     JobError,
     JobRecord,
     Progress,
@@ -34,26 +42,12 @@ from agentjobs.record import (
     request_fingerprint,
     visible_to,
 )
-from agentjobs.signals import CompletionSignal
 from agentjobs.store import StoreError
-from jobagent.child import ChildJob
-from jobagent.kinds import KINDS, JobFailed, JobStopped, KindSpec
-from jobagent.settings import Settings
-from jobagent.stored_answers import RETRY_MESSAGE, StoredAnswers, ping_entry
-from jobagent.stores import AgentStores
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_RUNTIME_S = float(MAX_RUNTIME_S)
-"""A job without `max_runtime_s` may run as long as its session can live: 8 hours."""
-
 CANCEL_WAIT_S = 10.0
 """How long a cancel waits for the work to stop before it answers with what it knows."""
-
-STORE_ATTEMPTS = 4
-STORE_FIRST_DELAY_S = 0.25
-
-T = TypeVar("T")
 
 
 class TaskTracker(Protocol):
@@ -64,35 +58,12 @@ class TaskTracker(Protocol):
     def complete_async_task(self, task_id: int) -> bool: ...
 
 
-class StopReason(StrEnum):
-    """Why a job was asked to stop before it ended by itself."""
-
-    CANCEL = "cancel"
-    DEADLINE = "deadline"
-    SHUTDOWN = "shutdown"
-
-
-@dataclass
-class _Outcome:
-    """How a job's work ended, before it is stored."""
-
-    status: JobStatus
-    value: Any = None
-    error: JobError | None = None
-
-
-_CRASHED = _Outcome(
-    JobStatus.FAILED,
-    error=JobError.of(ErrorCode.JOB_CRASHED, "the job failed unexpectedly; the agent logged why"),
-)
-
-
 @dataclass
 class _Job:
     """One job in this process. `record` is replaced, never mutated, under the runner's lock."""
 
     record: JobRecord
-    spec: KindSpec
+    spec: JobSpec
     params: Any
     deadline: float
     task_id: int | None = None
@@ -109,7 +80,15 @@ class _ThreadContext:
         self._runner = runner
         self._job = job
 
-    def report(self, percent: float, message: str) -> None:
+    @property
+    def job_id(self) -> str:
+        return self._job.record.job_id
+
+    @property
+    def session_id(self) -> str:
+        return self._job.record.session_id
+
+    def progress(self, percent: float, message: str) -> None:
         self._runner._progress(self._job, percent, message)
 
     def sleep(self, seconds: float) -> None:
@@ -130,10 +109,19 @@ class JobRunner:
     """Accepts jobs, runs each in the background (CPU-heavy ones in a child process), answers
     about them from memory, and stores every outcome in S3 before the async task completes."""
 
-    def __init__(self, settings: Settings, stores: AgentStores, tracker: TaskTracker) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        stores: AgentStores,
+        tracker: TaskTracker,
+        jobs: Mapping[str, JobSpec],
+        default_job: str | None = None,
+    ) -> None:
         self._settings = settings
         self._stores = stores
         self._tracker = tracker
+        self._specs = jobs
+        self._default_job = default_job
         self._lock = threading.Lock()
         self._jobs: dict[str, _Job] = {}
         self._latest: dict[str, str] = {}
@@ -141,6 +129,7 @@ class JobRunner:
         """Per session: jobs running or being recorded, held to max_jobs_per_session."""
         self._closing = False
         self._stored = StoredAnswers(settings, stores)
+        self._outcomes = OutcomeWriter(stores, lambda: self._closing)
 
     # -- requests ---------------------------------------------------------------------
 
@@ -148,27 +137,28 @@ class JobRunner:
         """Record the job as RUNNING, start its work in the background, answer at once."""
         if self._closing:
             raise ProtocolError(ErrorCode.INTERNAL_ERROR, "the agent is shutting down; retry")
-        spec = KINDS[request.kind]
-        params = spec.parse(request.input, self._settings)
-        if spec.needs_model and not (self._settings.model_id or self._settings.scripted_model):
+        spec = self._spec(request.kind)
+        params = spec.parse(request.input)
+        unavailable = spec.unavailable()
+        if unavailable is not None:
             raise ProtocolError(
                 ErrorCode.KIND_UNAVAILABLE,
-                f"kind {request.kind} needs a model, and this agent has no MODEL_ID configured",
+                f"job {spec.name} cannot run in this agent now: {unavailable}",
             )
         job_id = new_job_id(request.client_token, owner, session_id)
         fingerprint = request_fingerprint(
-            request.kind, request.input, request.max_runtime_s or DEFAULT_MAX_RUNTIME_S
+            spec.name, request.input, request.max_runtime_s or DEFAULT_MAX_RUNTIME_S
         )
         with self._lock:
             known = self._jobs.get(job_id)
             admitted = known is None and self._admit(session_id)
         if known is not None:
-            return _idempotent_answer(known.record, fingerprint)
+            return idempotent_answer(known.record, fingerprint)
         if not admitted:
             # A retry of a job this process no longer holds is still answered with it.
             stored = self._read_back(job_id) if request.client_token is not None else None
             if stored is not None:
-                return _idempotent_answer(stored, fingerprint)
+                return idempotent_answer(stored, fingerprint)
             raise ProtocolError(
                 ErrorCode.TOO_MANY_JOBS,
                 f"this session already runs {self._settings.max_jobs_per_session} jobs at once, "
@@ -178,7 +168,15 @@ class JobRunner:
             )
         started = False
         try:
-            record = self._new_record(job_id, request, session_id, owner, fingerprint)
+            record = new_record(
+                job_id,
+                spec.name,
+                request,
+                session_id=session_id,
+                owner=owner,
+                fingerprint=fingerprint,
+                retention_days=self._settings.result_retention_days,
+            )
             try:
                 stored, created = self._stores.jobs().create_running(record)
             except StoreError as exc:
@@ -190,15 +188,34 @@ class JobRunner:
             if not created:
                 with self._lock:
                     known = self._jobs.get(job_id)
-                return _idempotent_answer(known.record if known else stored, fingerprint)
+                return idempotent_answer(known.record if known else stored, fingerprint)
             self._start(job_id, record, spec, params)
             started = True
         finally:
             if not started:
                 self._release(session_id)
-        return _submit_answer(record)
+        return submit_answer(record)
 
-    def _start(self, job_id: str, record: JobRecord, spec: KindSpec, params: Any) -> None:
+    def _spec(self, name: str | None) -> JobSpec:
+        """The job a submit names (None: the default job); UNKNOWN_KIND listing this agent's
+        jobs when it has none of that name."""
+        names = ", ".join(sorted(self._specs)) or "none"
+        if name is None:
+            if self._default_job is None:
+                raise ProtocolError(
+                    ErrorCode.UNKNOWN_KIND,
+                    f"this agent has no default job: name one of its jobs in 'kind' ({names})",
+                )
+            name = self._default_job
+        spec = self._specs.get(name)
+        if spec is None:
+            raise ProtocolError(
+                ErrorCode.UNKNOWN_KIND,
+                f"this agent has no job named {json.dumps(name)}; its jobs are: {names}",
+            )
+        return spec
+
+    def _start(self, job_id: str, record: JobRecord, spec: JobSpec, params: Any) -> None:
         job = _Job(
             record=record,
             spec=spec,
@@ -217,7 +234,7 @@ class JobRunner:
             ).start()
         except RuntimeError:
             log.exception("job %s could not be started", job_id)
-            self._end(job, _CRASHED)
+            self._end(job, CRASHED)
 
     def _admit(self, session_id: str) -> bool:
         """Take one of the session's places (under the lock); False when none is free."""
@@ -313,7 +330,7 @@ class JobRunner:
     # -- the work ---------------------------------------------------------------------
 
     def _work(self, job: _Job) -> None:
-        outcome = _CRASHED
+        outcome = CRASHED
         try:
             outcome = self._execute(job)
         except Exception:
@@ -321,19 +338,34 @@ class JobRunner:
         finally:
             self._end(job, outcome)
 
-    def _execute(self, job: _Job) -> _Outcome:
+    def _execute(self, job: _Job) -> Outcome:
         try:
             if job.spec.in_child(job.params):
                 return self._execute_in_child(job)
-            value = job.spec.run(job.params, _ThreadContext(self, job))
+            spec = job.spec
+            value = call_job(spec.func, spec.takes_context, job.params, _ThreadContext(self, job))
         except JobStopped:
             return self._stopped(job)
         except JobFailed as exc:
-            return _Outcome(JobStatus.FAILED, error=_job_failed(exc.message))
-        return _Outcome(JobStatus.SUCCEEDED, value=value)
+            return Outcome(JobStatus.FAILED, error=job_failed(exc.message))
+        try:
+            return Outcome(JobStatus.SUCCEEDED, value=plain_result(value))
+        except (TypeError, ValueError):
+            log.error(
+                "job %s returned a %s, which JSON cannot carry", job.record.job_id, type(value)
+            )
+            return Outcome(JobStatus.FAILED, error=NOT_JSON)
 
-    def _execute_in_child(self, job: _Job) -> _Outcome:
-        child = ChildJob(job.spec.kind, job.params)
+    def _execute_in_child(self, job: _Job) -> Outcome:
+        record = job.record
+        work = ChildWork(
+            func=job.spec.func,
+            takes_context=job.spec.takes_context,
+            params=job.params,
+            job_id=record.job_id,
+            session_id=record.session_id,
+        )
+        child = ChildJob(job.spec.name, work)
         with self._lock:
             job.child = child
         ended = child.follow(
@@ -341,35 +373,18 @@ class JobRunner:
             should_stop=lambda: self._should_stop(job),
         )
         if ended.failed is not None:
-            return _Outcome(JobStatus.FAILED, error=_job_failed(ended.failed))
+            return Outcome(JobStatus.FAILED, error=job_failed(ended.failed))
+        if ended.not_json is not None:
+            return Outcome(JobStatus.FAILED, error=NOT_JSON)
         if ended.crashed is not None:
             log.error("job %s: %s", job.record.job_id, ended.crashed)
-            return _Outcome(
+            return Outcome(
                 JobStatus.FAILED, error=JobError.of(ErrorCode.JOB_CRASHED, ended.crashed)
             )
-        return _Outcome(JobStatus.SUCCEEDED, value=ended.value)
+        return Outcome(JobStatus.SUCCEEDED, value=ended.value)
 
-    def _stopped(self, job: _Job) -> _Outcome:
-        if job.stop_reason == StopReason.CANCEL:
-            return _Outcome(
-                JobStatus.CANCELLED,
-                error=JobError.of(ErrorCode.CANCELLED, "the job was cancelled on request"),
-            )
-        if job.stop_reason == StopReason.DEADLINE:
-            return _Outcome(
-                JobStatus.FAILED,
-                error=JobError.of(
-                    ErrorCode.TIMED_OUT,
-                    f"the job ran past its max_runtime_s of {job.record.max_runtime_s:g} s "
-                    "and was stopped",
-                ),
-            )
-        return _Outcome(
-            JobStatus.FAILED,
-            error=JobError.of(
-                ErrorCode.SESSION_LOST, "the agent shut down while the job was running"
-            ),
-        )
+    def _stopped(self, job: _Job) -> Outcome:
+        return stopped_outcome(job.stop_reason, job.record.max_runtime_s)
 
     def _should_stop(self, job: _Job) -> bool:
         if job.stop.is_set():
@@ -404,11 +419,19 @@ class JobRunner:
 
     # -- the end of a job -------------------------------------------------------------
 
-    def _end(self, job: _Job, outcome: _Outcome) -> None:
+    def _end(self, job: _Job, outcome: Outcome) -> None:
         """Make the outcome durable, then mark the job finished, then complete its task:
         whoever sees a finished job can rely on its outcome being in S3."""
         try:
-            self._finish(job, outcome)
+            with self._lock:
+                record = job.record
+            final = self._outcomes.finish(
+                record, outcome, durable=job.stop_reason != StopReason.SHUTDOWN
+            )
+            with self._lock:
+                job.record = final
+                job.params = None
+                job.child = None
         except Exception:
             log.exception("job %s could not be finished cleanly", job.record.job_id)
         finally:
@@ -416,149 +439,9 @@ class JobRunner:
                 self._tracker.complete_async_task(job.task_id)
             job.done.set()
             self._release(job.record.session_id)
-        self._signal_completion(job)
-
-    def _signal_completion(self, job: _Job) -> None:
-        """Tell the poller the job ended (the fast completion path), after its outcome is
-        stored and its task completed. Best effort: a lost signal costs the schedule's
-        latency, never the job. Not at shutdown: the session is going away, and invoking it
-        would only start a fresh one; the schedule collects such a job."""
-        if job.stop_reason == StopReason.SHUTDOWN:
-            return
-        with self._lock:
-            record = job.record
-        try:
-            queue = self._stores.completions()
-            if queue is not None:
-                queue.send(
-                    CompletionSignal(
-                        job_id=record.job_id,
-                        session_id=record.session_id,
-                        status=str(record.status),
-                        finished_at=record.finished_at,
-                    )
-                )
-        except Exception as exc:
-            log.warning(
-                "job %s (session %s): completion signal not sent, the poller's schedule will "
-                "collect it: %s",
-                record.job_id,
-                record.session_id,
-                exc,
-            )
-
-    def _finish(self, job: _Job, outcome: _Outcome) -> None:
-        with self._lock:
-            record = job.record
-        job_id = record.job_id
-        if outcome.status == JobStatus.SUCCEEDED:
-            final = self._succeeded(record, outcome.value)
-        else:
-            final = record.evolve(status=outcome.status, error=outcome.error)
-        now = utc_now()
-        final = final.evolve(finished_at=now, updated_at=now)
+        # Not at shutdown: the session is going away, and invoking it would only start a
+        # fresh one; the poller's schedule collects such a job.
         if job.stop_reason != StopReason.SHUTDOWN:
-            answer = final.to_answer(with_outcome=True)
-            try:
-                self._with_retries(job_id, lambda: self._stores.results().put_outcome(answer))
-            except StoreError as exc:
-                log.error("job %s: outcome could not be stored durably: %s", job_id, exc)
-        with self._lock:
-            job.record = final
-            job.params = None
-            job.child = None
-        log.info("job %s finished %s", job_id, final.status)
-
-    def _succeeded(self, record: JobRecord, value: Any) -> JobRecord:
-        done = Progress(100.0, "done")
-        try:
-            encoded = encode_json(value).encode()
-        except (TypeError, ValueError):
-            log.error("job %s returned a result that is not plain JSON", record.job_id)
-            return record.evolve(status=JobStatus.FAILED, error=_CRASHED.error)
-        if len(encoded) <= INLINE_RESULT_LIMIT:
-            return record.evolve(status=JobStatus.SUCCEEDED, result=value, progress=done)
-        try:
-            uri = self._with_retries(
-                record.job_id, lambda: self._stores.results().put_result(record.job_id, encoded)
-            )
-        except StoreError as exc:
-            log.error("job %s: large result could not be stored: %s", record.job_id, exc)
-            return record.evolve(
-                status=JobStatus.FAILED,
-                error=JobError.of(
-                    ErrorCode.RESULT_MISSING,
-                    f"the job succeeded but its {len(encoded)}-byte result could not be "
-                    "stored in the results bucket",
-                ),
-            )
-        return record.evolve(status=JobStatus.SUCCEEDED, result_uri=uri, progress=done)
-
-    def _with_retries(self, job_id: str, call: Callable[[], T]) -> T:
-        delay = STORE_FIRST_DELAY_S
-        for attempt in range(1, STORE_ATTEMPTS + 1):
-            try:
-                return call()
-            except StoreError as exc:
-                if attempt == STORE_ATTEMPTS or self._closing:
-                    raise
-                log.warning("job %s: store attempt %d failed (%s); retrying", job_id, attempt, exc)
-                time.sleep(delay)
-                delay *= 2
-        raise AssertionError("unreachable")
-
-    def _new_record(
-        self,
-        job_id: str,
-        request: SubmitRequest,
-        session_id: str,
-        owner: str | None,
-        fingerprint: str,
-    ) -> JobRecord:
-        submitted_at = utc_now()
-        max_runtime_s = request.max_runtime_s or DEFAULT_MAX_RUNTIME_S
-        submitted = parse_time(submitted_at)
-        retention = timedelta(days=self._settings.result_retention_days)
-        return JobRecord(
-            job_id=job_id,
-            session_id=session_id,
-            kind=request.kind,
-            status=JobStatus.RUNNING,
-            submitted_at=submitted_at,
-            updated_at=submitted_at,
-            max_runtime_s=max_runtime_s,
-            deadline_at=format_time(submitted + timedelta(seconds=max_runtime_s)),
-            progress=Progress(0.0, "accepted"),
-            client_token=request.client_token,
-            owner=owner,
-            expires_at=int((submitted + retention).timestamp()),
-            request_fingerprint=fingerprint,
-        )
-
-
-def _job_failed(message: object) -> JobError:
-    """A failure in the job's own words, capped and made encodable where it is stored."""
-    return JobError.of(ErrorCode.JOB_FAILED, cap_job_text(str(message), MAX_ERROR_MESSAGE_CHARS))
-
-
-def _idempotent_answer(record: JobRecord, fingerprint: str) -> dict[str, Any]:
-    """The answer to a submit whose client_token names an existing job: that job, when the
-    request is the same one; records from before fingerprints were kept count as the same."""
-    if record.request_fingerprint not in (None, fingerprint):
-        raise ProtocolError(
-            ErrorCode.IDEMPOTENCY_MISMATCH,
-            "this client_token was already used for a different request (kind, input or "
-            "max_runtime_s differ) and nothing was started; use a new client_token for a new "
-            "job, or repeat the first request exactly to get its job",
-        )
-    return _submit_answer(record)
-
-
-def _submit_answer(record: JobRecord) -> dict[str, Any]:
-    return {
-        "job_id": record.job_id,
-        "session_id": record.session_id,
-        "status": str(record.status),
-        "kind": str(record.kind),
-        "submitted_at": record.submitted_at,
-    }
+            with self._lock:
+                record = job.record
+            self._outcomes.signal(record)

@@ -1,4 +1,4 @@
-"""The agent's settings, read once from the environment into a frozen dataclass."""
+"""The job library's settings, read once from the environment into a frozen dataclass."""
 
 from __future__ import annotations
 
@@ -10,20 +10,15 @@ from agentjobs.limits import DEFAULT_MAX_JOBS_PER_SESSION
 
 DEFAULT_RESULT_RETENTION_DAYS = 30
 
-SCRIPTED_MODEL_ENV = "JOBAGENT_SCRIPTED_MODEL"
-"""Tests set this to 1 so the `agent` kind uses a canned offline model instead of Bedrock."""
-
 
 @dataclass(frozen=True)
 class Settings:
-    """What the agent needs from its environment. Missing names are None: the agent still
-    starts and answers /ping, and a submit that needs them answers a clear error."""
+    """What every job agent needs from its environment. Missing names are None: the agent
+    still starts and answers /ping, and a submit that needs them answers a clear error."""
 
     jobs_table: str | None
     results_bucket: str | None
-    model_id: str | None
     result_retention_days: int = DEFAULT_RESULT_RETENTION_DAYS
-    scripted_model: bool = False
     completion_queue_url: str | None = None
     """COMPLETION_QUEUE_URL: where a finished job is signalled to the poller (the fast
     completion path); unset, the poller's schedule alone notices finished jobs."""
@@ -37,11 +32,9 @@ class Settings:
         return cls(
             jobs_table=source.get("JOBS_TABLE") or None,
             results_bucket=source.get("RESULTS_BUCKET") or None,
-            model_id=source.get("MODEL_ID") or None,
             result_retention_days=_positive_int(
                 source, "RESULT_RETENTION_DAYS", DEFAULT_RESULT_RETENTION_DAYS, "days"
             ),
-            scripted_model=source.get(SCRIPTED_MODEL_ENV) == "1",
             completion_queue_url=source.get("COMPLETION_QUEUE_URL", "").strip() or None,
             max_jobs_per_session=_positive_int(
                 source, "MAX_JOBS_PER_SESSION", DEFAULT_MAX_JOBS_PER_SESSION, "jobs"

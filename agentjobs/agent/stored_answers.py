@@ -6,12 +6,12 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from agentjobs.agent.settings import Settings
+from agentjobs.agent.stores import AgentStores
 from agentjobs.protocol import TERMINAL_STATUSES, Action, ErrorCode, JobQuery, ProtocolError
 from agentjobs.protocol import JobStatus as Status
 from agentjobs.record import JobError, JobRecord, Progress, visible_to
 from agentjobs.store import StoreError
-from jobagent.settings import Settings
-from jobagent.stores import AgentStores
 
 log = logging.getLogger(__name__)
 

@@ -1,21 +1,14 @@
-"""The `agent` kind: a Strands agent with a Bedrock model works a prompt through several steps."""
+"""The `agent` job: a Strands agent with a Bedrock model works a prompt through several steps."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from agentjobs.agent import JobContext, JobFailed
 from agentjobs.limits import MAX_PROMPT_BYTES
-from agentjobs.protocol import JobKind
-from jobagent.kinds.base import (
-    JobContext,
-    JobFailed,
-    KindSpec,
-    int_field,
-    invalid_input,
-    reject_unknown,
-)
-from jobagent.settings import Settings
+from builtin_jobs.settings import JobSettings
 
 SYSTEM_PROMPT = (
     "You are a careful analyst working on a long task in the background. "
@@ -23,26 +16,36 @@ SYSTEM_PROMPT = (
 )
 
 
-@dataclass(frozen=True)
-class AgentInput:
+class AnalystInput(BaseModel):
     """The task and how many working steps to take between planning and the final answer."""
 
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
     prompt: str
-    steps: int = 3
+    steps: int = Field(default=3, ge=1, le=8)
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_fits(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must be a non-empty string: the task for the agent")
+        if len(value.encode()) > MAX_PROMPT_BYTES:
+            raise ValueError(f"must be at most {MAX_PROMPT_BYTES} bytes (UTF-8)")
+        return value
 
 
-def parse(job_input: dict[str, Any], settings: Settings) -> AgentInput:
-    """Validate the input: a non-empty `prompt` and optional `steps` (1 to 8)."""
-    reject_unknown(job_input, {"prompt", "steps"}, JobKind.AGENT)
-    prompt = job_input.get("prompt")
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise invalid_input("'prompt' must be a non-empty string: the task for the agent")
-    if len(prompt.encode()) > MAX_PROMPT_BYTES:
-        raise invalid_input(f"'prompt' must be at most {MAX_PROMPT_BYTES} bytes (UTF-8)")
-    return AgentInput(prompt=prompt, steps=int_field(job_input, "steps", 3, 1, 8))
+def missing_model() -> str | None:
+    """Why the job cannot run here: no MODEL_ID (and no scripted model); None when it can."""
+    try:
+        settings = JobSettings.from_env()
+    except ValueError as exc:
+        return str(exc)
+    if settings.model_id or settings.scripted_model:
+        return None
+    return "it needs a model, and this agent has no MODEL_ID configured"
 
 
-def step_prompts(params: AgentInput) -> list[tuple[str, str]]:
+def step_prompts(params: AnalystInput) -> list[tuple[str, str]]:
     """(name, prompt) for each turn: plan, work each step, then answer."""
     turns = [
         (
@@ -59,20 +62,18 @@ def step_prompts(params: AgentInput) -> list[tuple[str, str]]:
     return turns
 
 
-def run(params: AgentInput, context: JobContext) -> dict[str, Any]:
+def run_analyst(params: AnalystInput, ctx: JobContext) -> dict[str, Any]:
     """Run the turns on one agent (so each sees the conversation so far), reporting each."""
-    # The child reads its own copy of the settings from the environment it inherited.
-    settings = Settings.from_env()
-    model, model_id = _model(settings)
+    model, model_id = _model(JobSettings.from_env())
     from strands import Agent  # noqa: PLC0415 - Strands takes seconds to import
 
     agent = Agent(model=model, system_prompt=SYSTEM_PROMPT, callback_handler=None)
     turns = step_prompts(params)
     transcript = []
     usage: dict[str, int] = {}
-    context.report(5.0, "agent ready")
+    ctx.progress(5.0, "agent ready")
     for done, (name, prompt) in enumerate(turns, start=1):
-        context.check_stop()
+        ctx.check_stop()
         try:
             answer = agent(prompt)
         except Exception as exc:
@@ -86,7 +87,7 @@ def run(params: AgentInput, context: JobContext) -> dict[str, Any]:
             "input_tokens": int(totals.get("inputTokens", 0)),
             "output_tokens": int(totals.get("outputTokens", 0)),
         }
-        context.report(5.0 + 90.0 * done / len(turns), f"finished {name}")
+        ctx.progress(5.0 + 90.0 * done / len(turns), f"finished {name}")
     return {
         "answer": transcript[-1]["text"],
         "steps": transcript[:-1],
@@ -95,18 +96,19 @@ def run(params: AgentInput, context: JobContext) -> dict[str, Any]:
     }
 
 
-def _model(settings: Any) -> tuple[Any, str]:
+def _model(settings: JobSettings) -> tuple[Any, str]:
     if settings.scripted_model:
-        from jobagent.kinds.scripted_model import ScriptedModel  # noqa: PLC0415
+        from builtin_jobs.scripted_model import ScriptedModel  # noqa: PLC0415
 
         return ScriptedModel(), ScriptedModel.MODEL_ID
     if not settings.model_id:
         raise JobFailed("the agent has no MODEL_ID configured")
+    return bedrock_model(settings.model_id, settings.model_read_timeout_s), settings.model_id
+
+
+def bedrock_model(model_id: str, read_timeout_s: float) -> Any:
+    """Strands' BedrockModel for `model_id`, waiting up to `read_timeout_s` for a response."""
+    from botocore.config import Config  # noqa: PLC0415
     from strands.models.bedrock import BedrockModel  # noqa: PLC0415
 
-    return BedrockModel(model_id=settings.model_id), settings.model_id
-
-
-SPEC = KindSpec(
-    kind=JobKind.AGENT, parse=parse, run=run, in_child=lambda params: True, needs_model=True
-)
+    return BedrockModel(model_id=model_id, boto_client_config=Config(read_timeout=read_timeout_s))

@@ -1,4 +1,4 @@
-"""The job kinds on their own: input validation and the work each does, offline."""
+"""The project's own jobs on their own: input validation and the work each does, offline."""
 
 from __future__ import annotations
 
@@ -7,17 +7,25 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from jobagent.kinds import KINDS, JobFailed, JobStopped, data_report, parse_input, synthetic
-from jobagent.kinds import agent as agent_kind
-from jobagent.settings import SCRIPTED_MODEL_ENV, Settings
+from builtin_jobs import analyst as agent_kind
+from builtin_jobs import data_report, synthetic
+from builtin_jobs.settings import (
+    DEFAULT_MODEL_READ_TIMEOUT_S,
+    MODEL_READ_TIMEOUT_ENV,
+    SCRIPTED_MODEL_ENV,
+    JobSettings,
+)
+from main import app
 
+from agentjobs.agent import JobFailed, JobStopped
+from agentjobs.agent.settings import Settings
 from agentjobs.limits import (
     DEFAULT_MAX_JOBS_PER_SESSION,
     MAX_ERROR_MESSAGE_CHARS,
     MAX_PROMPT_BYTES,
     MAX_TITLE_CHARS,
 )
-from agentjobs.protocol import ErrorCode, JobKind, ProtocolError, encode_json
+from agentjobs.protocol import ErrorCode, ProtocolError, encode_json
 
 
 @dataclass
@@ -27,8 +35,10 @@ class RecordingContext:
     reports: list[tuple[float, str]] = field(default_factory=list)
     slept: float = 0.0
     stop_after_reports: int | None = None
+    job_id: str = "0" * 32
+    session_id: str = "unit-test-session-" + "0" * 20
 
-    def report(self, percent: float, message: str) -> None:
+    def progress(self, percent: float, message: str) -> None:
         self.reports.append((percent, message))
 
     def sleep(self, seconds: float) -> None:
@@ -40,7 +50,12 @@ class RecordingContext:
             raise JobStopped
 
 
-def _invalid(kind: JobKind, job_input: dict[str, Any]) -> str:
+def parse_input(kind: str, job_input: dict[str, Any]) -> Any:
+    """The job's validated parameters, as the project's agent declares the job."""
+    return app.jobs[kind].parse(job_input)
+
+
+def _invalid(kind: str, job_input: dict[str, Any]) -> str:
     with pytest.raises(ProtocolError) as caught:
         parse_input(kind, job_input)
     assert caught.value.code == ErrorCode.INVALID_INPUT
@@ -51,26 +66,27 @@ def _invalid(kind: JobKind, job_input: dict[str, Any]) -> str:
 
 
 def test_synthetic_defaults() -> None:
-    assert parse_input(JobKind.SYNTHETIC, {}) == synthetic.SyntheticInput()
+    assert parse_input("synthetic", {}) == synthetic.SyntheticInput()
 
 
 @pytest.mark.parametrize(
     ("job_input", "says"),
     [
-        ({"seconds": -1}, "'seconds'"),
-        ({"seconds": "5"}, "'seconds'"),
-        ({"seconds": True}, "'seconds'"),
-        ({"seconds": 10**9}, "'seconds'"),
-        ({"cpu": "yes"}, "'cpu'"),
-        ({"fail": 3}, "'fail'"),
-        ({"fail": ""}, "'fail'"),
-        ({"result_bytes": 1.5}, "'result_bytes'"),
-        ({"result_bytes": -1}, "'result_bytes'"),
-        ({"sec": 1}, "sec"),
+        ({"seconds": -1}, "'input.seconds'"),
+        ({"seconds": "5"}, "'input.seconds'"),
+        ({"seconds": True}, "'input.seconds'"),
+        ({"seconds": 10**9}, "'input.seconds'"),
+        ({"cpu": "yes"}, "'input.cpu'"),
+        ({"fail": 3}, "'input.fail'"),
+        ({"fail": ""}, "'input.fail'"),
+        ({"fail": "   "}, "'input.fail'"),
+        ({"result_bytes": 1.5}, "'input.result_bytes'"),
+        ({"result_bytes": -1}, "'input.result_bytes'"),
+        ({"sec": 1}, "'input.sec'"),
     ],
 )
 def test_synthetic_refuses_bad_input(job_input: dict[str, Any], says: str) -> None:
-    assert says in _invalid(JobKind.SYNTHETIC, job_input)
+    assert says in _invalid("synthetic", job_input)
 
 
 @pytest.mark.parametrize("size", [0, 10, 100, 5000, 70_000])
@@ -86,7 +102,7 @@ def test_synthetic_result_has_about_the_asked_size(size: int) -> None:
 def test_synthetic_reports_progress_in_steps_and_fails_when_asked() -> None:
     context = RecordingContext()
     with pytest.raises(JobFailed, match="out of cheese"):
-        synthetic.run(synthetic.SyntheticInput(seconds=2, fail="out of cheese"), context)
+        synthetic.run_synthetic(synthetic.SyntheticInput(seconds=2, fail="out of cheese"), context)
     assert len(context.reports) == synthetic.PROGRESS_STEPS
     assert context.reports[-1][0] == 100.0
     assert context.slept == pytest.approx(2.0)
@@ -95,16 +111,16 @@ def test_synthetic_reports_progress_in_steps_and_fails_when_asked() -> None:
 def test_synthetic_stops_when_told() -> None:
     context = RecordingContext(stop_after_reports=3)
     with pytest.raises(JobStopped):
-        synthetic.run(synthetic.SyntheticInput(seconds=100), context)
+        synthetic.run_synthetic(synthetic.SyntheticInput(seconds=100), context)
     assert len(context.reports) == 3
 
 
 def test_cpu_work_runs_in_a_child_and_sleeping_work_does_not() -> None:
-    spec = KINDS[JobKind.SYNTHETIC]
+    spec = app.jobs["synthetic"]
     assert spec.in_child(synthetic.SyntheticInput(cpu=True))
     assert not spec.in_child(synthetic.SyntheticInput(cpu=False))
-    assert KINDS[JobKind.DATA_REPORT].in_child(None)
-    assert KINDS[JobKind.AGENT].in_child(None)
+    assert app.jobs["data_report"].in_child(None)
+    assert app.jobs["agent"].in_child(None)
 
 
 # -- data_report --------------------------------------------------------------------------
@@ -120,18 +136,18 @@ south,13,2.6,2024-06-30,false,
 
 
 def test_data_report_input_needs_exactly_one_source() -> None:
-    assert "exactly one" in _invalid(JobKind.DATA_REPORT, {})
-    assert "exactly one" in _invalid(JobKind.DATA_REPORT, {"csv": "a\n1", "csv_uri": "s3://b/k"})
-    assert "s3://" in _invalid(JobKind.DATA_REPORT, {"csv_uri": "https://example.com/a.csv"})
-    assert "s3://" in _invalid(JobKind.DATA_REPORT, {"csv_uri": "s3://bucket-only"})
-    assert "'csv'" in _invalid(JobKind.DATA_REPORT, {"csv": "  "})
-    assert "top_values" in _invalid(JobKind.DATA_REPORT, {"csv": "a\n1", "top_values": 0})
+    assert "exactly one" in _invalid("data_report", {})
+    assert "exactly one" in _invalid("data_report", {"csv": "a\n1", "csv_uri": "s3://b/k"})
+    assert "s3://" in _invalid("data_report", {"csv_uri": "https://example.com/a.csv"})
+    assert "s3://" in _invalid("data_report", {"csv_uri": "s3://bucket-only"})
+    assert "'input.csv'" in _invalid("data_report", {"csv": "  "})
+    assert "top_values" in _invalid("data_report", {"csv": "a\n1", "top_values": 0})
 
 
 def test_data_report_profiles_types_missing_values_and_outliers() -> None:
     context = RecordingContext()
-    params = parse_input(JobKind.DATA_REPORT, {"csv": SALES, "title": "Sales", "top_values": 2})
-    result = data_report.run(params, context)
+    params = parse_input("data_report", {"csv": SALES, "title": "Sales", "top_values": 2})
+    result = data_report.run_data_report(params, context)
     columns = {c["name"]: c for c in result["columns"]}
     assert result["rows"] == 6
     assert result["column_count"] == 6
@@ -198,16 +214,16 @@ def test_markdown_escapes_table_breaking_cells() -> None:
 
 
 def test_agent_input() -> None:
-    assert parse_input(JobKind.AGENT, {"prompt": "hi"}) == agent_kind.AgentInput("hi", 3)
-    assert "prompt" in _invalid(JobKind.AGENT, {})
-    assert "prompt" in _invalid(JobKind.AGENT, {"prompt": "   "})
-    assert "steps" in _invalid(JobKind.AGENT, {"prompt": "hi", "steps": 0})
-    assert "steps" in _invalid(JobKind.AGENT, {"prompt": "hi", "steps": 9})
-    assert "temperature" in _invalid(JobKind.AGENT, {"prompt": "hi", "temperature": 1})
+    assert parse_input("agent", {"prompt": "hi"}) == agent_kind.AnalystInput(prompt="hi", steps=3)
+    assert "prompt" in _invalid("agent", {})
+    assert "prompt" in _invalid("agent", {"prompt": "   "})
+    assert "steps" in _invalid("agent", {"prompt": "hi", "steps": 0})
+    assert "steps" in _invalid("agent", {"prompt": "hi", "steps": 9})
+    assert "temperature" in _invalid("agent", {"prompt": "hi", "temperature": 1})
 
 
 def test_agent_turns_are_plan_steps_answer() -> None:
-    turns = agent_kind.step_prompts(agent_kind.AgentInput("do it", 2))
+    turns = agent_kind.step_prompts(agent_kind.AnalystInput(prompt="do it", steps=2))
     assert [name for name, _ in turns] == ["plan", "step 1", "step 2", "answer"]
     assert "do it" in turns[0][1]
 
@@ -215,7 +231,9 @@ def test_agent_turns_are_plan_steps_answer() -> None:
 def test_agent_runs_offline_with_the_scripted_model(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(SCRIPTED_MODEL_ENV, "1")
     context = RecordingContext()
-    result = agent_kind.run(agent_kind.AgentInput("Compare two queues", 2), context)
+    result = agent_kind.run_analyst(
+        agent_kind.AnalystInput(prompt="Compare two queues", steps=2), context
+    )
     assert result["model_id"] == "scripted-offline-model"
     assert [s["step"] for s in result["steps"]] == ["plan", "step 1", "step 2"]
     assert "Compare two queues" in result["steps"][0]["text"]
@@ -228,7 +246,7 @@ def test_agent_without_model_id_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(SCRIPTED_MODEL_ENV, raising=False)
     monkeypatch.delenv("MODEL_ID", raising=False)
     with pytest.raises(JobFailed, match="MODEL_ID"):
-        agent_kind.run(agent_kind.AgentInput("x"), RecordingContext())
+        agent_kind.run_analyst(agent_kind.AnalystInput(prompt="x"), RecordingContext())
 
 
 # -- settings -----------------------------------------------------------------------------
@@ -238,9 +256,26 @@ def test_settings_from_env() -> None:
     settings = Settings.from_env(
         {"JOBS_TABLE": "t", "RESULTS_BUCKET": "b", "MODEL_ID": "m", "RESULT_RETENTION_DAYS": "7"}
     )
-    assert settings == Settings("t", "b", "m", 7, False)
-    assert Settings.from_env({}) == Settings(None, None, None, 30, False)
-    assert Settings.from_env({SCRIPTED_MODEL_ENV: "1"}).scripted_model
+    assert settings == Settings("t", "b", 7)
+    assert Settings.from_env({}) == Settings(None, None, 30)
+
+
+def test_job_settings_from_env() -> None:
+    settings = JobSettings.from_env({"MODEL_ID": "m", SCRIPTED_MODEL_ENV: "1"})
+    assert settings.model_id == "m" and settings.scripted_model
+    assert settings.model_read_timeout_s == DEFAULT_MODEL_READ_TIMEOUT_S
+    assert JobSettings.from_env({MODEL_READ_TIMEOUT_ENV: "1800"}).model_read_timeout_s == 1800
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "soon", "nan", "inf", "3601"])
+def test_job_settings_refuse_a_bad_model_read_timeout(value: str) -> None:
+    with pytest.raises(ValueError, match=MODEL_READ_TIMEOUT_ENV):
+        JobSettings.from_env({MODEL_READ_TIMEOUT_ENV: value})
+
+
+def test_the_bedrock_model_gets_the_read_timeout_setting() -> None:
+    model = agent_kind.bedrock_model("anthropic.claude-test", 1234.0)
+    assert model.client.meta.config.read_timeout == 1234.0
 
 
 @pytest.mark.parametrize("value", ["0", "-3", "thirty", "1.5"])
@@ -249,21 +284,25 @@ def test_settings_refuse_a_bad_retention(value: str) -> None:
         Settings.from_env({"RESULT_RETENTION_DAYS": value})
 
 
+def test_the_agent_job_is_unavailable_without_a_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(SCRIPTED_MODEL_ENV, raising=False)
+    monkeypatch.delenv("MODEL_ID", raising=False)
+    assert "MODEL_ID" in (app.jobs["agent"].unavailable() or "")
+    monkeypatch.setenv("MODEL_ID", "m")
+    assert app.jobs["agent"].unavailable() is None
+
+
 # -- what data_report may read ------------------------------------------------------------
 
-BUCKET_SETTINGS = Settings(jobs_table="t", results_bucket="my-results", model_id=None)
+
+@pytest.fixture
+def results_bucket(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RESULTS_BUCKET", "my-results")
 
 
-def _invalid_with(kind: JobKind, job_input: dict[str, Any], settings: Settings) -> str:
-    with pytest.raises(ProtocolError) as caught:
-        parse_input(kind, job_input, settings)
-    assert caught.value.code == ErrorCode.INVALID_INPUT
-    return caught.value.message
-
-
-def test_data_report_reads_only_the_results_buckets_input_prefix() -> None:
+def test_data_report_reads_only_the_results_buckets_input_prefix(results_bucket: None) -> None:
     uri = "s3://my-results/inputs/team/sales.csv"
-    parsed = parse_input(JobKind.DATA_REPORT, {"csv_uri": uri}, BUCKET_SETTINGS)
+    parsed = parse_input("data_report", {"csv_uri": uri})
     assert parsed.csv_uri == uri
 
 
@@ -278,35 +317,37 @@ def test_data_report_reads_only_the_results_buckets_input_prefix() -> None:
         "s3://my-results/inputs/../jobs/0123/outcome.json",
     ],
 )
-def test_data_report_refuses_any_other_uri_saying_what_is_allowed(uri: str) -> None:
-    message = _invalid_with(JobKind.DATA_REPORT, {"csv_uri": uri}, BUCKET_SETTINGS)
-    assert "'csv_uri'" in message
+def test_data_report_refuses_any_other_uri_saying_what_is_allowed(
+    results_bucket: None, uri: str
+) -> None:
+    message = _invalid("data_report", {"csv_uri": uri})
+    assert "'input.csv_uri'" in message
     assert "s3://my-results/inputs/" in message
 
 
-def test_data_report_without_a_results_bucket_reads_no_uri() -> None:
-    settings = Settings(jobs_table="t", results_bucket=None, model_id=None)
-    message = _invalid_with(JobKind.DATA_REPORT, {"csv_uri": "s3://b/inputs/a.csv"}, settings)
+def test_data_report_without_a_results_bucket_reads_no_uri(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RESULTS_BUCKET", raising=False)
+    message = _invalid("data_report", {"csv_uri": "s3://b/inputs/a.csv"})
     assert "'csv'" in message
 
 
-def test_data_report_refusal_never_copies_a_long_uri() -> None:
+def test_data_report_refusal_never_copies_a_long_uri(results_bucket: None) -> None:
     uri = "s3://my-results/" + "k" * 2000
-    message = _invalid_with(JobKind.DATA_REPORT, {"csv_uri": uri}, BUCKET_SETTINGS)
+    message = _invalid("data_report", {"csv_uri": uri})
     assert "k" * 100 not in message
     assert "1024 bytes" in message
 
 
 def test_text_fields_are_bounded_by_the_shared_limits() -> None:
     assert f"{MAX_TITLE_CHARS}" in _invalid(
-        JobKind.DATA_REPORT, {"csv": "a\n1", "title": "t" * (MAX_TITLE_CHARS + 1)}
+        "data_report", {"csv": "a\n1", "title": "t" * (MAX_TITLE_CHARS + 1)}
     )
     assert f"{MAX_ERROR_MESSAGE_CHARS}" in _invalid(
-        JobKind.SYNTHETIC, {"fail": "f" * (MAX_ERROR_MESSAGE_CHARS + 1)}
+        "synthetic", {"fail": "f" * (MAX_ERROR_MESSAGE_CHARS + 1)}
     )
-    assert parse_input(JobKind.SYNTHETIC, {"fail": "f" * MAX_ERROR_MESSAGE_CHARS}).fail
+    assert parse_input("synthetic", {"fail": "f" * MAX_ERROR_MESSAGE_CHARS}).fail
     assert f"{MAX_PROMPT_BYTES}" in _invalid(
-        JobKind.AGENT, {"prompt": "\u00e9" * (MAX_PROMPT_BYTES // 2 + 1)}
+        "agent", {"prompt": "\u00e9" * (MAX_PROMPT_BYTES // 2 + 1)}
     )
 
 

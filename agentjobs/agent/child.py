@@ -15,8 +15,8 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from agentjobs.protocol import JobKind
-from jobagent.kinds.base import JobFailed, JobStopped
+from agentjobs.agent.context import JobFailed, JobStopped
+from agentjobs.agent.declarations import NOT_JSON_MESSAGE, call_job, plain_result
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +34,21 @@ class _PipeContext:
     """The JobContext of a job in a child process: progress goes up the pipe. Stops arrive
     as SIGTERM from the parent, so there is nothing to check here."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, job_id: str, session_id: str) -> None:
         self._conn = conn
+        self._job_id = job_id
+        self._session_id = session_id
 
-    def report(self, percent: float, message: str) -> None:
-        self._conn.send(("progress", float(percent), message))
+    @property
+    def job_id(self) -> str:
+        return self._job_id
+
+    @property
+    def session_id(self) -> str:
+        return self._session_id
+
+    def progress(self, percent: float, message: str) -> None:
+        self._conn.send(("progress", float(percent), str(message)))
 
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds)
@@ -55,27 +65,45 @@ def _exit_when_orphaned(parent_pid: int) -> None:
             os._exit(3)
 
 
-def child_main(conn: Connection, kind: str, params: Any, parent_pid: int) -> None:
+@dataclass(frozen=True)
+class ChildWork:
+    """What a child process runs: the job function (pickled by reference, so the child
+    imports its module) and its validated parameters."""
+
+    func: Callable[..., Any]
+    takes_context: bool
+    params: Any
+    job_id: str
+    session_id: str
+
+
+def child_main(conn: Connection, work: ChildWork, parent_pid: int) -> None:
     """Run one job and send its progress and its end up `conn`."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), daemon=True).start()
     # Jobs yield the CPU to the server: a slow /ping gets a session marked unhealthy.
     with contextlib.suppress(OSError):
         os.nice(JOB_NICENESS)
-    # Imported here, in the child's own fresh interpreter, not by the parent at import time.
-    from jobagent.kinds import KINDS  # noqa: PLC0415
-
+    context = _PipeContext(conn, work.job_id, work.session_id)
     try:
-        value = KINDS[JobKind(kind)].run(params, _PipeContext(conn))
-    except JobFailed as exc:
-        conn.send(("failed", exc.message))
-    except Exception:
-        log.exception("job of kind %s crashed in its child process", kind)
-        conn.send(("crashed", CRASH_MESSAGE))
-    else:
-        conn.send(("result", value))
+        conn.send(_run(work, context))
     finally:
         conn.close()
+
+
+def _run(work: ChildWork, context: _PipeContext) -> tuple[str, Any]:
+    try:
+        returned = call_job(work.func, work.takes_context, work.params, context)
+    except JobFailed as exc:
+        return ("failed", str(exc.message))
+    except Exception:
+        log.exception("job %s crashed in its child process", work.job_id)
+        return ("crashed", CRASH_MESSAGE)
+    try:
+        return ("result", plain_result(returned))
+    except (TypeError, ValueError):
+        log.error("job %s returned a %s, which JSON cannot carry", work.job_id, type(returned))
+        return ("not_json", NOT_JSON_MESSAGE)
 
 
 @dataclass
@@ -84,20 +112,21 @@ class ChildOutcome:
 
     value: Any = None
     failed: str | None = None
+    not_json: str | None = None
     crashed: str | None = None
 
 
 class ChildJob:
     """A job's child process, seen from the parent."""
 
-    def __init__(self, kind: JobKind, params: Any) -> None:
+    def __init__(self, name: str, work: ChildWork) -> None:
         reader, writer = _SPAWN.Pipe(duplex=False)
         self._reader = reader
         self._stop_lock = threading.Lock()
         self._process: BaseProcess = _SPAWN.Process(
             target=child_main,
-            args=(writer, str(kind), params, os.getpid()),
-            name=f"job-{kind}",
+            args=(writer, work, os.getpid()),
+            name=f"job-{name}",
             daemon=True,
         )
         self._process.start()
@@ -148,6 +177,8 @@ class ChildJob:
                 outcome.value, ended = message[1], True
             elif tag == "failed":
                 outcome.failed, ended = message[1], True
+            elif tag == "not_json":
+                outcome.not_json, ended = message[1], True
             else:
                 outcome.crashed, ended = message[1], True
         self._process.join(_STOP_GRACE_S)

@@ -6,9 +6,9 @@ import contextlib
 import threading
 from typing import Any
 
+from agentjobs.agent.settings import Settings
 from agentjobs.signals import CompletionQueue
 from agentjobs.store import JobStore, ResultStore, StoreError
-from jobagent.settings import Settings
 
 # Short timeouts and few attempts: a submit waits on the table, and a caller is better
 # served by a prompt JOB_STORE_UNAVAILABLE than by a request that hangs.
@@ -88,8 +88,3 @@ def _client(service: str, config: dict[str, Any] | None = None) -> Any:
     from botocore.config import Config  # noqa: PLC0415
 
     return boto3.session.Session().client(service, config=Config(**(config or _CLIENT_CONFIG)))
-
-
-def s3_client() -> Any:
-    """An S3 client for reading job input (a data_report's csv_uri)."""
-    return _client("s3")

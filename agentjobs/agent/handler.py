@@ -6,6 +6,7 @@ import logging
 import uuid
 from typing import Any
 
+from agentjobs.agent.runner import JobRunner
 from agentjobs.protocol import (
     ErrorCode,
     PingRequest,
@@ -16,7 +17,6 @@ from agentjobs.protocol import (
     parse_caller,
     parse_request,
 )
-from jobagent.runner import JobRunner
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""The project's own jobs (synthetic, data_report, agent), written on the public job API."""

@@ -1,0 +1,164 @@
+"""How a job ends: its outcome made durable (a large result, then the outcome, in S3), signalled."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from agentjobs.agent.declarations import NOT_JSON_MESSAGE
+from agentjobs.agent.stores import AgentStores
+from agentjobs.limits import MAX_ERROR_MESSAGE_CHARS, cap_job_text
+from agentjobs.protocol import ErrorCode, JobStatus, encode_json, utc_now
+from agentjobs.record import INLINE_RESULT_LIMIT, JobError, JobRecord, Progress
+from agentjobs.signals import CompletionSignal
+from agentjobs.store import StoreError
+
+log = logging.getLogger(__name__)
+
+STORE_ATTEMPTS = 4
+STORE_FIRST_DELAY_S = 0.25
+
+T = TypeVar("T")
+
+
+class StopReason(StrEnum):
+    """Why a job was asked to stop before it ended by itself."""
+
+    CANCEL = "cancel"
+    DEADLINE = "deadline"
+    SHUTDOWN = "shutdown"
+
+
+@dataclass
+class Outcome:
+    """How a job's work ended, before it is stored."""
+
+    status: JobStatus
+    value: Any = None
+    error: JobError | None = None
+
+
+CRASHED = Outcome(
+    JobStatus.FAILED,
+    error=JobError.of(ErrorCode.JOB_CRASHED, "the job failed unexpectedly; the agent logged why"),
+)
+NOT_JSON = JobError.of(ErrorCode.RESULT_NOT_JSON, NOT_JSON_MESSAGE)
+
+
+def job_failed(message: object) -> JobError:
+    """A failure in the job's own words, capped and made encodable where it is stored."""
+    return JobError.of(ErrorCode.JOB_FAILED, cap_job_text(str(message), MAX_ERROR_MESSAGE_CHARS))
+
+
+def stopped_outcome(reason: StopReason | None, max_runtime_s: float) -> Outcome:
+    """The outcome of a job that stopped because it was asked to."""
+    if reason == StopReason.CANCEL:
+        return Outcome(
+            JobStatus.CANCELLED,
+            error=JobError.of(ErrorCode.CANCELLED, "the job was cancelled on request"),
+        )
+    if reason == StopReason.DEADLINE:
+        return Outcome(
+            JobStatus.FAILED,
+            error=JobError.of(
+                ErrorCode.TIMED_OUT,
+                f"the job ran past its max_runtime_s of {max_runtime_s:g} s and was stopped",
+            ),
+        )
+    return Outcome(
+        JobStatus.FAILED,
+        error=JobError.of(ErrorCode.SESSION_LOST, "the agent shut down while the job was running"),
+    )
+
+
+class OutcomeWriter:
+    """Writes each job's end where the poller and a re-invoked session find it."""
+
+    def __init__(self, stores: AgentStores, closing: Callable[[], bool]) -> None:
+        self._stores = stores
+        self._closing = closing
+
+    def finish(self, record: JobRecord, outcome: Outcome, *, durable: bool) -> JobRecord:
+        """The job's final record; with `durable`, its outcome is in S3 before this returns
+        (a large result first, so the outcome can point to it)."""
+        job_id = record.job_id
+        if outcome.status == JobStatus.SUCCEEDED:
+            final = self._succeeded(record, outcome.value)
+        else:
+            final = record.evolve(status=outcome.status, error=outcome.error)
+        now = utc_now()
+        final = final.evolve(finished_at=now, updated_at=now)
+        if durable:
+            answer = final.to_answer(with_outcome=True)
+            try:
+                self._with_retries(job_id, lambda: self._stores.results().put_outcome(answer))
+            except StoreError as exc:
+                log.error("job %s: outcome could not be stored durably: %s", job_id, exc)
+        log.info("job %s finished %s", job_id, final.status)
+        return final
+
+    def signal(self, record: JobRecord) -> None:
+        """Tell the poller the job ended (the fast completion path), after its outcome is
+        stored and its task completed. Best effort: a lost signal costs the schedule's
+        latency, never the job."""
+        try:
+            queue = self._stores.completions()
+            if queue is not None:
+                queue.send(
+                    CompletionSignal(
+                        job_id=record.job_id,
+                        session_id=record.session_id,
+                        status=str(record.status),
+                        finished_at=record.finished_at,
+                    )
+                )
+        except Exception as exc:
+            log.warning(
+                "job %s (session %s): completion signal not sent, the poller's schedule will "
+                "collect it: %s",
+                record.job_id,
+                record.session_id,
+                exc,
+            )
+
+    def _succeeded(self, record: JobRecord, value: Any) -> JobRecord:
+        done = Progress(100.0, "done")
+        try:
+            encoded = encode_json(value).encode()
+        except (TypeError, ValueError):
+            log.error("job %s returned a result that is not plain JSON", record.job_id)
+            return record.evolve(status=JobStatus.FAILED, error=NOT_JSON)
+        if len(encoded) <= INLINE_RESULT_LIMIT:
+            return record.evolve(status=JobStatus.SUCCEEDED, result=value, progress=done)
+        try:
+            uri = self._with_retries(
+                record.job_id, lambda: self._stores.results().put_result(record.job_id, encoded)
+            )
+        except StoreError as exc:
+            log.error("job %s: large result could not be stored: %s", record.job_id, exc)
+            return record.evolve(
+                status=JobStatus.FAILED,
+                error=JobError.of(
+                    ErrorCode.RESULT_MISSING,
+                    f"the job succeeded but its {len(encoded)}-byte result could not be "
+                    "stored in the results bucket",
+                ),
+            )
+        return record.evolve(status=JobStatus.SUCCEEDED, result_uri=uri, progress=done)
+
+    def _with_retries(self, job_id: str, call: Callable[[], T]) -> T:
+        delay = STORE_FIRST_DELAY_S
+        for attempt in range(1, STORE_ATTEMPTS + 1):
+            try:
+                return call()
+            except StoreError as exc:
+                if attempt == STORE_ATTEMPTS or self._closing():
+                    raise
+                log.warning("job %s: store attempt %d failed (%s); retrying", job_id, attempt, exc)
+                time.sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable")

@@ -1,0 +1,323 @@
+"""A user's own agent, written only against agentjobs.agent in a folder outside the repository,
+run by the local stack (AGENTCORE_AGENT_CMD) and driven through raw boto3 and the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import textwrap
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from tests.support.cli import CliRun, run_cli
+from tests.support.local_stack import LocalStack, local_stack
+from tests.support.processes import REPO, VENV_BIN, free_port, running
+
+USER_AGENT = '''
+"""A user's agent: nothing but the public job API."""
+
+from pydantic import BaseModel, Field
+
+from agentjobs.agent import JobApp, JobContext, JobFailed
+
+
+class Count(BaseModel):
+    to: int = Field(ge=1, le=1000)
+    label: str
+
+
+app = JobApp(default_job="count")
+
+
+@app.job("count")
+def count(params: Count, ctx: JobContext) -> dict:
+    for done in range(1, params.to + 1):
+        ctx.sleep(0.1)
+        ctx.progress(100 * done / params.to, f"counted {done} of {params.to}")
+    return {"label": params.label, "counted": params.to, "job_id": ctx.job_id}
+
+
+@app.job("refuse")
+def refuse(params: dict) -> dict:
+    raise JobFailed("the ledger is closed on Sundays")
+
+
+@app.job("explode")
+def explode(params: dict, ctx: JobContext) -> dict:
+    password = "hunter2-db-password"
+    raise RuntimeError(f"could not connect to db://admin:{password}@10.0.0.7")
+
+
+@app.job("opaque")
+def opaque(params: dict) -> object:
+    return {"a set": {1, 2}}
+
+
+@app.job("crunch", cpu=True)
+def crunch(params: dict, ctx: JobContext) -> dict:
+    ctx.progress(1, "crunching")
+    total = 0
+    while True:
+        total = (total * 31 + 7) % 1_000_003
+
+
+if __name__ == "__main__":
+    app.run()
+'''
+
+LEAKS = ("hunter2", "RuntimeError", "db://", "10.0.0.7", "Traceback")
+
+
+@pytest.fixture(scope="module")
+def agent_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("user-agent")
+    assert REPO not in folder.parents
+    path = folder / "ledger_agent.py"
+    path.write_text(textwrap.dedent(USER_AGENT).lstrip())
+    return path
+
+
+@pytest.fixture(scope="module")
+def stack(agent_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    with local_stack(
+        tmp_path_factory.mktemp("stack"),
+        poller_interval_s=1,
+        fastpath=True,
+        AGENTCORE_AGENT_CMD=f"{VENV_BIN / 'python'} {agent_file}",
+        AGENTCORE_AGENT_CWD=str(agent_file.parent),
+    ) as running_stack:
+        yield running_stack
+
+
+def _cli(stack: LocalStack, *args: str) -> CliRun:
+    return run_cli(*args, "--local-env", str(stack.state_dir / "env"))
+
+
+def _invoke(stack: LocalStack, session_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+    client = stack.client("bedrock-agentcore")
+    for _ in range(50):
+        try:
+            answer = client.invoke_agent_runtime(
+                agentRuntimeArn=stack.values()["AGENT_RUNTIME_ARN"],
+                runtimeSessionId=session_id,
+                payload=json.dumps(payload).encode(),
+            )
+            break
+        except client.exceptions.RetryableConflictException:
+            time.sleep(0.1)
+    body = json.loads(answer["response"].read())
+    assert isinstance(body, dict)
+    return body
+
+
+def _session() -> str:
+    return f"user-agent-test-{uuid.uuid4().hex}"
+
+
+def _wait(stack: LocalStack, job_id: str) -> dict[str, Any]:
+    run = _cli(stack, "wait", job_id, "--timeout", "60", "--interval", "0.2", "--json")
+    assert "Traceback" not in run.stderr, str(run)
+    record = json.loads(run.stdout)
+    assert isinstance(record, dict), str(run)
+    return record
+
+
+def _notifications(stack: LocalStack, job_ids: set[str], timeout_s: float = 60) -> list[Any]:
+    sqs = stack.client("sqs")
+    queue_url = stack.values()["INBOX_QUEUE_URL"]
+    found: list[Any] = []
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and not job_ids <= {n["job_id"] for n in found}:
+        messages = sqs.receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+        ).get("Messages", [])
+        for message in messages:
+            envelope = json.loads(message["Body"])
+            found.append(
+                {
+                    **json.loads(envelope["Message"]),
+                    "subject": envelope.get("Subject", ""),
+                }
+            )
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+    # A second notification of a job would come on the next ticks: give them a chance.
+    time.sleep(3)
+    for message in sqs.receive_message(
+        QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+    ).get("Messages", []):
+        found.append(json.loads(json.loads(message["Body"])["Message"]))
+    return [n for n in found if n["job_id"] in job_ids]
+
+
+def _job_children(agent_file: Path) -> list[psutil.Process]:
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        try:
+            parent = process.parent()
+            if (
+                parent is not None
+                and str(agent_file) in " ".join(parent.cmdline())
+                and "spawn_main" in " ".join(process.info["cmdline"] or [])
+            ):
+                found.append(process)
+        except psutil.Error:
+            continue
+    return found
+
+
+def _wait_for_children(agent_file: Path, timeout_s: float = 20) -> list[psutil.Process]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        children = _job_children(agent_file)
+        if children:
+            return children
+        time.sleep(0.05)
+    raise TimeoutError("no job child process started")
+
+
+def _gone(processes: list[psutil.Process], timeout_s: float = 15) -> bool:
+    _, alive = psutil.wait_procs(processes, timeout=timeout_s)
+    running_ones = []
+    for process in alive:
+        try:
+            if process.status() != psutil.STATUS_ZOMBIE:
+                running_ones.append(process)
+        except psutil.NoSuchProcess:
+            continue
+    return not running_ones
+
+
+def test_a_user_agent_runs_its_jobs_on_the_local_stack(stack: LocalStack, agent_file: Path) -> None:
+    # Success with progress, through raw boto3.
+    session = _session()
+    submitted = _invoke(
+        stack, session, {"action": "submit", "kind": "count", "input": {"to": 30, "label": "x"}}
+    )
+    assert submitted["status"] == "RUNNING" and submitted["kind"] == "count"
+    counted = submitted["job_id"]
+    deadline = time.monotonic() + 30
+    progress: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        progress = _invoke(stack, session, {"action": "status", "job_id": counted})["progress"]
+        if 0 < progress["percent"] < 100:
+            break
+        time.sleep(0.1)
+    assert 0 < progress["percent"] < 100 and progress["message"].startswith("counted ")
+
+    # A job the model refuses starts nothing and names each field.
+    refused = _invoke(
+        stack, _session(), {"action": "submit", "kind": "count", "input": {"to": "many"}}
+    )
+    assert refused["error"]["code"] == "INVALID_INPUT" and "status" not in refused
+    assert "'input.to'" in refused["error"]["message"]
+    assert "'input.label': Field required" in refused["error"]["message"]
+
+    # An unknown kind is answered with the jobs this agent has.
+    unknown = _invoke(stack, _session(), {"action": "submit", "kind": "poem"})
+    assert unknown["error"]["code"] == "UNKNOWN_KIND"
+    assert "count, crunch, explode, opaque, refuse" in unknown["error"]["message"]
+
+    # The CLI: JobFailed, an unexpected exception, a result JSON cannot carry.
+    ids = {}
+    for kind in ("refuse", "explode", "opaque"):
+        run = _cli(stack, "submit", kind, "--json")
+        assert run.code == 0, str(run)
+        ids[kind] = run.json()["job_id"]
+
+    done = _wait(stack, counted)
+    assert done["status"] == "SUCCEEDED", done
+    result = _cli(stack, "result", counted, "--json")
+    assert result.code == 0, str(result)
+    assert json.loads(result.stdout)["result"] == {"label": "x", "counted": 30, "job_id": counted}
+
+    failed = _wait(stack, ids["refuse"])
+    assert failed["status"] == "FAILED"
+    assert failed["error"] == {"code": "JOB_FAILED", "message": "the ledger is closed on Sundays"}
+
+    crashed = _wait(stack, ids["explode"])
+    assert crashed["status"] == "FAILED" and crashed["error"]["code"] == "JOB_CRASHED"
+    shown = json.dumps(crashed) + _cli(stack, "result", ids["explode"]).stdout
+    assert not [leak for leak in LEAKS if leak in shown], shown
+
+    opaque = _wait(stack, ids["opaque"])
+    assert opaque["status"] == "FAILED" and opaque["error"]["code"] == "RESULT_NOT_JSON"
+    assert "JSON" in opaque["error"]["message"]
+
+    # Kinds are open strings in the CLI's filter too.
+    listed = _cli(stack, "list", "--kind", "refuse", "--json")
+    assert [job["job_id"] for job in listed.json()["jobs"]] == [ids["refuse"]], str(listed)
+
+    # One notification for each job, naming its kind, leaking nothing.
+    all_ids = {counted, *ids.values()}
+    notes = _notifications(stack, all_ids)
+    assert sorted(n["job_id"] for n in notes) == sorted(all_ids)
+    assert {n["job_id"]: n["kind"] for n in notes} == {
+        counted: "count",
+        ids["refuse"]: "refuse",
+        ids["explode"]: "explode",
+        ids["opaque"]: "opaque",
+    }
+    assert not [leak for leak in LEAKS if leak in json.dumps(notes)]
+
+
+def test_cancelling_a_cpu_job_of_a_user_agent_ends_its_process(
+    stack: LocalStack, agent_file: Path
+) -> None:
+    run = _cli(stack, "submit", "crunch", "--json")
+    assert run.code == 0, str(run)
+    job_id = run.json()["job_id"]
+    children = _wait_for_children(agent_file)
+    cancel = _cli(stack, "cancel", job_id)
+    assert cancel.code == 0, str(cancel)
+    assert _gone(children)
+    assert _wait(stack, job_id)["status"] == "CANCELLED"
+    notes = _notifications(stack, {job_id})
+    assert [(n["job_id"], n["status"]) for n in notes] == [(job_id, "CANCELLED")]
+
+
+def test_sigterm_leaves_no_orphan_of_a_user_agent(stack: LocalStack, agent_file: Path) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    values = stack.values()
+    env = {
+        **{k: v for k, v in values.items() if k.startswith("AWS_")},
+        "JOBS_TABLE": values["JOBS_TABLE"],
+        "RESULTS_BUCKET": values["RESULTS_BUCKET"],
+        "PORT": str(port),
+        "AGENT_BIND_HOST": "127.0.0.1",
+    }
+    env.pop("AWS_ENDPOINT_URL_BEDROCK_AGENTCORE", None)
+    with running(
+        [str(VENV_BIN / "python"), str(agent_file)], ready_url=f"{url}/ping", env=env
+    ) as proc:
+        request = urllib.request.Request(
+            f"{url}/invocations",
+            data=json.dumps({"action": "submit", "kind": "crunch"}).encode(),
+            headers={
+                "Content-Type": "application/json",
+                "X-Amzn-Bedrock-AgentCore-Runtime-Session-Id": _session(),
+            },
+        )
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            assert json.loads(answer.read())["status"] == "RUNNING"
+        server = psutil.Process(proc.pid)
+        deadline = time.monotonic() + 20
+        children: list[psutil.Process] = []
+        while not children and time.monotonic() < deadline:
+            children = [
+                c for c in server.children(recursive=True) if "spawn_main" in " ".join(c.cmdline())
+            ]
+            time.sleep(0.05)
+        assert children
+        # Only the server gets the signal: its own shutdown must stop the child.
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+        assert _gone(children)
