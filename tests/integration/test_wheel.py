@@ -30,10 +30,6 @@ NOT_SOURCES = shutil.ignore_patterns(
     ".git", ".venv", "node_modules", ".build", "cdk.out", ".local", "build", "dist",
     "*.egg-info", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache",
 )  # fmt: skip
-JOB_API_PRESENT = (REPO / "agentjobs" / "agent" / "__init__.py").is_file()
-needs_job_api = pytest.mark.skipif(
-    not JOB_API_PRESENT, reason="agentjobs.agent (the job API) is not in this checkout yet"
-)
 
 
 @dataclass(frozen=True)
@@ -161,7 +157,6 @@ def test_the_cli_extra_gives_the_agentjobs_command(
     assert "submit" in result.stdout and "doctor" in result.stdout
 
 
-@needs_job_api
 def test_a_project_outside_the_repository_imports_the_job_api(
     installed: Installed, user_project: Path
 ) -> None:
@@ -177,7 +172,6 @@ def test_a_project_outside_the_repository_imports_the_job_api(
     assert result.stdout.strip() == "JobApp"
 
 
-@needs_job_api
 def test_a_user_agent_on_the_installed_wheel_answers_ping(
     installed: Installed, user_project: Path
 ) -> None:
