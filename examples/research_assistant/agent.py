@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from assistant.models import NoModelError, chat_model
+from assistant.research import research
+from assistant.tools import ChatTurn, make_tools
 from bedrock_agentcore import RequestContext
-from models import NoModelError, chat_model
-from research import research
-from tools import ChatTurn, make_tools
 
 from agentjobs.agent import JobApp
 

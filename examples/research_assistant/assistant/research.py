@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from models import NoModelError, job_model
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from agentjobs.agent import JobContext, JobFailed
+from assistant.models import NoModelError, job_model
 
 WRITER_PROMPT = (
     "You are a research assistant. Keep notes short and factual, and say where you are unsure."

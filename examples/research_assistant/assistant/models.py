@@ -15,7 +15,7 @@ MODEL_READ_TIMEOUT_S = 900
 def chat_model() -> Any:
     """The model of the chat turn, which calls the tools."""
     if os.environ.get(SCRIPTED_MODEL_ENV) == "1":
-        from scripted_model import ScriptedModel  # noqa: PLC0415
+        from assistant.scripted_model import ScriptedModel  # noqa: PLC0415
 
         return ScriptedModel()
     return _bedrock()[0]
@@ -24,7 +24,7 @@ def chat_model() -> Any:
 def job_model() -> tuple[Any, str]:
     """The model of the research job, and its id for the result."""
     if os.environ.get(SCRIPTED_MODEL_ENV) == "1":
-        from scripted_model import ScriptedModel  # noqa: PLC0415
+        from assistant.scripted_model import ScriptedModel  # noqa: PLC0415
 
         return ScriptedModel(), ScriptedModel.MODEL_ID
     return _bedrock()
