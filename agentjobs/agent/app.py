@@ -176,6 +176,26 @@ class JobApp(BedrockAgentCoreApp):
         session = session_id or (caller.session_id if caller else None)
         return self._job_handler().handle(payload, session, caller.owner if caller else None)
 
+    def job_status(self, job_id: str | None = None) -> dict[str, Any]:
+        """A job's status as `{"action": "status"}` answers it, asked from the entrypoint or a
+        tool: for the invocation's caller, live while this process runs the job, else from the
+        stores. `job_id` omitted means the session's latest job. Never raises."""
+        return self._ask("status", job_id)
+
+    def job_result(self, job_id: str | None = None) -> dict[str, Any]:
+        """A job's answer to `{"action": "result"}` (its result or error once it ended), for the
+        invocation's caller, as `job_status` asks it. Never raises."""
+        return self._ask("result", job_id)
+
+    def _ask(self, action: str, job_id: str | None) -> dict[str, Any]:
+        payload: dict[str, Any] = {"action": action}
+        if job_id is not None:
+            payload["job_id"] = job_id
+        caller = _CALLER.get()
+        return self._job_handler().handle(
+            payload, caller.session_id if caller else None, caller.owner if caller else None
+        )
+
     # -- serving --------------------------------------------------------------------------
 
     def run(self, port: int | None = None, host: str | None = None, **kwargs: Any) -> None:

@@ -198,7 +198,10 @@ def test_the_status_tool_shows_another_sessions_job_as_unknown(stack: LocalStack
     [job] = started["jobs"]
     answer = _invoke(stack, _session(), {"message": f"status of {job['job_id']}"})
     told = json.loads(answer["reply"].split("answered: ", 1)[1])
-    assert told == {"job_id": job["job_id"], "status": "UNKNOWN"}
+    # The tool asks as the protocol's own `result` would: exactly the answer for a job nobody
+    # knows, so another session learns nothing about the job.
+    assert told["job_id"] == job["job_id"] and told["status"] == "UNKNOWN"
+    assert told["error"]["code"] == "UNKNOWN_JOB" and "progress" not in told
 
 
 def test_input_the_job_refuses_is_answered_and_starts_nothing(stack: LocalStack) -> None:

@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import json
-import logging
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
 from agentjobs.agent import JobApp
-from agentjobs.record import from_item, visible_to
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -39,28 +34,6 @@ def make_tools(app: JobApp, turn: ChatTurn) -> list[Any]:
     @tool
     def research_status(job_id: str) -> str:
         """How research job `job_id` is going: its status, progress, and the brief once done."""
-        return json.dumps(read_job(job_id, turn))
+        return json.dumps(app.job_result(job_id))
 
     return [start_research, research_status]
-
-
-def read_job(job_id: str, turn: ChatTurn) -> dict[str, Any]:
-    """The job as the job table has it (what `agentjobs status` shows): kept current by the
-    poller, which collects progress and the outcome; only the caller's own jobs."""
-    import boto3  # noqa: PLC0415
-    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
-
-    unknown = {"job_id": job_id, "status": "UNKNOWN"}
-    if len(job_id) > 128:
-        return unknown
-    try:
-        item = boto3.client("dynamodb").get_item(
-            TableName=os.environ["JOBS_TABLE"], Key={"job_id": {"S": job_id}}, ConsistentRead=True
-        )
-        record = from_item(item["Item"]) if "Item" in item else None
-    except (BotoCoreError, ClientError, KeyError, ValueError) as exc:
-        log.warning("job %s could not be read: %s", job_id, type(exc).__name__)
-        return {"job_id": job_id, "error": "the job table could not be read now; try again"}
-    if record is None or not visible_to(record, turn.session_id, turn.owner):
-        return unknown
-    return record.to_answer(with_outcome=True)
