@@ -13,7 +13,7 @@ from jobpoller.settings import PollerSettings
 
 # Codes that mean "the session is there but cannot answer now": still running, ask next tick.
 # RetryableConflictException is also how a runtime that rejects calls to a HealthyBusy
-# session answers (AGENTCORE-FACTS.md, the busy-session contradiction).
+# session answers (docs/local-runtime.md, the busy policies: AWS documents no such refusal).
 _BUSY_CODES = frozenset(
     {"RetryableConflictException", "ThrottlingException", "ServiceQuotaExceededException"}
 )
