@@ -18,9 +18,10 @@ import psutil
 import pytest
 
 from agentjobs.cli.inbox import unwrap
+from emulator.ports import free_port
 from tests.support.cli import CliRun, run_cli
 from tests.support.local_stack import LocalStack, local_stack
-from tests.support.processes import REPO, VENV_BIN, free_port, running
+from tests.support.processes import REPO, VENV_BIN, running
 
 USER_AGENT = '''
 """A user's agent: nothing but the public job API."""

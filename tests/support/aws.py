@@ -9,8 +9,9 @@ from dataclasses import dataclass
 
 import boto3
 
+from emulator.ports import free_port
 from emulator.resources import LocalResources, create_resources
-from tests.support.processes import VENV_BIN, free_port, running
+from tests.support.processes import VENV_BIN, running
 
 REGION = "us-east-1"
 
