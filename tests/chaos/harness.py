@@ -40,6 +40,7 @@ from agentjobs.notifier import NotifyError
 from agentjobs.protocol import TERMINAL_STATUSES, ErrorCode, encode_json
 from agentjobs.store import StoreError
 from emulator.resources import LocalResources
+from emulator.stack.event_source import run_event_source
 from tests.support.aws import REGION, MotoEndpoint
 from tests.support.inbox import drain_inbox
 from tests.support.local_runtime import RUNTIME_ARN, agent_processes_of, local_runtime
@@ -804,40 +805,37 @@ class World:
         handler = importlib.import_module("handler")
         faults = PollerFaults(self, 99)
         services = build_services(_HookedSession(self, faults), self.settings)
-        sqs = self.aws("sqs")
-        queue = self.resources.completion_queue_url
-        while not self.stopping.is_set():
-            try:
-                batch = sqs.receive_message(
-                    QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1, VisibilityTimeout=5
-                ).get("Messages", [])
-            except (ClientError, BotoCoreError):
-                continue
-            if not batch:
-                continue
-            event = {"Records": [_sqs_record(m, queue) for m in batch]}
-            context = LocalContext(budget_s=30)
+
+        def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
+            # A pass that did not answer hands every signal back, as a failed Lambda would.
+            every_signal = [{"itemIdentifier": r["messageId"]} for r in event["Records"]]
             faults.new_pass(f"signal/{context.aws_request_id[:8]}")
             try:
                 report = process_event(event, context, services)
-                answer = handler.signal_batch_response(event, report, context)
+                answer: dict[str, Any] = handler.signal_batch_response(event, report, context)
             except Killed:
                 self.figures.event("poller passes killed")
-                continue
+                return {"batchItemFailures": every_signal}
             except StoreError:
                 self.figures.event("poller passes failed (index read)")
-                continue
+                return {"batchItemFailures": every_signal}
             except Exception as exc:  # any other exception is a poller bug
                 self.figures.violation(
                     "poller-errors", f"{self.name}: a signal pass raised {exc!r}"
                 )
-                continue
-            failed = {f["itemIdentifier"] for f in answer.get("batchItemFailures", [])}
+                return {"batchItemFailures": every_signal}
             self.figures.event("completion signals handled")
-            for message in batch:
-                if message["MessageId"] not in failed:
-                    with suppress(ClientError, BotoCoreError):
-                        sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+            return answer
+
+        run_event_source(
+            handle,
+            self.aws("sqs"),
+            self.resources.completion_queue_url,
+            timeout_s=30,
+            region=REGION,
+            stop=self.stopping,
+            visibility_timeout_s=5,
+        )
 
     def injector(self) -> None:
         """Kill agent processes and stop sessions of running jobs, at random."""
@@ -919,21 +917,6 @@ class World:
                 self.watch_once()
             except (ClientError, BotoCoreError) as exc:
                 self.figures.event(f"watcher scan failed: {type(exc).__name__}")
-
-
-def _sqs_record(message: dict[str, Any], queue_url: str) -> dict[str, Any]:
-    """An SQS message as Lambda's SQS event source hands it to a function."""
-    return {
-        "messageId": message["MessageId"],
-        "receiptHandle": message["ReceiptHandle"],
-        "body": message["Body"],
-        "attributes": {},
-        "messageAttributes": {},
-        "md5OfBody": message.get("MD5OfBody", ""),
-        "eventSource": "aws:sqs",
-        "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:{queue_url.rsplit('/', 1)[-1]}",
-        "awsRegion": REGION,
-    }
 
 
 def inbox(world: World) -> dict[str, list[dict[str, Any]]]:
