@@ -16,8 +16,8 @@ import pytest
 
 from agentjobs.cli.inbox import unwrap
 from emulator.stack.state import PID_KEYS
+from testbed.processes import REPO
 from tests.support.cli import CliRun, assert_one_line_error, hermetic_env, run_cli
-from tests.support.processes import REPO
 
 SAMPLE_CSV = REPO / "samples" / "outdoor_orders.csv"
 

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from agentjobs.cli.inbox import unwrap
+from testbed.local_stack import LocalStack, local_stack
+from testbed.processes import REPO, VENV_BIN
 from tests.support.cli import run_cli
-from tests.support.local_stack import LocalStack, local_stack
-from tests.support.processes import REPO, VENV_BIN
 
 CHAT_AGENT = REPO / "tests" / "agents" / "chat_agent.py"
 

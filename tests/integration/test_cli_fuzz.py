@@ -14,7 +14,7 @@ from agentjobs.protocol import JobStatus
 from agentjobs.record import JobError, JobRecord, Progress, to_item
 from emulator.ports import free_port
 from emulator.resources import LocalResources
-from tests.support.aws import MotoEndpoint
+from testbed.aws import MotoEndpoint
 from tests.support.cli import CliRun, InProcessCli, hermetic_env, run_cli
 from tests.support.hostile_text import encodes, hostile_text, long_text
 

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from emulator.ports import free_port
-from tests.support.aws import moto_server
+from testbed.aws import moto_server
 from tests.support.cli import CliRun, InProcessCli, hermetic_env
 
 OPTIONS = ["--region", "--model-id", "--stack", "--tracing", "--json", "--help", "--"]

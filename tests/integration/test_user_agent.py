@@ -19,9 +19,9 @@ import pytest
 
 from agentjobs.cli.inbox import unwrap
 from emulator.ports import free_port
+from testbed.local_stack import LocalStack, local_stack
+from testbed.processes import REPO, VENV_BIN, running
 from tests.support.cli import CliRun, run_cli
-from tests.support.local_stack import LocalStack, local_stack
-from tests.support.processes import REPO, VENV_BIN, running
 
 USER_AGENT = '''
 """A user's agent: nothing but the public job API."""

@@ -15,10 +15,10 @@ from agentjobs import schema
 from agentjobs.notifier import NotifyError
 from agentjobs.protocol import encode_json
 from agentjobs.store import StoreError
+from testbed.inbox import drain_inbox
 from tests.chaos.harness.faults import InjectedError
 from tests.chaos.harness.plan import FAULT_KINDS, STOP_REASONS, TERMINAL, ChaosConfig
 from tests.chaos.harness.world import World, world_sessions
-from tests.support.inbox import drain_inbox
 
 
 def inbox(world: World) -> dict[str, list[dict[str, Any]]]:

@@ -14,7 +14,7 @@ from botocore.config import Config
 from botocore.exceptions import EndpointConnectionError
 from botocore.exceptions import ReadTimeoutError as BotoReadTimeoutError
 
-from tests.support.aws import REGION
+from testbed.aws import REGION
 
 if TYPE_CHECKING:
     from tests.chaos.harness.world import World

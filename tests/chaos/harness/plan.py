@@ -14,7 +14,7 @@ from typing import Any
 from builtin_jobs.synthetic import SyntheticInput, sized_result
 
 from agentjobs.protocol import TERMINAL_STATUSES, encode_json
-from tests.support.processes import REPO, VENV_BIN
+from testbed.processes import REPO, VENV_BIN
 
 CHAOS_AGENT_CMD = f"{VENV_BIN / 'python'} {REPO / 'tests' / 'chaos' / 'chaos_agent.py'}"
 TERMINAL = frozenset(str(s) for s in TERMINAL_STATUSES)

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from agentjobs import schema
+from testbed.aws import MotoEndpoint
+from testbed.local_runtime import agent_processes_of
 from tests.chaos.harness.checks import (
     INVARIANTS,
     agent_log_problems,
@@ -31,8 +33,6 @@ from tests.chaos.harness.plan import (
     machine_cores,
 )
 from tests.chaos.harness.world import SessionGate, World
-from tests.support.aws import MotoEndpoint
-from tests.support.local_runtime import agent_processes_of
 
 
 @dataclass

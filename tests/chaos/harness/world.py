@@ -28,6 +28,8 @@ from agentjobs.protocol import ErrorCode
 from agentjobs.store import StoreError
 from emulator.resources import LocalResources
 from emulator.stack.event_source import run_event_source
+from testbed.aws import REGION, MotoEndpoint
+from testbed.local_runtime import RUNTIME_ARN, agent_processes_of, local_runtime
 from tests.chaos.harness.faults import HookedSession, Killed, PollerFaults
 from tests.chaos.harness.plan import (
     CHAOS_AGENT_CMD,
@@ -38,8 +40,6 @@ from tests.chaos.harness.plan import (
     JobPlan,
     hostile_payload,
 )
-from tests.support.aws import REGION, MotoEndpoint
-from tests.support.local_runtime import RUNTIME_ARN, agent_processes_of, local_runtime
 
 
 class SessionGate:

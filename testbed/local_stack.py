@@ -19,7 +19,7 @@ from botocore.config import Config
 from agentjobs.cli.inbox import unwrap
 from agentjobs.envfile import read_env_file
 from agentjobs.invocation import decode_answer, invoke_session
-from tests.support.processes import REPO
+from testbed.processes import REPO
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import psutil
 from botocore.config import Config
 
 from emulator.ports import free_port
-from tests.support.processes import REPO, running
+from testbed.processes import REPO, running
 
 AGENTS = REPO / "tests" / "agents"
 RUNTIME_ARN = "arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/local_agent-AbCdE12345"
