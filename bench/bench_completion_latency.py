@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agentjobs.protocol import parse_time
 from bench.common import percentile, print_table
-from tests.support.local_stack import LocalStack, Notified, local_stack
+from testbed.local_stack import LocalStack, Notified, local_stack
 
 JOBS = int(os.environ.get("BENCH_LATENCY_JOBS", "50"))
 JOBS_PER_SESSION = 5

@@ -16,7 +16,7 @@ import httpx  # noqa: E402
 import psutil  # noqa: E402
 
 from bench.common import percentile, print_table  # noqa: E402
-from tests.support.local_runtime import (  # noqa: E402
+from testbed.local_runtime import (  # noqa: E402
     RUNTIME_ARN,
     local_runtime,
     new_session_id,

@@ -19,9 +19,9 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import print_table
-from tests.support.aws import moto_server
-from tests.support.local_runtime import LocalRuntime, local_runtime, new_session_id
-from tests.support.processes import REPO, VENV_BIN
+from testbed.aws import moto_server
+from testbed.local_runtime import LocalRuntime, local_runtime, new_session_id
+from testbed.processes import REPO, VENV_BIN
 
 SETTLE_S = 3.0
 AGENT_CMD = f"{VENV_BIN / 'python'} {REPO / 'agent_src' / 'main.py'}"

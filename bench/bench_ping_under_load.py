@@ -11,8 +11,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import percentile, print_table
-from tests.support.agent import agent_env, job_processes, running_agent
-from tests.support.aws import moto_server
+from testbed.agent import agent_env, job_processes, running_agent
+from testbed.aws import moto_server
 
 PINGS = 1000
 SUBMITS = 300

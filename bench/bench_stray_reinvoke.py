@@ -26,7 +26,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import print_table
-from tests.support.local_stack import LocalStack, local_stack
+from testbed.local_stack import LocalStack, local_stack
 
 IDLE_S = float(os.environ.get("BENCH_STRAY_IDLE_S", "20"))
 STRAYS = int(os.environ.get("BENCH_STRAY_SESSIONS", "3"))

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from emulator.resources import LocalResources
-from tests.support.aws import MotoEndpoint, moto_server
+from testbed.aws import MotoEndpoint, moto_server
 
 
 @pytest.fixture(scope="session")

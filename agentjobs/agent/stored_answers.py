@@ -8,7 +8,14 @@ from typing import Any
 
 from agentjobs.agent.settings import Settings
 from agentjobs.agent.stores import AgentStores
-from agentjobs.protocol import TERMINAL_STATUSES, Action, ErrorCode, JobQuery, ProtocolError
+from agentjobs.protocol import (
+    TERMINAL_STATUSES,
+    Action,
+    ErrorCode,
+    JobQuery,
+    ProtocolError,
+    parse_s3_uri,
+)
 from agentjobs.protocol import JobStatus as Status
 from agentjobs.record import JobError, JobRecord, Progress, visible_to
 from agentjobs.store import StoreError
@@ -141,11 +148,19 @@ def outcome_record(record: JobRecord, outcome: dict[str, Any]) -> JobRecord | No
     if status != Status.SUCCEEDED:
         return ended
     uri = outcome.get("result_uri")
-    if isinstance(uri, str) and uri.startswith("s3://"):
+    if isinstance(uri, str) and _is_s3_uri(uri):
         return ended.evolve(result_uri=uri)
     if "result" in outcome and uri is None:
         return ended.evolve(result=outcome["result"])
     return None
+
+
+def _is_s3_uri(uri: str) -> bool:
+    try:
+        parse_s3_uri(uri)
+    except ValueError:
+        return False
+    return True
 
 
 def ping_entry(record: JobRecord, *, live: bool) -> dict[str, Any]:

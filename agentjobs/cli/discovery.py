@@ -15,6 +15,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from agentjobs.cli.errors import CliError, explain_aws_error
+from agentjobs.envfile import EnvFileError, read_env_file
 
 LOCAL_ENV_PATH = Path(".local") / "env"
 
@@ -108,19 +109,6 @@ def discover(stack: str | None, region: str | None, local_env: Path | None) -> R
     return resources
 
 
-def read_env_file(path: Path) -> dict[str, str]:
-    """KEY=value lines (blank lines and # comments skipped; surrounding quotes removed)."""
-    values: dict[str, str] = {}
-    for raw in path.read_text(encoding="utf-8").splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, value = line.split("=", 1)
-        key = key.removeprefix("export ").strip()
-        values[key] = value.strip().strip("'\"")
-    return values
-
-
 def from_env_file(path: Path, region: str | None) -> Resources:
     """The local stack's resources, credentials and endpoints from its env file.
 
@@ -128,7 +116,10 @@ def from_env_file(path: Path, region: str | None) -> Resources:
     carry one), so it is honoured only as the local stack writes it: every endpoint on this
     machine, and its own keys to sign with. The user's real credentials (environment,
     profile, instance role) are never sent to an endpoint such a file names."""
-    values = read_env_file(path)
+    try:
+        values = read_env_file(path)
+    except EnvFileError as exc:
+        raise CliError(f"{path} is not an env file a shell can read: {exc}") from None
     missing = [name for name in LOCAL_CREDENTIAL_NAMES if not values.get(name)]
     if missing:
         raise CliError(

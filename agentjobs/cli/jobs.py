@@ -14,7 +14,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from agentjobs.cli.discovery import Resources
 from agentjobs.cli.errors import CliError, explain_aws_error, one_line
-from agentjobs.protocol import Action, encode_json
+from agentjobs.invocation import AnswerError, decode_answer, invoke_session, refusal_of
+from agentjobs.protocol import Action, parse_s3_uri
 from agentjobs.record import JobRecord
 from agentjobs.store import JobStore, StoreError
 
@@ -56,13 +57,11 @@ def invoke(resources: Resources, session_id: str, payload: dict[str, Any]) -> di
     except BotoCoreError as exc:
         raise explain_aws_error(exc, what) from exc
     try:
-        answer = json.loads(body)
-    except ValueError as exc:
-        raise CliError("the agent answered something that is not JSON: see its logs") from exc
-    if not isinstance(answer, dict):
-        raise CliError("the agent answered something that is not a JSON object: see its logs")
-    error = answer.get("error")
-    if "status" not in answer and isinstance(error, dict):
+        answer = decode_answer(body)
+    except AnswerError as exc:
+        raise CliError(f"{exc}: see its logs") from exc
+    error = refusal_of(answer)
+    if error is not None:
         raise CliError(
             f"the agent refused the request: {error.get('code', 'ERROR')}: "
             f"{one_line(str(error.get('message', '')))}"
@@ -83,15 +82,7 @@ def _invoke_retrying_conflicts(
     delay = CONFLICT_FIRST_DELAY_S
     for attempt in range(1, CONFLICT_RETRIES + 1):
         try:
-            response = agentcore.invoke_agent_runtime(
-                agentRuntimeArn=runtime_arn,
-                runtimeSessionId=session_id,
-                payload=encode_json(payload).encode(),
-                qualifier="DEFAULT",
-                contentType="application/json",
-                accept="application/json",
-            )
-            body: bytes = response["response"].read()
+            _, body = invoke_session(agentcore, runtime_arn, session_id, payload)
             return body
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code")
@@ -209,9 +200,13 @@ def read_result(resources: Resources, record: JobRecord) -> Any:
     """A SUCCEEDED job's result: inline in the record, or fetched from S3 by its result_uri."""
     if record.result_uri is None:
         return record.result
-    bucket, _, key = record.result_uri.removeprefix("s3://").partition("/")
-    if not record.result_uri.startswith("s3://") or not key:
-        raise CliError(f"job {record.job_id} has a malformed result_uri {record.result_uri}")
+    try:
+        location = parse_s3_uri(record.result_uri)
+    except ValueError as exc:
+        raise CliError(
+            f"job {record.job_id} has a malformed result_uri {record.result_uri}"
+        ) from exc
+    bucket, key = location.bucket, location.key
     s3 = resources.client("s3")
     try:
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()

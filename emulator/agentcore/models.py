@@ -10,7 +10,6 @@ import os
 import re
 import shlex
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from emulator.agentcore.exceptions import (
     start_timeout_message,
 )
 from emulator.agentcore.settings import BusyPolicy, RuntimeSettings, agent_python_dir
+from emulator.ports import free_port
 
 log = logging.getLogger("emulator.agentcore")
 
@@ -79,13 +79,6 @@ def log_file_name(session_id: str) -> str:
     cleaned = _UNSAFE_CHARS.sub("_", session_id)[:_CLEANED_PREFIX].lstrip("._") or "session"
     digest = hashlib.sha256(session_id.encode("utf-8", "surrogatepass")).hexdigest()[:16]
     return f"{cleaned}-{digest}.log"
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -65,12 +65,15 @@ def run_event_source(
     timeout_s: float,
     region: str,
     stop: threading.Event,
+    visibility_timeout_s: int | None = None,
 ) -> None:
     """Receive, invoke, delete the handled messages, until `stop` is set. A failed
-    invocation leaves its messages to reappear after the queue's visibility timeout."""
+    invocation leaves its messages to reappear after the visibility timeout: the queue's, or
+    `visibility_timeout_s` when given (a harness that wants handed-back signals sooner)."""
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
         "Attributes"
     ]["QueueArn"]
+    hide = {} if visibility_timeout_s is None else {"VisibilityTimeout": visibility_timeout_s}
     while not stop.is_set():
         try:
             messages = sqs.receive_message(
@@ -79,6 +82,7 @@ def run_event_source(
                 WaitTimeSeconds=WAIT_S,
                 AttributeNames=["All"],
                 MessageAttributeNames=["All"],
+                **hide,
             ).get("Messages", [])
         except Exception:
             log.exception("receiving from the completion queue failed")
@@ -97,12 +101,18 @@ def run_event_source(
         failed = {f.get("itemIdentifier") for f in (response or {}).get("batchItemFailures", [])}
         done = [m for m in messages if m["MessageId"] not in failed]
         if done:
-            sqs.delete_message_batch(
-                QueueUrl=queue_url,
-                Entries=[
-                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)
-                ],
-            )
+            try:
+                sqs.delete_message_batch(
+                    QueueUrl=queue_url,
+                    Entries=[
+                        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                        for i, m in enumerate(done)
+                    ],
+                )
+            except Exception:
+                # Undeleted signals come back and are handled again, harmlessly: a failed
+                # delete must not end the event source.
+                log.exception("deleting %d handled signal(s) failed", len(done))
         log.info(
             "%d signal(s) in %.2f s: %d handled, %d handed back",
             len(messages),

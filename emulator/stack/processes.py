@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -21,19 +20,6 @@ from emulator.stack.state import RecordedProcess
 
 class StartError(RuntimeError):
     """A process did not come up; the message says which and where its log is."""
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def port_in_use(port: int) -> bool:
-    """True when something already listens on 127.0.0.1:port."""
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def spawn(cmd: list[str], *, log_path: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:

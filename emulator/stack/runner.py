@@ -13,6 +13,7 @@ from typing import TextIO
 
 import boto3
 
+from emulator import ports
 from emulator.resources import LocalResources, create_resources
 from emulator.stack import processes
 from emulator.stack.processes import StartError
@@ -230,8 +231,8 @@ def _start(settings: StackSettings, started: _Started) -> dict[str, str]:
 
 def _port(configured: int, name: str) -> int:
     if configured == 0:
-        return processes.free_port()
-    if processes.port_in_use(configured):
+        return ports.free_port()
+    if ports.port_in_use(configured):
         raise StartError(
             f"port {configured} ({name}) is in use, perhaps by another checkout's stack: "
             f"unset {name} to pick a free port"

@@ -7,6 +7,8 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
+from agentjobs.envfile import format_env_lines, read_env_file
+
 PID_KEYS = {
     "poller schedule": "POLLER_SCHEDULE_PID",
     "AgentCore runtime": "LOCAL_RUNTIME_PID",
@@ -94,13 +96,7 @@ def read_state(state_dir: Path) -> StackState | None:
     path = env_path(state_dir)
     if not path.is_file():
         return None
-    values = {}
-    for raw in path.read_text(encoding="utf-8").splitlines():
-        line = raw.strip()
-        if line and not line.startswith("#") and "=" in line:
-            key, value = line.split("=", 1)
-            parts = shlex.split(value) if value else [""]
-            values[key.strip()] = parts[0] if parts else ""
+    values = read_env_file(path)
     return StackState(values)
 
 
@@ -109,7 +105,7 @@ def write_state(state_dir: Path, values: dict[str, str]) -> Path:
     path = env_path(state_dir)
     lines = [
         "# The local agentjobs stack (make local-up). Source it: set -a; . .local/env; set +a",
-        *(f"{key}={shlex.quote(value)}" for key, value in values.items()),
+        *format_env_lines(values),
     ]
     partial = path.with_suffix(".partial")
     partial.write_text("\n".join(lines) + "\n", encoding="utf-8")

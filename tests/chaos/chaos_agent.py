@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import threading
@@ -23,6 +22,8 @@ import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+from emulator.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 AGENT_MAIN = REPO / "agent_src" / "main.py"
@@ -42,12 +43,6 @@ GARBAGE: dict[str, tuple[int, bytes]] = {
     "agent-error": (200, b'{"error": {"code": "INTERNAL", "message": "try later"}}'),
     "http-500": (500, b'{"error": "Internal Server Error"}'),
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class _Proxy(BaseHTTPRequestHandler):
@@ -109,7 +104,7 @@ def _is_result_poll(body: bytes) -> bool:
 
 def _run_proxy(session_id: str) -> None:
     port = int(os.environ.get("PORT", "8080"))
-    inner_port = _free_port()
+    inner_port = free_port()
     # Same process group as this proxy: the runtime's stop (a group signal) ends both.
     child = subprocess.Popen(
         [sys.executable, str(AGENT_MAIN)], env={**os.environ, "PORT": str(inner_port)}

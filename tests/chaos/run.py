@@ -13,8 +13,8 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
+from testbed.aws import moto_server
 from tests.chaos.harness import FAULT_KINDS, ChaosConfig, machine_cores, run_chaos
-from tests.support.aws import moto_server
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from testbed.aws import MotoEndpoint
 from tests.chaos.harness import ChaosConfig, run_chaos
-from tests.support.aws import MotoEndpoint
 
 
 def _run(moto: MotoEndpoint, tmp_path: Path, **knobs: object) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from agentjobs.store import StoreError
+from testbed.aws import MotoEndpoint
 from tests.chaos.harness import (
     FAULT_KINDS,
     HOSTILE,
@@ -22,7 +23,6 @@ from tests.chaos.harness import (
     poller_logs_to,
     unfired_faults,
 )
-from tests.support.aws import MotoEndpoint
 
 
 def test_an_assertion_failing_inside_a_running_world_fails_the_run(

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 from builtin_jobs.synthetic import SyntheticInput, sized_result
 
-from tests.support.aws import MotoEndpoint
-from tests.support.local_runtime import new_session_id
+from testbed.aws import MotoEndpoint
+from testbed.local_runtime import new_session_id
 from tests.support.poller import PollerRig, inject_runtime_fault, poller_rig, wait_agent_status
 
 MAX_POLL_FAILURES = 2

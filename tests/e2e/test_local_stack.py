@@ -14,9 +14,10 @@ import boto3
 import psutil
 import pytest
 
+from agentjobs.cli.inbox import unwrap
 from emulator.stack.state import PID_KEYS
+from testbed.processes import REPO
 from tests.support.cli import CliRun, assert_one_line_error, hermetic_env, run_cli
-from tests.support.processes import REPO
 
 SAMPLE_CSV = REPO / "samples" / "outdoor_orders.csv"
 
@@ -182,8 +183,8 @@ def test_inbox_receives_the_notification_with_the_sns_envelope(stack: Stack) -> 
         for raw in sqs.receive_message(
             QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=2, VisibilityTimeout=0
         ).get("Messages", []):
-            envelope = json.loads(raw["Body"])
-            if json.loads(envelope["Message"]).get("job_id") == job_id:
+            document, envelope = unwrap(raw["Body"])
+            if document.get("job_id") == job_id:
                 found = envelope
         if found:
             break

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from emulator.stack.state import PID_KEYS
+from testbed.processes import REPO
 from tests.support.cli import hermetic_env
-from tests.support.processes import REPO
 
 README = REPO / "README.md"
 DEFAULT_ENV_FILE = REPO / ".local" / "env"

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from aws_cdk import App
-from aws_cdk.assertions import Template
+from aws_cdk.assertions import Match, Template
 
 import app as cdk_app
 from infra.bundling import PROJECT_ROOT
@@ -97,3 +97,52 @@ def tracing_synth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synth]:
             "modelMarketplaceProductId": MARKETPLACE_PRODUCT_ID,
         },
     )
+
+
+@pytest.fixture(scope="module")
+def ids(default_synth: Synth) -> dict[str, str]:
+    """Logical ids found by resource type and shape, never written down."""
+    s = default_synth
+    return {
+        "table": s.only("AWS::DynamoDB::Table"),
+        "bucket": s.only(
+            "AWS::S3::Bucket",
+            {
+                "BucketEncryption": {
+                    "ServerSideEncryptionConfiguration": [
+                        Match.object_like(
+                            {
+                                "ServerSideEncryptionByDefault": Match.object_like(
+                                    {"SSEAlgorithm": "aws:kms"}
+                                )
+                            }
+                        )
+                    ]
+                }
+            },
+        ),
+        "runtime": s.only("AWS::BedrockAgentCore::Runtime"),
+        "function": s.only("AWS::Lambda::Function"),
+        "queue": s.only("AWS::SQS::Queue", {"MessageRetentionPeriod": 1209600}),
+        "signal_queue": s.only("AWS::SQS::Queue", {"RedrivePolicy": Match.any_value()}),
+        "signal_dlq": s.only(
+            "AWS::SQS::Queue",
+            {"MessageRetentionPeriod": Match.absent(), "RedrivePolicy": Match.absent()},
+        ),
+        "schedule": s.only("AWS::Scheduler::Schedule"),
+        "jobs_topic": s.only("AWS::SNS::Topic", {"DisplayName": "agentjobs: finished jobs"}),
+        "alarm_topic": s.only("AWS::SNS::Topic", {"DisplayName": "agentjobs: operational alarms"}),
+        "store_key": s.only("AWS::KMS::Key", {"Description": "agentjobs: job records and results"}),
+        "poller_role": s.only(
+            "AWS::IAM::Role",
+            {
+                "AssumeRolePolicyDocument": Match.object_like(
+                    {
+                        "Statement": [
+                            Match.object_like({"Principal": {"Service": "lambda.amazonaws.com"}})
+                        ]
+                    }
+                )
+            },
+        ),
+    }

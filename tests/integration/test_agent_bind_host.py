@@ -8,9 +8,9 @@ import psutil
 import pytest
 
 from emulator.resources import LocalResources
-from tests.support.agent import agent_env, running_agent
-from tests.support.aws import MotoEndpoint
-from tests.support.processes import REPO, VENV_BIN
+from testbed.agent import agent_env, running_agent
+from testbed.aws import MotoEndpoint
+from testbed.processes import REPO, VENV_BIN
 
 
 def listening_hosts(pid: int) -> set[str]:

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from agentjobs import limits
 from agentjobs.protocol import ErrorCode
 from emulator.resources import LocalResources
-from tests.support.agent import TERMINAL, AgentClient, agent_env, running_agent
-from tests.support.aws import MotoEndpoint
+from testbed.agent import TERMINAL, AgentClient, agent_env, running_agent
+from testbed.aws import MotoEndpoint
 from tests.support.hostile_text import any_text, hostile_text, raw_json
 
 FIELDS = [

@@ -17,7 +17,7 @@ import pytest
 
 from agentjobs.limits import MAX_S3_KEY_BYTES
 from emulator.resources import LocalResources
-from tests.support.agent import (
+from testbed.agent import (
     SESSION_HEADER,
     TERMINAL,
     AgentClient,
@@ -25,7 +25,7 @@ from tests.support.agent import (
     new_session_id,
     running_agent,
 )
-from tests.support.aws import MotoEndpoint
+from testbed.aws import MotoEndpoint
 
 USER_ID_HEADER = "X-Amzn-Bedrock-AgentCore-Runtime-User-Id"
 JOB_CAP = 2

@@ -13,14 +13,14 @@ import pytest
 from agentjobs.record import INLINE_RESULT_LIMIT, from_item
 from agentjobs.store import ResultStore
 from emulator.resources import LocalResources
-from tests.support.agent import (
+from testbed.agent import (
     AgentClient,
     agent_env,
     job_processes,
     new_session_id,
     running_agent,
 )
-from tests.support.aws import MotoEndpoint
+from testbed.aws import MotoEndpoint
 
 
 @pytest.fixture(scope="module")

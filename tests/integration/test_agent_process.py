@@ -12,9 +12,9 @@ import psutil
 
 from agentjobs.store import ResultStore
 from emulator.resources import LocalResources
-from tests.support.agent import agent_env, job_processes, running_agent
-from tests.support.aws import MotoEndpoint
-from tests.support.processes import REPO, VENV_BIN
+from testbed.agent import agent_env, job_processes, running_agent
+from testbed.aws import MotoEndpoint
+from testbed.processes import REPO, VENV_BIN
 
 
 def test_restarted_agent_answers_from_the_outcome_it_stored_in_s3(

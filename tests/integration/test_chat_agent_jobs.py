@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
+from agentjobs.cli.inbox import unwrap
+from testbed.local_stack import LocalStack, local_stack
+from testbed.processes import REPO, VENV_BIN
 from tests.support.cli import run_cli
-from tests.support.local_stack import LocalStack, local_stack
-from tests.support.processes import REPO, VENV_BIN
 
 CHAT_AGENT = REPO / "tests" / "agents" / "chat_agent.py"
 
@@ -72,7 +73,7 @@ def _notified(stack: LocalStack, job_id: str, timeout_s: float = 60) -> list[dic
         for message in sqs.receive_message(
             QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
         ).get("Messages", []):
-            found.append(json.loads(json.loads(message["Body"])["Message"]))
+            found.append(unwrap(message["Body"])[0])
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
         if settle_until is None and any(n["job_id"] == job_id for n in found):
             # A second notification would come within a few ticks: wait for them.

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from emulator.ports import free_port
 from emulator.resources import LocalResources
-from tests.support.aws import REGION, MotoEndpoint
+from testbed.aws import REGION, MotoEndpoint
 from tests.support.cli import InProcessCli, assert_one_line_error, hermetic_env, run_cli
-from tests.support.processes import free_port
 
 FAKE_RUNTIME_ARN = "arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/cli_test-AbCdE12345"
 

@@ -12,11 +12,11 @@ from hypothesis import strategies as st
 
 from agentjobs.protocol import JobStatus
 from agentjobs.record import JobError, JobRecord, Progress, to_item
+from emulator.ports import free_port
 from emulator.resources import LocalResources
-from tests.support.aws import MotoEndpoint
+from testbed.aws import MotoEndpoint
 from tests.support.cli import CliRun, InProcessCli, hermetic_env, run_cli
 from tests.support.hostile_text import encodes, hostile_text, long_text
-from tests.support.processes import free_port
 
 COMMANDS = ["submit", "status", "list", "result", "wait", "cancel", "notifications", "--help", ""]
 OPTIONS = [

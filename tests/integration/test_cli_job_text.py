@@ -16,10 +16,10 @@ import pytest
 from agentjobs.protocol import JobStatus
 from agentjobs.record import JobError, JobRecord, Progress, to_item
 from emulator.resources import LocalResources
+from testbed.aws import MotoEndpoint
+from testbed.local_runtime import RUNTIME_ARN, agent_cmd, local_runtime
 from tests.agents.hostile_agent import ESCAPES, MARKUP
-from tests.support.aws import MotoEndpoint
 from tests.support.cli import AGENTJOBS, CliRun, InProcessCli, hermetic_env
-from tests.support.local_runtime import RUNTIME_ARN, agent_cmd, local_runtime
 
 HOSTILE = f"{MARKUP}{ESCAPES}"
 JOB_ID = "evil-[/bold]-job"

@@ -10,7 +10,7 @@ import pytest
 from agentjobs.protocol import JobStatus
 from agentjobs.record import JobError, JobRecord, Progress, to_item
 from emulator.resources import LocalResources
-from tests.support.aws import REGION, MotoEndpoint
+from testbed.aws import REGION, MotoEndpoint
 from tests.support.cli import InProcessCli, assert_one_line_error, hermetic_env
 
 

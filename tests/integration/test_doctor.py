@@ -22,9 +22,9 @@ from agentjobs.cli.account_checks import (
 )
 from agentjobs.cli.stack_checks import check_stack
 from agentjobs.model_ids import DEFAULT_MODEL_ID, split_profile
-from tests.support.aws import MotoEndpoint, moto_server
+from emulator.ports import free_port
+from testbed.aws import MotoEndpoint, moto_server
 from tests.support.cli import CliRun, assert_one_line_error, hermetic_env, run_cli
-from tests.support.processes import free_port
 
 ACCOUNT = "123456789012"
 

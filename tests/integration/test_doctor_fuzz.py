@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tests.support.aws import moto_server
+from emulator.ports import free_port
+from testbed.aws import moto_server
 from tests.support.cli import CliRun, InProcessCli, hermetic_env
-from tests.support.processes import free_port
 
 OPTIONS = ["--region", "--model-id", "--stack", "--tracing", "--json", "--help", "--"]
 VALUES = [

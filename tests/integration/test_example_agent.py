@@ -20,10 +20,11 @@ from typing import Any
 import psutil
 import pytest
 
+from emulator.ports import free_port
+from testbed.inbox import drain_inbox
+from testbed.local_stack import LocalStack, local_stack
+from testbed.processes import REPO, VENV_BIN, running
 from tests.support.cli import CliRun, run_cli
-from tests.support.inbox import drain_inbox
-from tests.support.local_stack import LocalStack, local_stack
-from tests.support.processes import REPO, VENV_BIN, free_port, running
 
 EXAMPLE = REPO / "examples" / "research_assistant"
 

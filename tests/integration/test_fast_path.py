@@ -7,7 +7,7 @@ import time
 import uuid
 from pathlib import Path
 
-from tests.support.local_stack import LocalStack, Notified, local_stack
+from testbed.local_stack import LocalStack, Notified, local_stack
 
 LONG_PERIOD_S = 60.0
 """Longer than the whole test: after the tick at start-up, no other tick runs."""

@@ -12,8 +12,8 @@ from contextlib import suppress
 import psutil
 import pytest
 
-from tests.support.aws import MotoEndpoint
-from tests.support.local_runtime import agent_processes_of, local_runtime, new_session_id
+from testbed.aws import MotoEndpoint
+from testbed.local_runtime import agent_processes_of, local_runtime, new_session_id
 from tests.support.poller import PollerRig, inject_runtime_fault, poller_rig
 
 GIVE_UP_S = 60.0

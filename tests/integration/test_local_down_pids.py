@@ -12,8 +12,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from testbed.processes import REPO, stop_process_group
 from tests.support.cli import hermetic_env
-from tests.support.processes import REPO, stop_process_group
 
 MOTO_CMD = [sys.executable, "-m", "emulator.moto_server", "-H", "127.0.0.1", "-p", "45999"]
 

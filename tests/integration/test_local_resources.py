@@ -6,7 +6,7 @@ import json
 
 from agentjobs import schema
 from emulator.resources import LocalResources
-from tests.support.aws import MotoEndpoint
+from testbed.aws import MotoEndpoint
 
 
 def test_table_has_the_shared_indexes_and_ttl(

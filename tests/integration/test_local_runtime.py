@@ -14,7 +14,7 @@ import httpx
 import psutil
 import pytest
 
-from tests.support.local_runtime import (
+from testbed.local_runtime import (
     RUNTIME_ARN,
     LocalRuntime,
     agent_cmd,

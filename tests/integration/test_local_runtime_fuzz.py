@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from agentjobs import limits
+from testbed.local_runtime import RUNTIME_ARN, LocalRuntime, local_runtime
 from tests.support.hostile_text import text_near
-from tests.support.local_runtime import RUNTIME_ARN, LocalRuntime, local_runtime
 
 SESSION_HEADER = "X-Amzn-Bedrock-AgentCore-Runtime-Session-Id"
 # A few valid session ids only: each new one starts an agent process.

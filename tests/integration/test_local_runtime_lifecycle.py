@@ -12,7 +12,7 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.support.local_runtime import RUNTIME_ARN, local_runtime, new_session_id
+from testbed.local_runtime import RUNTIME_ARN, local_runtime, new_session_id
 
 # A safety net for the polling loops below, never an assertion about timing.
 GIVE_UP_S = 60.0

@@ -9,8 +9,8 @@ import psutil
 import pytest
 
 from emulator.resources import LocalResources
-from tests.support.aws import MotoEndpoint
-from tests.support.local_runtime import LocalRuntime, agent_cmd, local_runtime, new_session_id
+from testbed.aws import MotoEndpoint
+from testbed.local_runtime import LocalRuntime, agent_cmd, local_runtime, new_session_id
 
 
 def listening_addresses(runtime: LocalRuntime) -> list[str]:

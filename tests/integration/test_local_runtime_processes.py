@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.support.local_runtime import (
+from testbed.local_runtime import (
     RUNTIME_ARN,
     agent_processes_of,
     local_runtime,

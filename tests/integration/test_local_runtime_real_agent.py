@@ -7,8 +7,8 @@ import time
 from typing import Any
 
 from emulator.resources import LocalResources
-from tests.support.aws import MotoEndpoint
-from tests.support.local_runtime import RUNTIME_ARN, LocalRuntime, local_runtime, new_session_id
+from testbed.aws import MotoEndpoint
+from testbed.local_runtime import RUNTIME_ARN, LocalRuntime, local_runtime, new_session_id
 
 GIVE_UP_S = 60.0
 

@@ -6,7 +6,7 @@ import threading
 from typing import Any
 
 from emulator.resources import LocalResources
-from tests.support.aws import MotoEndpoint
+from testbed.aws import MotoEndpoint
 
 
 def _race(clients: list[Any], table: str, job_id: str) -> list[int]:

@@ -26,9 +26,9 @@ from agentjobs import limits
 from agentjobs.protocol import JobStatus, format_time, parse_time, utc_now
 from agentjobs.record import JobRecord, Progress, new_job_id
 from emulator.resources import LocalResources
-from tests.support.aws import MotoEndpoint
+from testbed.aws import MotoEndpoint
+from testbed.inbox import drain_inbox
 from tests.support.hostile_text import hostile_text
-from tests.support.inbox import drain_inbox
 from tests.support.poller import poller_settings
 
 STATUSES = ["RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "UNKNOWN", "DONE"]

@@ -12,7 +12,7 @@ from agentjobs.protocol import JobStatus, format_time, utc_now
 from agentjobs.record import ATTENTION_PENDING, JobRecord
 from agentjobs.store import JobStore
 from emulator.resources import LocalResources
-from tests.support.aws import MotoEndpoint
+from testbed.aws import MotoEndpoint
 from tests.support.poller import BAD_AGENT_CMD, PollerRig, poller_rig
 
 

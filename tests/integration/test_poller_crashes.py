@@ -11,8 +11,8 @@ import pytest
 from botocore.exceptions import EndpointConnectionError
 from jobpoller.reconcile import PollerServices
 
-from tests.support.aws import MotoEndpoint
-from tests.support.local_runtime import new_session_id
+from testbed.aws import MotoEndpoint
+from testbed.local_runtime import new_session_id
 from tests.support.poller import PollerRig, poller_rig, wait_agent_status
 
 LEASE_S = 1.0

@@ -14,7 +14,7 @@ from agentjobs.limits import (
     MAX_ERROR_MESSAGE_CHARS,
     MAX_PROGRESS_MESSAGE_CHARS,
 )
-from tests.support.aws import MotoEndpoint
+from testbed.aws import MotoEndpoint
 from tests.support.poller import PollerRig, poller_rig
 from tests.support.refusals import OVERSIZED_AGENT_CMD, running_job
 

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 
 from emulator.resources import LocalResources
-from tests.support.aws import MotoEndpoint
-from tests.support.local_runtime import new_session_id
+from testbed.aws import MotoEndpoint
+from testbed.local_runtime import new_session_id
 from tests.support.poller import (
     PollerRig,
     inject_runtime_fault,

@@ -9,7 +9,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from jobpoller.reconcile import PollerServices
 
-from tests.support.aws import MotoEndpoint
+from testbed.aws import MotoEndpoint
 from tests.support.poller import PollerRig, poller_rig
 from tests.support.refusals import (
     OVERSIZED_AGENT_CMD,

@@ -12,8 +12,8 @@ from jobpoller.context import LocalContext
 
 from agentjobs.signals import CompletionSignal
 from emulator.stack.event_source import sqs_event
-from tests.support.aws import MotoEndpoint
-from tests.support.local_runtime import new_session_id
+from testbed.aws import MotoEndpoint
+from testbed.local_runtime import new_session_id
 from tests.support.poller import PollerRig, inject_runtime_fault, poller_rig, wait_agent_status
 
 

@@ -15,14 +15,14 @@ from agentjobs.protocol import JobStatus
 from agentjobs.record import to_item
 from agentjobs.store import JobStore, ResultStore
 from emulator.resources import LocalResources
-from tests.support.agent import (
+from testbed.agent import (
     SESSION_HEADER,
     AgentClient,
     agent_env,
     new_session_id,
     running_agent,
 )
-from tests.support.aws import MotoEndpoint
+from testbed.aws import MotoEndpoint
 
 USER_HEADER = "X-Amzn-Bedrock-AgentCore-Runtime-User-Id"
 

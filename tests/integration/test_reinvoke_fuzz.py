@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from emulator.resources import LocalResources
-from tests.support.agent import AgentClient, agent_env, running_agent
-from tests.support.aws import MotoEndpoint
+from testbed.agent import AgentClient, agent_env, running_agent
+from testbed.aws import MotoEndpoint
 
 hexish = st.text(alphabet="0123456789abcdefABCDEF-", min_size=30, max_size=34)
 texts = st.text(max_size=40) | hexish | st.sampled_from(["", " ", "0" * 32, "ping", "null"])

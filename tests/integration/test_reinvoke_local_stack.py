@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.support.local_stack import LocalStack, Notified, local_stack
+from testbed.local_stack import LocalStack, Notified, local_stack
 
 JOBS: dict[str, dict[str, Any]] = {
     "small": {"seconds": 0.3, "result_bytes": 300},

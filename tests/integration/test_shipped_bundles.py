@@ -31,10 +31,10 @@ from emulator.stack.schedule import scheduled_event
 from infra.bundling import PROJECT_ROOT, PythonBundle
 from infra.poller import HANDLER, METRICS_NAMESPACE, SERVICE_NAME, poller_bundle
 from infra.runtime import ENTRYPOINT, agent_bundle
-from tests.support.aws import REGION, MotoEndpoint
-from tests.support.inbox import drain_inbox
-from tests.support.local_runtime import RUNTIME_ARN, LocalRuntime, local_runtime, new_session_id
-from tests.support.processes import stop_process_group
+from testbed.aws import REGION, MotoEndpoint
+from testbed.inbox import drain_inbox
+from testbed.local_runtime import RUNTIME_ARN, LocalRuntime, local_runtime, new_session_id
+from testbed.processes import stop_process_group
 
 DRIVER = Path(__file__).resolve().parents[1] / "support" / "from_bundle.py"
 BASE_PYTHON = str(getattr(sys, "_base_executable", "") or sys.executable)

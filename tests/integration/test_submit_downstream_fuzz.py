@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 
 from agentjobs import limits
 from agentjobs.protocol import ErrorCode
-from tests.support.aws import MotoEndpoint
+from testbed.aws import MotoEndpoint
+from testbed.local_runtime import RUNTIME_ARN, new_session_id
 from tests.support.hostile_text import hostile_text, raw_json, text_near
-from tests.support.local_runtime import RUNTIME_ARN, new_session_id
 from tests.support.poller import PollerRig, poller_rig
 
 TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT", "LOST"}

@@ -17,9 +17,11 @@ from typing import Any
 import psutil
 import pytest
 
+from agentjobs.cli.inbox import unwrap
+from emulator.ports import free_port
+from testbed.local_stack import LocalStack, local_stack
+from testbed.processes import REPO, VENV_BIN, running
 from tests.support.cli import CliRun, run_cli
-from tests.support.local_stack import LocalStack, local_stack
-from tests.support.processes import REPO, VENV_BIN, free_port, running
 
 USER_AGENT = '''
 """A user's agent: nothing but the public job API."""
@@ -140,10 +142,10 @@ def _notifications(stack: LocalStack, job_ids: set[str], timeout_s: float = 60) 
             QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
         ).get("Messages", [])
         for message in messages:
-            envelope = json.loads(message["Body"])
+            document, envelope = unwrap(message["Body"])
             found.append(
                 {
-                    **json.loads(envelope["Message"]),
+                    **document,
                     "subject": envelope.get("Subject", ""),
                 }
             )
@@ -153,7 +155,7 @@ def _notifications(stack: LocalStack, job_ids: set[str], timeout_s: float = 60) 
     for message in sqs.receive_message(
         QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
     ).get("Messages", []):
-        found.append(json.loads(json.loads(message["Body"])["Message"]))
+        found.append(unwrap(message["Body"])[0])
     return [n for n in found if n["job_id"] in job_ids]
 
 

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.processes import REPO, free_port, stop_process_group, wait_http
+from emulator.ports import free_port
+from testbed.processes import REPO, stop_process_group, wait_http
 
 BASE_PYTHON = str(getattr(sys, "_base_executable", "") or sys.executable)
 """The interpreter the project's venv was made from: it has none of our packages."""

@@ -15,10 +15,10 @@ import boto3
 import pytest
 
 from emulator.resources import LocalResources
-from tests.support.aws import REGION, MotoEndpoint
-from tests.support.local_runtime import RUNTIME_ARN, LocalRuntime, local_runtime
+from testbed.aws import REGION, MotoEndpoint
+from testbed.local_runtime import RUNTIME_ARN, LocalRuntime, local_runtime
+from testbed.processes import REPO, VENV_BIN, stop_process_group
 from tests.support.poller import AGENT_CMD
-from tests.support.processes import REPO, VENV_BIN, stop_process_group
 
 MARKER = f"payload-marker-{uuid.uuid4().hex}"
 SECRET = f"AKIA{uuid.uuid4().hex[:16].upper()}"

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from agentjobs.cli import main
-from tests.support.processes import VENV_BIN
+from testbed.processes import VENV_BIN
 
 AGENTJOBS = VENV_BIN / "agentjobs"
 

@@ -19,10 +19,10 @@ from jobpoller.services import services_from_clients
 from jobpoller.settings import PollerSettings
 
 from emulator.resources import LocalResources
-from tests.support.aws import MotoEndpoint
-from tests.support.inbox import drain_inbox
-from tests.support.local_runtime import RUNTIME_ARN, LocalRuntime, local_runtime
-from tests.support.processes import REPO, VENV_BIN
+from testbed.aws import MotoEndpoint
+from testbed.inbox import drain_inbox
+from testbed.local_runtime import RUNTIME_ARN, LocalRuntime, local_runtime
+from testbed.processes import REPO, VENV_BIN
 
 AGENT_CMD = f"{VENV_BIN / 'python'} {REPO / 'agent_src' / 'main.py'}"
 BAD_AGENT_CMD = f"{VENV_BIN / 'python'} {REPO / 'tests' / 'support' / 'bad_agent.py'}"

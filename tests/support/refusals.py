@@ -18,8 +18,8 @@ from botocore.awsrequest import AWSResponse
 from agentjobs.protocol import JobStatus, format_time
 from agentjobs.record import JobRecord
 from agentjobs.store import JobStore
+from testbed.processes import REPO, VENV_BIN
 from tests.support.poller import PollerRig
-from tests.support.processes import REPO, VENV_BIN
 
 OVERSIZED_AGENT_CMD = f"{VENV_BIN / 'python'} {REPO / 'tests' / 'agents' / 'oversized_agent.py'}"
 

@@ -112,3 +112,9 @@ def test_a_large_result_stays_behind_its_uri() -> None:
     assert ended is not None
     answer = ended.to_answer(with_outcome=True)
     assert answer["result_uri"] == uri and "result" not in answer
+
+
+@pytest.mark.parametrize("uri", ["s3://", "s3://bucket", "s3://bucket/", "s3://Bad_Bucket/k"])
+def test_a_result_uri_s3_would_not_accept_is_no_usable_end(uri: str) -> None:
+    outcome = {"job_id": JOB, "status": "SUCCEEDED", "result_uri": uri}
+    assert outcome_record(_running(), outcome) is None

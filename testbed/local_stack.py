@@ -3,7 +3,6 @@ test or benchmark reads from it: the env file, the inbox with SNS timestamps, th
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -17,7 +16,10 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from tests.support.processes import REPO
+from agentjobs.cli.inbox import unwrap
+from agentjobs.envfile import read_env_file
+from agentjobs.invocation import decode_answer, invoke_session
+from testbed.processes import REPO
 
 
 @dataclass(frozen=True)
@@ -39,8 +41,7 @@ class LocalStack:
     state_dir: Path
 
     def values(self) -> dict[str, str]:
-        lines = (self.state_dir / "env").read_text().splitlines()
-        return dict(line.split("=", 1) for line in lines if "=" in line and line[0] != "#")
+        return read_env_file(self.state_dir / "env")
 
     def client(self, service: str, **config: Any) -> Any:
         values = self.values()
@@ -64,17 +65,15 @@ class LocalStack:
         runtime_arn = self.values()["AGENT_RUNTIME_ARN"]
         for attempt in range(50):
             try:
-                answer = client.invoke_agent_runtime(
-                    agentRuntimeArn=runtime_arn,
-                    runtimeSessionId=session_id,
-                    payload=json.dumps({"action": "submit", **job}).encode(),
+                _, answer = invoke_session(
+                    client, runtime_arn, session_id, {"action": "submit", **job}
                 )
                 break
             except client.exceptions.RetryableConflictException:
                 if attempt == 49:
                     raise
                 time.sleep(0.1)
-        body = json.loads(answer["response"].read())
+        body = decode_answer(answer)
         assert body.get("status") == "RUNNING", body
         return str(body["job_id"])
 
@@ -87,8 +86,7 @@ class LocalStack:
         ).get("Messages", [])
         received_at = time.time()
         for message in messages:
-            envelope = json.loads(message["Body"])
-            document = json.loads(envelope["Message"])
+            document, envelope = unwrap(message["Body"])
             found.append(
                 Notified(
                     job_id=document["job_id"],

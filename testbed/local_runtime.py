@@ -16,7 +16,8 @@ import boto3
 import psutil
 from botocore.config import Config
 
-from tests.support.processes import REPO, free_port, running
+from emulator.ports import free_port
+from testbed.processes import REPO, running
 
 AGENTS = REPO / "tests" / "agents"
 RUNTIME_ARN = "arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/local_agent-AbCdE12345"

@@ -16,9 +16,10 @@ from typing import Any
 
 import psutil
 
+from emulator.ports import free_port
 from emulator.resources import LocalResources
-from tests.support.aws import MotoEndpoint
-from tests.support.processes import VENV_BIN, free_port, running
+from testbed.aws import MotoEndpoint
+from testbed.processes import VENV_BIN, running
 
 SESSION_HEADER = "X-Amzn-Bedrock-AgentCore-Runtime-Session-Id"
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT", "LOST"})

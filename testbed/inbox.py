@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+from agentjobs.cli.inbox import unwrap
 
 
 def drain_inbox(sqs: Any, queue_url: str) -> list[dict[str, Any]]:
@@ -20,10 +21,10 @@ def drain_inbox(sqs: Any, queue_url: str) -> list[dict[str, Any]]:
         if not batch:
             return found
         for message in batch:
-            envelope = json.loads(message["Body"])
+            document, envelope = unwrap(message["Body"])
             found.append(
                 {
-                    "document": json.loads(envelope["Message"]),
+                    "document": document,
                     "attributes": envelope.get("MessageAttributes", {}),
                 }
             )

@@ -1,0 +1,227 @@
+"""The faults injected into a poller's AWS calls: which step a call begins, what answer it gets."""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+from collections.abc import Iterator
+from contextlib import suppress
+from typing import TYPE_CHECKING, Any
+
+from botocore.awsrequest import AWSResponse
+from botocore.config import Config
+from botocore.exceptions import EndpointConnectionError
+from botocore.exceptions import ReadTimeoutError as BotoReadTimeoutError
+
+from testbed.aws import REGION
+
+if TYPE_CHECKING:
+    from tests.chaos.harness.world import World
+
+# The poller's steps for one job, as the AWS call that begins each (service.operation and
+# a marker in the DynamoDB update expression).
+STEPS: dict[str, tuple[str, str | None]] = {
+    "lease": ("dynamodb.UpdateItem", "SET #lh = :me"),
+    "poll": ("bedrock-agentcore.InvokeAgentRuntime", None),
+    "progress": ("dynamodb.UpdateItem", "SET progress = :p, last_seen_at"),
+    "finish": ("dynamodb.UpdateItem", "finished_at = :finished"),
+    "publish": ("sns.Publish", None),
+    "record-notified": ("dynamodb.UpdateItem", "notified_at = if_not_exists"),
+    "stop-session": ("bedrock-agentcore.StopRuntimeSession", None),
+    "close": ("dynamodb.UpdateItem", "session_stopped_at"),
+}
+AWS_SERVICES = {"dynamodb": "dynamodb_fail", "s3": "s3_fail", "sns": "sns_fail"}
+FAILURE_MODES = ("throttle", "5xx", "unreachable")
+# Calls whose answer may be lost after AWS applied them (the nastiest partial failure).
+LOSABLE = {"dynamodb.UpdateItem", "sns.Publish", "s3.PutObject", "s3.GetObject"}
+
+
+class Killed(BaseException):
+    """The poller's process died at this call: nothing after it reaches AWS."""
+
+
+class InjectedError(Exception):
+    """A poller bug injected between two steps of one job."""
+
+
+class _Raw:
+    """The body of a made-up HTTP answer, as botocore reads it."""
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self._body
+
+
+def error_answer(service: str, mode: str, url: str) -> AWSResponse:
+    """An HTTP error answer as the real service sends it (botocore parses and retries it)."""
+    if service == "dynamodb":
+        code = (
+            "ProvisionedThroughputExceededException"
+            if mode == "throttle"
+            else "InternalServerError"
+        )
+        status = 400 if mode == "throttle" else 500
+        body = json.dumps(
+            {"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": "chaos"}
+        ).encode()
+        return AWSResponse(url, status, {"Content-Type": "application/x-amz-json-1.0"}, _Raw(body))
+    if service == "s3":
+        code, status = ("SlowDown", 503) if mode == "throttle" else ("InternalError", 500)
+        xml = f"<Error><Code>{code}</Code><Message>chaos</Message></Error>"
+        return AWSResponse(url, status, {"Content-Type": "application/xml"}, _Raw(xml.encode()))
+    code, status = ("Throttling", 400) if mode == "throttle" else ("InternalError", 500)
+    xml = (
+        '<ErrorResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/"><Error>'
+        f"<Type>Sender</Type><Code>{code}</Code><Message>chaos</Message></Error>"
+        "<RequestId>chaos</RequestId></ErrorResponse>"
+    )
+    return AWSResponse(url, status, {"Content-Type": "text/xml"}, _Raw(xml.encode()))
+
+
+def step_of(operation: str, params: dict[str, Any]) -> str | None:
+    """Which of the poller's steps an AWS call begins (None: another call)."""
+    for step, (op, marker) in STEPS.items():
+        if op == operation and (marker is None or marker in str(params.get("UpdateExpression"))):
+            return step
+    return None
+
+
+def job_of(params: dict[str, Any]) -> str | None:
+    """The job an AWS call concerns, when it names one."""
+    key = params.get("Key")
+    if isinstance(key, dict) and isinstance(key.get("job_id"), dict):
+        return str(key["job_id"].get("S"))
+    if isinstance(key, str) and key.startswith("jobs/"):  # S3: jobs/<job_id>/...
+        return key.split("/")[1]
+    attribute = params.get("MessageAttributes", {}).get("job_id", {}).get("StringValue")
+    if attribute:
+        return str(attribute)
+    payload = params.get("payload")
+    if isinstance(payload, bytes | str):
+        with suppress(ValueError):
+            decoded = json.loads(payload)
+            if isinstance(decoded, dict) and isinstance(decoded.get("job_id"), str):
+                return str(decoded["job_id"])
+    return None
+
+
+class PollerFaults:
+    """botocore event hooks on one poller's clients: crashes between steps, AWS failures,
+    lost answers; and the record of which publish and notified_at writes reached AWS."""
+
+    def __init__(self, world: World, index: int) -> None:
+        self.world = world
+        self.config = world.config
+        self.rng = random.Random(f"{self.config.seed}/{world.name}/poller{index}")
+        self.dead = False
+        self.armed: tuple[str, str] | None = None  # (step, "crash" | "raise")
+        self.pass_id = ""
+        self._local = threading.local()
+        self._lock = threading.Lock()
+
+    def new_pass(self, pass_id: str) -> None:
+        """A fresh Lambda invocation: alive again, perhaps armed to die at some step."""
+        self.dead = False
+        self.pass_id = pass_id
+        self.armed = None
+        if not self.world.injecting.is_set():
+            return
+        modes = [m for m in ("crash", "raise") if self.config.on(f"poller_{m}")]
+        if modes and self.rng.random() < self.config.crash_rate:
+            self.armed = (self.rng.choice(sorted(STEPS)), self.rng.choice(modes))
+
+    def register(self, client: Any) -> None:
+        """Hook every call of `client`."""
+        client.meta.events.register("before-parameter-build", self.before_call)
+        client.meta.events.register("before-send", self.before_send)
+        client.meta.events.register("after-call", self.after_call)
+
+    def before_call(
+        self, event_name: str, params: dict[str, Any], context: dict[str, Any], **_: Any
+    ) -> None:
+        """Before the call's parameters are serialized (so they are the API's parameters)."""
+        operation = event_name.split(".", 1)[1]
+        step, job_id = step_of(operation, params), job_of(params)
+        seq = self.world.seq()
+        context["chaos"] = (operation, step, job_id, self.pass_id)
+        self._local.burst = None
+        if self.dead:
+            raise Killed(operation)
+        if step == "publish" and job_id:
+            self.world.log_event(job_id, seq, "publish-start", self.pass_id)
+        with self._lock:
+            armed, hit = self.armed, self.armed is not None and self.armed[0] == step
+            if hit:
+                self.armed = None
+        if hit and armed is not None:
+            self.world.figures.fault(f"poller_{armed[1]}:before-{step}")
+            if armed[1] == "crash":
+                self.dead = True
+                raise Killed(step)
+            raise InjectedError(f"injected bug before {step}")
+        service = operation.split(".", 1)[0]
+        kind = AWS_SERVICES.get(service)
+        if (
+            kind is not None
+            and self.config.on(kind)
+            and self.world.injecting.is_set()
+            and self.rng.random() < self.config.aws_fault_rate
+        ):
+            # 1 or 2 failed attempts are absorbed by the standard retries; 3 reach the poller.
+            self._local.burst = [self.rng.choice((1, 2, 3, 3)), self.rng.choice(FAILURE_MODES)]
+
+    def before_send(self, event_name: str, request: Any, **_: Any) -> AWSResponse | None:
+        burst = getattr(self._local, "burst", None)
+        if not burst or burst[0] <= 0:
+            return None
+        burst[0] -= 1
+        service = event_name.split(".")[1]
+        mode = burst[1]
+        self.world.figures.fault(f"{AWS_SERVICES[service]}:{mode}")
+        if mode == "unreachable":
+            raise EndpointConnectionError(endpoint_url=str(request.url))
+        return error_answer(service, mode, str(request.url))
+
+    def after_call(
+        self, event_name: str, http_response: Any, context: dict[str, Any], **_: Any
+    ) -> None:
+        operation, step, job_id, pass_id = context.get("chaos", (None, None, None, ""))
+        status = getattr(http_response, "status_code", 0)
+        if operation == "bedrock-agentcore.InvokeAgentRuntime" and status == 409:
+            self.world.figures.fault("busy_reject:poll refused")
+        if status >= 300 or operation is None:
+            return
+        seq = self.world.seq()
+        if job_id and step in ("publish", "record-notified", "finish"):
+            self.world.log_event(job_id, seq, f"{step}-ok", pass_id)
+        kind = AWS_SERVICES.get(operation.split(".", 1)[0])
+        if (
+            kind is not None
+            and operation in LOSABLE
+            and self.config.on(kind)
+            and self.world.injecting.is_set()
+            and self.rng.random() < self.config.lost_answer_rate
+        ):
+            self.world.figures.fault(f"{kind}:answer lost")
+            raise BotoReadTimeoutError(endpoint_url="chaos://answer-lost")
+
+
+class HookedSession:
+    """A boto3 session stand-in for the poller's own `build_services`: its clients go to moto
+    (or the local runtime) and carry this poller's fault hooks."""
+
+    def __init__(self, world: World, faults: PollerFaults) -> None:
+        self._world = world
+        self._faults = faults
+        self.region_name = REGION
+
+    def client(self, service: str, config: Config | None = None) -> Any:
+        endpoint = (
+            self._world.runtime_url if service == "bedrock-agentcore" else self._world.moto.url
+        )
+        client = self._world.moto.session().client(service, endpoint_url=endpoint, config=config)
+        self._faults.register(client)
+        return client

@@ -1,0 +1,559 @@
+"""One world of a chaos run: its own moto resources, runtime, pollers and session workers."""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+import json
+import os
+import random
+import signal
+import threading
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from typing import Any
+
+import psutil
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+from jobpoller.context import LocalContext
+from jobpoller.events import process_event
+from jobpoller.services import build_services
+from jobpoller.settings import PollerSettings
+
+from agentjobs.protocol import ErrorCode
+from agentjobs.store import StoreError
+from emulator.resources import LocalResources
+from emulator.stack.event_source import run_event_source
+from testbed.aws import REGION, MotoEndpoint
+from testbed.local_runtime import RUNTIME_ARN, agent_processes_of, local_runtime
+from tests.chaos.harness.faults import HookedSession, Killed, PollerFaults
+from tests.chaos.harness.plan import (
+    CHAOS_AGENT_CMD,
+    HOSTILE,
+    TERMINAL,
+    ChaosConfig,
+    Figures,
+    JobPlan,
+    hostile_payload,
+)
+
+
+class SessionGate:
+    """Room for a new session only while fewer than `limit` sessions are live across every
+    world: those the runtimes list as not stopped, and those being filled right now."""
+
+    def __init__(self, limit: int, worlds: list[World]) -> None:
+        self.limit = max(limit, 1)
+        self.worlds = worlds
+        self.peak = 0
+        self._filling: set[str] = set()
+        self._lock = threading.Lock()
+
+    def _live(self) -> set[str]:
+        live = set(self._filling)
+        for world in self.worlds:
+            live |= {
+                f"{world.name}/{s}"
+                for s, state in world_sessions(world).items()
+                if state != "Stopped"
+            }
+        return live
+
+    def enter(self, world: World, session_id: str) -> bool:
+        """Wait for room and take it for this session; False when the world is stopping."""
+        key = f"{world.name}/{session_id}"
+        while not world.stopping.is_set():
+            with self._lock:
+                try:
+                    live = len(self._live())
+                except OSError:  # a runtime too busy to list its sessions: no room yet
+                    live = self.limit
+                if live < self.limit:
+                    self._filling.add(key)
+                    self.peak = max(self.peak, live + 1)
+                    return True
+            world.stopping.wait(0.3)
+        return False
+
+    def leave(self, world: World, session_id: str) -> None:
+        """The session is filled: from now on the runtime's listing counts it."""
+        with self._lock:
+            self._filling.discard(f"{world.name}/{session_id}")
+
+
+class World:
+    """One local runtime (one busy policy) with its own table, bucket, topic and inbox, and the
+    threads that drive it: session workers (submit), pollers, an injector and a watcher."""
+
+    def __init__(
+        self,
+        name: str,
+        busy_policy: str,
+        jobs: int,
+        config: ChaosConfig,
+        moto: MotoEndpoint,
+        hostile: list[str] | None = None,
+    ) -> None:
+        self.name = name
+        self.busy_policy = busy_policy
+        self.config = config
+        self.moto = moto
+        self.figures = Figures()
+        self.rng = random.Random(f"{config.seed}/{name}")
+        self.log_dir = config.log_dir / name
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.garbage_flag = self.log_dir / "garbage.on"
+        self.garbage_log = self.log_dir / "garbage.log"
+        self.injecting = threading.Event()
+        self.stopping = threading.Event()
+        self.plans: dict[str, JobPlan] = {}
+        self.history: dict[str, list[str]] = defaultdict(list)
+        self.events: dict[str, list[tuple[int, str, str]]] = defaultdict(list)
+        self.ticks: Counter[int] = Counter()
+        self._jobs = jobs
+        self._jobs_taken = 0
+        variants = (hostile if hostile is not None else sorted(HOSTILE)) if config.hostile else []
+        # Hostile submits spread evenly over the world's jobs, so a short run meets them all.
+        self._hostile_at = {
+            (i + 1) * jobs // (len(variants) + 1): v for i, v in enumerate(variants) if jobs
+        }
+        self.gate: SessionGate | None = None
+        # Jobs that outlive their session's max lifetime: without them a short run may see
+        # no session reach it (sessions end sooner when their jobs are short).
+        self._outliving_left = 2 if config.on("max_lifetime") else 0
+        self._lock = threading.Lock()
+        self._seq = itertools.count()
+        self.resources: LocalResources | None = None
+        self.runtime_url = ""
+        self.runtime_pid = 0
+        self.settings: PollerSettings | None = None
+
+    # Shared bookkeeping
+
+    def seq(self) -> int:
+        """A global order of observed calls."""
+        return next(self._seq)
+
+    def log_event(self, job_id: str, seq: int, what: str, pass_id: str) -> None:
+        """Remember that a pass began or completed a publish, finish or notified_at write."""
+        with self._lock:
+            self.events[job_id].append((seq, what, pass_id))
+
+    def take_job(self, ordinary_only: bool = False) -> tuple[bool, str | None]:
+        """Claim one of the jobs left to submit: whether there was one, and the hostile
+        variant it is to be, if any (with `ordinary_only`, a hostile one is left for the
+        next session: each hostile request gets a session of its own)."""
+        with self._lock:
+            index = self._jobs_taken
+            if index >= self._jobs or (ordinary_only and index in self._hostile_at):
+                return False, None
+            self._jobs_taken += 1
+            return True, self._hostile_at.get(index)
+
+    # Clients without hooks, for the harness itself
+
+    def aws(self, service: str) -> Any:
+        return self.moto.client(service)
+
+    def agentcore(self) -> Any:
+        return self.moto.session().client(
+            "bedrock-agentcore",
+            endpoint_url=self.runtime_url,
+            config=Config(retries={"total_max_attempts": 1}, read_timeout=60),
+        )
+
+    # Running
+
+    @contextmanager
+    def running(self) -> Iterator[World]:
+        """The runtime up, resources created, poller settings made; stopped at the end, and
+        no agent process may outlive it."""
+        self.resources = self.moto.create_resources()
+        self.settings = PollerSettings.from_env(
+            {
+                **self.resources.env(),
+                "AGENT_RUNTIME_ARN": RUNTIME_ARN,
+                "POLLER_CONCURRENCY": "8",
+                "POLLER_READ_TIMEOUT_S": f"{self.config.read_timeout_s:g}",
+                "POLLER_LEASE_S": f"{self.config.lease_s:g}",
+                "POLLER_SAFETY_MARGIN_S": "2",
+            }
+        )
+        idle = self.config.idle_timeout_s if self.config.on("idle_timeout") else 300
+        lifetime = self.config.max_lifetime_s if self.config.on("max_lifetime") else 900
+        env = {
+            **self.moto.env(),
+            **self.resources.env(),
+            "AWS_ENDPOINT_URL_BEDROCK_AGENTCORE": "",
+            "CHAOS_GARBAGE_FLAG": str(self.garbage_flag),
+            "CHAOS_GARBAGE_LOG": str(self.garbage_log),
+            "CHAOS_GARBAGE_RATE": f"{self.config.garbage_rate:g}",
+            "CHAOS_SEED": str(self.config.seed),
+            # The fast completion path: agents signal finished jobs on this queue.
+            "COMPLETION_QUEUE_URL": self.resources.completion_queue_url,
+        }
+        body_done = False
+        try:
+            with local_runtime(
+                agent_cmd_line=CHAOS_AGENT_CMD,
+                busy_policy=self.busy_policy,
+                idle_timeout_s=idle,
+                max_lifetime_s=lifetime,
+                ping_interval_s=0.3,
+                stop_grace_s=1,
+                startup_timeout_s=40,
+                env=env,
+                extra_args=["--agent-log-dir", str(self.log_dir / "agents")],
+                log_path=self.log_dir / "runtime.log",
+            ) as runtime:
+                self.runtime_url, self.runtime_pid = runtime.url, runtime.pid
+                yield self
+                body_done = True
+        except AssertionError as exc:
+            # Only local_runtime's own check on leaving (agent processes survived) is a
+            # finding to report; an assertion failing inside the block fails the run.
+            if not body_done:
+                raise
+            self.figures.violation("no-survivors", f"{self.name}: {exc}")
+
+    def submit(
+        self, session_id: str, payload: dict[str, Any], hostile: str | None = None
+    ) -> str | None:
+        """Send one submit (retrying with its client token); the job's id, or None when it
+        was refused (a hostile submit's clear refusal) or never answered."""
+        client = self.agentcore()
+        body_bytes = json.dumps(payload).encode()
+        what = f"{self.name}: {hostile or 'submit'}"
+        for _attempt in range(40):
+            try:
+                answer = client.invoke_agent_runtime(
+                    agentRuntimeArn=RUNTIME_ARN,
+                    runtimeSessionId=session_id,
+                    payload=body_bytes,
+                )
+                body = json.loads(answer["response"].read())
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code")
+                status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+                # A fresh session that no fault touches answers RuntimeClientError only when
+                # its agent failed the request (HTTP 5xx or a dropped connection).
+                if status >= 500 or (hostile is not None and code == "RuntimeClientError"):
+                    self.figures.violation("answers", f"{what} got HTTP {status} {code}")
+                    return None
+                if code == "RetryableConflictException" and self.busy_policy == "reject":
+                    self.figures.fault("busy_reject:submit refused")
+                time.sleep(0.3)
+                continue
+            except (BotoCoreError, ValueError):
+                time.sleep(0.3)
+                continue
+            return self._accepted(body, what, hostile)
+        self.figures.event("submits given up")
+        return None
+
+    def _accepted(self, body: Any, what: str, hostile: str | None) -> str | None:
+        if isinstance(body, dict) and body.get("status") == "RUNNING":
+            return str(body["job_id"])
+        if isinstance(body, dict) and isinstance(body.get("job_id"), str) and "status" in body:
+            # A retry with the same client token found its job, already ended (its first
+            # session died after accepting it): the same job, as the protocol promises.
+            self.figures.event("submit retries answered with their ended job")
+            return str(body["job_id"])
+        error = body.get("error") if isinstance(body, dict) else None
+        if (
+            hostile is not None
+            and isinstance(error, dict)
+            and error.get("code") not in (None, ErrorCode.INTERNAL_ERROR)
+            and isinstance(error.get("message"), str)
+            and error["message"]
+        ):
+            with self.figures.lock:
+                self.figures.hostile_refused += 1
+            self.figures.event(f"hostile refused: {hostile} {error['code']}")
+            return None
+        self.figures.violation("answers", f"{what} answered {str(body)[:200]}")
+        return None
+
+    def session_worker(self, index: int) -> None:
+        """Open sessions one after another, submit 1 to 3 jobs into each, wait for them."""
+        rng = random.Random(f"{self.config.seed}/{self.name}/worker{index}")
+        if index == 0 and self.config.on("idle_timeout"):
+            self._leave_idle_session()
+        while not self.stopping.is_set():
+            taken, hostile = self.take_job()
+            if not taken:
+                return
+            prefix = "chaos"
+            if hostile is not None:
+                prefix = "hostile"
+            elif self.config.on("garbage_agent") and rng.random() < self.config.garbage_sessions:
+                prefix = "garbage"
+            session_id = f"{prefix}-{self.name}-{uuid.uuid4().hex}"
+            if self.gate is not None and not self.gate.enter(self, session_id):
+                return
+            try:
+                mine = self._fill_session(rng, session_id, hostile)
+            finally:
+                if self.gate is not None:
+                    self.gate.leave(self, session_id)
+            self._wait_terminal(mine, timeout_s=60)
+
+    def _fill_session(self, rng: random.Random, session_id: str, hostile: str | None) -> list[str]:
+        """Submit into one session: a hostile request alone, or 1 to 3 ordinary jobs."""
+        assert self.resources is not None
+        if hostile is not None:
+            payload = hostile_payload(hostile, self.resources.bucket)
+            job_id = self.submit(session_id, payload, hostile)
+            if job_id is None:
+                # Nothing runs in it: stop it now rather than hold a slot until it idles out.
+                self._stop(session_id)
+                return []
+            with self._lock:
+                self.plans[job_id] = JobPlan(
+                    job_id, session_id, payload.get("input") or {}, hostile=hostile
+                )
+            self.figures.event(f"hostile accepted: {hostile}")
+            return [job_id]
+        mine: list[str] = []
+        for n in range(rng.choice((1, 1, 2, 3))):
+            if n and not self.take_job(ordinary_only=True)[0]:
+                break
+            job_input, extra = self._job_input(rng)
+            outliving = self._take_outliving()
+            if outliving:
+                job_input.update(seconds=self.config.max_lifetime_s + 3, cpu=False)
+            payload = {
+                "action": "submit",
+                "kind": "synthetic",
+                "input": job_input,
+                "client_token": uuid.uuid4().hex,
+                **extra,
+            }
+            job_id = self.submit(session_id, payload)
+            if job_id is None:
+                continue
+            plan = JobPlan(job_id, session_id, job_input, outliving=outliving)
+            with self._lock:
+                self.plans[job_id] = plan
+            mine.append(job_id)
+            if rng.random() < 0.05:
+                time.sleep(rng.uniform(0.1, 0.6))
+                plan.cancelled = self._cancel(session_id, job_id)
+            time.sleep(rng.uniform(0.0, 0.4))
+        return mine
+
+    def _job_input(self, rng: random.Random) -> tuple[dict[str, Any], dict[str, Any]]:
+        big = rng.random() < 0.1
+        job_input: dict[str, Any] = {
+            "seconds": round(rng.uniform(0.1, 2.5), 3),
+            "cpu": rng.random() < 0.1,
+            "fail": "the job failed on purpose" if rng.random() < 0.1 else None,
+            "result_bytes": 100_000 if big else rng.choice((0, 50, 500, 5000)),
+        }
+        if rng.random() < 0.04:
+            job_input["seconds"] = 3.0
+            return job_input, {"max_runtime_s": 1}
+        return job_input, {}
+
+    def _leave_idle_session(self) -> None:
+        """A session asked only for its status and then left alone: no poller knows it, so
+        only the idle timeout ends it (a short run may otherwise see none idle out)."""
+        with suppress(ClientError, BotoCoreError):
+            self.agentcore().invoke_agent_runtime(
+                agentRuntimeArn=RUNTIME_ARN,
+                runtimeSessionId=f"idle-{self.name}-{uuid.uuid4().hex}",
+                payload=json.dumps({"action": "status"}).encode(),
+            )["response"].read()
+
+    def _take_outliving(self) -> bool:
+        with self._lock:
+            if self._outliving_left <= 0:
+                return False
+            self._outliving_left -= 1
+            return True
+
+    def _stop(self, session_id: str) -> bool:
+        with suppress(ClientError, BotoCoreError):
+            self.agentcore().stop_runtime_session(
+                agentRuntimeArn=RUNTIME_ARN, runtimeSessionId=session_id, qualifier="DEFAULT"
+            )
+            return True
+        return False
+
+    def _cancel(self, session_id: str, job_id: str) -> bool:
+        with suppress(ClientError, BotoCoreError):
+            self.agentcore().invoke_agent_runtime(
+                agentRuntimeArn=RUNTIME_ARN,
+                runtimeSessionId=session_id,
+                payload=json.dumps({"action": "cancel", "job_id": job_id}).encode(),
+            )["response"].read()
+            return True
+        return False
+
+    def _wait_terminal(self, job_ids: list[str], timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while job_ids and time.monotonic() < deadline and not self.stopping.is_set():
+            last = {j: (self.history.get(j) or ["?"])[-1] for j in job_ids}
+            if all(status in TERMINAL for status in last.values()):
+                return
+            time.sleep(0.5)
+
+    def poller(self, index: int) -> None:
+        """One poller (a Lambda container): tick, pause, tick, ..., until told to stop."""
+        assert self.settings is not None
+        faults = PollerFaults(self, index)
+        services = build_services(HookedSession(self, faults), self.settings)
+        rng = random.Random(f"{self.config.seed}/{self.name}/ticks{index}")
+        while not self.stopping.is_set():
+            context = LocalContext(budget_s=30)
+            faults.new_pass(f"p{index}/{context.aws_request_id[:8]}")
+            try:
+                report = process_event({}, context, services)
+                # Proof that pollers met: a lease another poller held made this one skip.
+                skipped = sum(1 for step in report.steps.values() if step == "skipped")
+                if skipped and self.injecting.is_set():
+                    self.figures.fault("concurrent_pollers:lease held by another", skipped)
+            except Killed:
+                self.figures.event("poller passes killed")
+            except StoreError:
+                self.figures.event("poller passes failed (index read)")
+            except Exception as exc:  # any other exception is a poller bug
+                self.figures.violation(
+                    "poller-errors", f"{self.name}: a poller pass raised {exc!r}"
+                )
+            with self._lock:
+                self.ticks[index] += 1
+            self.stopping.wait(rng.uniform(*self.config.tick_pause_s))
+
+    def signal_poller(self) -> None:
+        """The fast completion path: one poller fed by the completion queue, answering each
+        batch as the Lambda handler does (ReportBatchItemFailures); the signals it does not
+        report as failed are deleted, the others come back after the visibility timeout."""
+        assert self.settings is not None and self.resources is not None
+        handler = importlib.import_module("handler")
+        faults = PollerFaults(self, 99)
+        services = build_services(HookedSession(self, faults), self.settings)
+
+        def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
+            # A pass that did not answer hands every signal back, as a failed Lambda would.
+            every_signal = [{"itemIdentifier": r["messageId"]} for r in event["Records"]]
+            faults.new_pass(f"signal/{context.aws_request_id[:8]}")
+            try:
+                report = process_event(event, context, services)
+                answer: dict[str, Any] = handler.signal_batch_response(event, report, context)
+            except Killed:
+                self.figures.event("poller passes killed")
+                return {"batchItemFailures": every_signal}
+            except StoreError:
+                self.figures.event("poller passes failed (index read)")
+                return {"batchItemFailures": every_signal}
+            except Exception as exc:  # any other exception is a poller bug
+                self.figures.violation(
+                    "poller-errors", f"{self.name}: a signal pass raised {exc!r}"
+                )
+                return {"batchItemFailures": every_signal}
+            self.figures.event("completion signals handled")
+            return answer
+
+        run_event_source(
+            handle,
+            self.aws("sqs"),
+            self.resources.completion_queue_url,
+            timeout_s=30,
+            region=REGION,
+            stop=self.stopping,
+            visibility_timeout_s=5,
+        )
+
+    def injector(self) -> None:
+        """Kill agent processes and stop sessions of running jobs, at random."""
+        kinds = [k for k in ("agent_sigkill", "session_stop") if self.config.on(k)]
+        targeted: set[str] = set()
+        while kinds and not self.stopping.wait(self.rng.uniform(*self.config.injector_pause_s)):
+            if not self.injecting.is_set():
+                continue
+            with self._lock:
+                running = [
+                    p
+                    for j, p in self.plans.items()
+                    if self._last(j) == "RUNNING" and p.session_id not in targeted
+                ]
+                spared = {p.session_id for p in self.plans.values() if p.outliving}
+                running = [p for p in running if p.session_id not in spared]
+            if not running:
+                continue
+            plan = self.rng.choice(running)
+            targeted.add(plan.session_id)  # each session is hit once: a fault, not a siege
+            if self.rng.choice(kinds) == "agent_sigkill":
+                if self._sigkill(plan.session_id):
+                    self.figures.fault("agent_sigkill")
+            elif self._stop(plan.session_id):
+                self.figures.fault("session_stop")
+
+    def _sigkill(self, session_id: str) -> bool:
+        victims = []
+        for process in agent_processes_of(self.runtime_pid):
+            with suppress(psutil.Error):
+                if process.environ().get("AGENTCORE_SESSION_ID") == session_id:
+                    victims.append(process)
+        if not victims:
+            return False
+        victim = self.rng.choice(victims)
+        with suppress(psutil.Error, ProcessLookupError):
+            os.kill(victim.pid, signal.SIGKILL)
+            return True
+        return False
+
+    def _last(self, job_id: str) -> str | None:
+        history = self.history.get(job_id)
+        return history[-1] if history else None
+
+    def watch_once(self) -> dict[str, dict[str, Any]]:
+        """Scan the table (the harness's view, not the poller's); record each job's status
+        history and report any record that leaves a terminal status."""
+        assert self.resources is not None
+        items: dict[str, dict[str, Any]] = {}
+        for page in (
+            self.aws("dynamodb")
+            .get_paginator("scan")
+            .paginate(TableName=self.resources.table, ConsistentRead=True)
+        ):
+            for item in page["Items"]:
+                items[item["job_id"]["S"]] = item
+        with self._lock:
+            for job_id, item in items.items():
+                status = item.get("status", {}).get("S", "?")
+                history = self.history[job_id]
+                if history and history[-1] != status:
+                    if history[-1] in TERMINAL:
+                        self.figures.violation(
+                            "no-regression",
+                            f"{self.name}: job {job_id} went from {history[-1]} to {status}",
+                        )
+                    history.append(status)
+                elif not history:
+                    history.append(status)
+        return items
+
+    def watcher(self) -> None:
+        """Watch status histories until told to stop."""
+        while not self.stopping.wait(0.5):
+            load = os.getloadavg()[0]
+            with self.figures.lock:
+                self.figures.peak_load = max(self.figures.peak_load, load)
+            try:
+                self.watch_once()
+            except (ClientError, BotoCoreError) as exc:
+                self.figures.event(f"watcher scan failed: {type(exc).__name__}")
+
+
+def world_sessions(world: World) -> dict[str, str]:
+    import urllib.request  # noqa: PLC0415
+
+    with urllib.request.urlopen(f"{world.runtime_url}/sessions", timeout=10) as answer:
+        listing = json.loads(answer.read())
+    return {s["sessionId"]: s["state"] for s in listing["sessions"]}
