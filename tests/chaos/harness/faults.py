@@ -168,7 +168,9 @@ class PollerFaults:
             kind is not None
             and self.config.on(kind)
             and self.world.injecting.is_set()
-            and self.rng.random() < self.config.aws_fault_rate
+            and (
+                _first_in_world(self.world, kind) or self.rng.random() < self.config.aws_fault_rate
+            )
         ):
             # 1 or 2 failed attempts are absorbed by the standard retries; 3 reach the poller.
             self._local.burst = [self.rng.choice((1, 2, 3, 3)), self.rng.choice(FAILURE_MODES)]
@@ -207,6 +209,21 @@ class PollerFaults:
         ):
             self.world.figures.fault(f"{kind}:answer lost")
             raise BotoReadTimeoutError(endpoint_url="chaos://answer-lost")
+
+
+_FIRST_LOCK = threading.Lock()
+
+
+def _first_in_world(world: Any, kind: str) -> bool:
+    """True once per world and AWS fault kind: the first call of each service while faults are
+    injected always fails, so every enabled kind fires in a short run too (at the random rate
+    alone, a 40-job run made few enough S3 calls that s3_fail sometimes never fired)."""
+    with _FIRST_LOCK:
+        seen: set[str] = world.__dict__.setdefault("_aws_kinds_faulted", set())
+        if kind in seen:
+            return False
+        seen.add(kind)
+        return True
 
 
 class HookedSession:
