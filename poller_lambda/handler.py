@@ -21,10 +21,12 @@ from jobpoller.report import Metric, TickReport
 from jobpoller.services import build_services
 from jobpoller.settings import PollerSettings
 
+from agentjobs.metrics import NAMESPACE, SERVICE
+
 logger = Logger(service="poller")
 tracer = Tracer(service="poller")
 metrics = Metrics(
-    namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "AgentJobs", service="poller"
+    namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or NAMESPACE, service=SERVICE
 )
 
 # Emitted every tick, zero included, so alarms and dashboards always have data points.
