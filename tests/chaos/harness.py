@@ -30,7 +30,6 @@ from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionEr
 from botocore.exceptions import ReadTimeoutError as BotoReadTimeoutError
 from builtin_jobs.synthetic import SyntheticInput, sized_result
 from jobpoller.agentcore import StopSessionError
-from jobpoller.context import LocalContext
 from jobpoller.events import process_event
 from jobpoller.services import build_services
 from jobpoller.settings import PollerSettings
@@ -43,6 +42,7 @@ from emulator.resources import LocalResources
 from tests.support.aws import REGION, MotoEndpoint
 from tests.support.inbox import drain_inbox
 from tests.support.local_runtime import RUNTIME_ARN, agent_processes_of, local_runtime
+from tests.support.poller import LocalContext
 from tests.support.processes import REPO, VENV_BIN
 
 CHAOS_AGENT_CMD = f"{VENV_BIN / 'python'} {REPO / 'tests' / 'chaos' / 'chaos_agent.py'}"
