@@ -42,8 +42,7 @@ def reconcile(job_id: str, run: Pass, session_shared: SessionShared) -> StoredJo
         taken = Lease.take(run.services.store, job_id, run.holder, run.services.settings.lease_s)
     except StoreError:
         logger.exception("could not lease the job", extra={"job_id": job_id})
-        run.report.count(Metric.POLL_ERRORS)
-        run.report.step(job_id, "retry")
+        run.retry_later(job_id)
         return None
     if taken is None:
         run.report.step(job_id, "skipped")
@@ -79,8 +78,7 @@ def reconcile(job_id: str, run: Pass, session_shared: SessionShared) -> StoredJo
             "a step failed; the next tick resumes it",
             extra={"job_id": job_id, "session_id": job.session_id, "reason": str(exc)},
         )
-        run.report.count(Metric.POLL_ERRORS)
-        run.report.step(job_id, "retry")
+        run.retry_later(job_id)
         return job
     finally:
         _release(lease)
@@ -105,9 +103,7 @@ def close_spent_session(session_id: str, job_ids: list[str], run: Pass) -> None:
             "could not stop the spent session; the next tick retries",
             extra={"session_id": session_id, "reason": str(exc)},
         )
-        run.report.count(Metric.POLL_ERRORS)
-        for job_id in job_ids:
-            run.report.step(job_id, "retry")
+        run.retry_later(*job_ids)
         return
     for job_id in job_ids:
         try:
@@ -117,8 +113,7 @@ def close_spent_session(session_id: str, job_ids: list[str], run: Pass) -> None:
             continue
         except StoreError:
             logger.warning("could not close the job", extra={"job_id": job_id})
-            run.report.count(Metric.POLL_ERRORS)
-            run.report.step(job_id, "retry")
+            run.retry_later(job_id)
             continue
         run.report.step(job_id, "closed")
 

@@ -38,6 +38,12 @@ class Pass:
     _stopped: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def retry_later(self, *job_ids: str) -> None:
+        """Count one failed step and leave these jobs for the next tick (or SQS redelivery)."""
+        self.report.count(Metric.POLL_ERRORS)
+        for job_id in job_ids:
+            self.report.step(job_id, "retry")
+
     def stop_once(self, session_id: str) -> None:
         """Stop a session unless this run already did (jobs of one session share it)."""
         with self._lock:

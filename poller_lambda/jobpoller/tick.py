@@ -123,8 +123,7 @@ def _reconcile_all(
         except Exception:
             # One bad job never stops the others; it is retried next tick.
             logger.exception("reconciling the job failed", extra={"job_id": job_id})
-            run.report.count(Metric.POLL_ERRORS)
-            run.report.step(job_id, "retry")
+            run.retry_later(job_id)
             return None
 
     if not job_ids:
