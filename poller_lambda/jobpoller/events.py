@@ -63,10 +63,10 @@ def parse_event(event: object) -> PollerRequest:
     tick."""
     if isinstance(event, dict) and isinstance(event.get("Records"), list):
         records = [r for r in event["Records"] if isinstance(r, dict)]
-        named = {
-            str(r.get("messageId", index)): _named_by_body(r.get("body"))
-            for index, r in enumerate(records)
-        }
+        named: dict[str, list[str]] = {}
+        for index, record in enumerate(records):
+            message_id = str(record.get("messageId", index))
+            named.setdefault(message_id, []).extend(_named_by_body(record.get("body")))
         if any(r.get("eventSource") == "aws:sqs" for r in records):
             return SignalBatch(named)
         return JobList([j for ids in named.values() for j in ids][:MAX_JOB_IDS])
