@@ -17,7 +17,7 @@ from agentjobs.limits import (
     cap_text,
 )
 from agentjobs.protocol import encode_json
-from agentjobs.record import JobError, JobRecord
+from agentjobs.record import JobError, StoredJob
 
 PREVIEW_CHARS = 500
 """How much of an inline result the JSON message carries; the whole result is in the table."""
@@ -70,20 +70,21 @@ class Notification:
     leaves the encrypted topic, and the result is the job's data, not ours."""
 
     @classmethod
-    def from_record(cls, record: JobRecord, *, email_preview: bool = False) -> Notification:
-        """The notification for a job record in a terminal status."""
-        inline = record.result_uri is None and record.status == "SUCCEEDED"
+    def from_record(cls, job: StoredJob, *, email_preview: bool = False) -> Notification:
+        """The notification of a job in a terminal status, as the table holds it (a malformed
+        record's too: whatever of it could be read is published)."""
+        inline = job.has_inline_result
         return cls(
-            job_id=record.job_id,
-            status=str(record.status),
-            kind=str(record.kind),
-            session_id=record.session_id,
-            submitted_at=record.submitted_at,
-            finished_at=record.finished_at,
-            result=record.result if inline else None,
+            job_id=job.job_id,
+            status=str(job.status) if job.status is not None else "UNKNOWN",
+            kind=str(job.kind) if job.kind is not None else None,
+            session_id=job.session_id,
+            submitted_at=job.submitted_at,
+            finished_at=job.finished_at,
+            result=job.result if inline else None,
             has_result=inline,
-            result_uri=record.result_uri,
-            error=record.error,
+            result_uri=job.result_uri,
+            error=job.error,
             email_preview=email_preview,
         )
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import uuid
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from agentjobs.limits import (
@@ -15,7 +17,14 @@ from agentjobs.limits import (
     MAX_PROGRESS_MESSAGE_CHARS,
     cap_job_text,
 )
-from agentjobs.protocol import ErrorCode, JobStatus, encode_json
+from agentjobs.protocol import (
+    MAX_RUNTIME_S,
+    TERMINAL_STATUSES,
+    ErrorCode,
+    JobStatus,
+    encode_json,
+    parse_time,
+)
 
 INLINE_RESULT_LIMIT = 64 * 1024
 """Results whose JSON is larger than this many bytes go to S3 and are answered by `result_uri`.
@@ -25,6 +34,9 @@ record read costs 16 read units at most) and leaves room for the other attribute
 
 ATTENTION_PENDING = "PENDING"
 """Value of the sparse `attention` key while a job still needs the poller."""
+
+NOTIFY_ERROR = "notify_error"
+"""Why a terminal job was never notified: SNS refused even its shortest notification."""
 
 
 @dataclass(frozen=True)
@@ -88,8 +100,43 @@ class JobError:
         return cls(code=str(code), message=message)
 
 
+class _Lifecycle:
+    """Where a stored job stands, read the same way from a valid record and a malformed one."""
+
+    status: str | None
+    submitted_at: str | None
+    deadline_at: str | None
+    notified_at: str | None
+    notify_error: JobError | None
+
+    @property
+    def is_terminal(self) -> bool:
+        """True once the job has its final status."""
+        return self.status in TERMINAL_STATUSES
+
+    @property
+    def needs_notification(self) -> bool:
+        """Not yet notified, nor refused by SNS for good."""
+        return self.notified_at is None and self.notify_error is None
+
+    @property
+    def is_final(self) -> bool:
+        """Terminal and notified (or refused by SNS for good): only stopping its session is
+        left."""
+        return self.is_terminal and not self.needs_notification
+
+    def deadline(self) -> datetime | None:
+        """When the job must have ended: its own deadline, never past the 8-hour session cap."""
+        try:
+            cap = parse_time(self.submitted_at or "") + timedelta(seconds=MAX_RUNTIME_S)
+            own = parse_time(self.deadline_at) if self.deadline_at else cap
+        except ValueError:
+            return None
+        return min(own, cap)
+
+
 @dataclass(frozen=True)
-class JobRecord:
+class JobRecord(_Lifecycle):
     """Everything known about one job. Times are protocol time strings (see protocol.utc_now)."""
 
     job_id: str
@@ -116,6 +163,13 @@ class JobRecord:
     request_fingerprint: str | None = None
     """sha256 of the submit's kind, input and max_runtime_s (see request_fingerprint): a
     client_token reused for a different request is refused, not answered with this job."""
+    notify_error: JobError | None = None
+    """Set by the poller when SNS refused every form of the job's notification."""
+
+    @property
+    def has_inline_result(self) -> bool:
+        """Whether the record holds the job's result itself (not a pointer to S3)."""
+        return self.status == JobStatus.SUCCEEDED and self.result_uri is None
 
     def evolve(self, **changes: Any) -> JobRecord:
         """A copy with some fields changed."""
@@ -200,6 +254,13 @@ def to_item(record: JobRecord) -> dict[str, Any]:
         }
     if record.expires_at is not None:
         item["expires_at"] = {"N": str(record.expires_at)}
+    if record.notify_error is not None:
+        item[NOTIFY_ERROR] = {
+            "M": {
+                "code": {"S": record.notify_error.code},
+                "message": {"S": record.notify_error.message},
+            }
+        }
     return item
 
 
@@ -227,6 +288,7 @@ def from_item(item: dict[str, Any]) -> JobRecord:
             ),
             result=json.loads(result_text) if result_text is not None else None,
             expires_at=int(item["expires_at"]["N"]) if "expires_at" in item else None,
+            notify_error=_error_of(item, NOTIFY_ERROR),
             session_id=text.pop("session_id"),
             submitted_at=text.pop("submitted_at"),
             updated_at=text.pop("updated_at"),
@@ -235,6 +297,100 @@ def from_item(item: dict[str, Any]) -> JobRecord:
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"not a job record: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class MalformedRecord(_Lifecycle):
+    """An item of the job table that is not a valid job record (a field missing or malformed):
+    what could be read of it, and `problem`, why it is not one. The poller fails such a job,
+    never polls it; a listing reports and skips it."""
+
+    job_id: str
+    problem: str
+    status: str | None = None
+    session_id: str | None = None
+    kind: str | None = None
+    submitted_at: str | None = None
+    deadline_at: str | None = None
+    finished_at: str | None = None
+    notified_at: str | None = None
+    session_stopped_at: str | None = None
+    last_seen_at: str | None = None
+    max_runtime_s: float | None = None
+    result: Any = None
+    result_uri: str | None = None
+    error: JobError | None = None
+    notify_error: JobError | None = None
+    has_result: bool = False
+
+    @property
+    def has_inline_result(self) -> bool:
+        """Whether the item holds a readable result itself (not a pointer to S3)."""
+        return self.has_result and self.result_uri is None
+
+
+StoredJob = JobRecord | MalformedRecord
+"""A job as the table holds it: a record, or an item that is not a valid one."""
+
+
+def read_item(item: dict[str, Any]) -> StoredJob:
+    """Read a raw DynamoDB job item; never raises. A valid one is a JobRecord; any other is a
+    MalformedRecord holding what could be read, so that one bad item is reported, not fatal."""
+    try:
+        return from_item(item)
+    except ValueError as exc:
+        problem = str(exc)[:300]
+    result_text = _text(item, "result")
+    result: Any = None
+    has_result = False
+    if result_text is not None:
+        with contextlib.suppress(ValueError):
+            result, has_result = json.loads(result_text), True
+    max_runtime = item.get("max_runtime_s")
+    try:
+        max_runtime_s = float(max_runtime["N"]) if isinstance(max_runtime, dict) else None
+    except (KeyError, TypeError, ValueError):
+        max_runtime_s = None
+    return MalformedRecord(
+        job_id=_text(item, "job_id") or "",
+        problem=problem,
+        result=result,
+        has_result=has_result,
+        error=_error_of(item, "error"),
+        notify_error=_error_of(item, NOTIFY_ERROR),
+        max_runtime_s=max_runtime_s,
+        **{name: _text(item, name) for name in _LENIENT_TEXT},
+    )
+
+
+_LENIENT_TEXT = (
+    "status",
+    "session_id",
+    "kind",
+    "submitted_at",
+    "deadline_at",
+    "finished_at",
+    "notified_at",
+    "session_stopped_at",
+    "last_seen_at",
+    "result_uri",
+)
+
+
+def _text(item: dict[str, Any], name: str) -> str | None:
+    value = item.get(name)
+    if isinstance(value, dict) and isinstance(value.get("S"), str):
+        text: str = value["S"]
+        return text
+    return None
+
+
+def _error_of(item: dict[str, Any], name: str) -> JobError | None:
+    value = item.get(name)
+    error_map = value.get("M") if isinstance(value, dict) else None
+    if not isinstance(error_map, dict):
+        return None
+    return JobError.from_wire({k: v.get("S") for k, v in error_map.items() if isinstance(v, dict)})
 
 
 def _kind(value: object) -> str:

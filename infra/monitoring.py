@@ -11,19 +11,20 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from agentjobs.metrics import JOB_OUTCOME_METRICS, Metric
 from infra.poller import METRICS_NAMESPACE, SERVICE_NAME, Poller
 
 PERIOD = Duration.minutes(5)
 
-JOB_OUTCOME_METRICS = ("JobsSucceeded", "JobsFailed", "JobsCancelled", "JobsTimedOut", "JobsLost")
 ALARMING_JOB_METRICS = {
-    "JobsFailed": "A job ended FAILED.",
-    "JobsLost": "A job was LOST: its session was recycled before it stored an outcome.",
-    "JobsTimedOut": "A job ran past its deadline and was marked TIMED_OUT.",
-    "JobsOverdue": "A RUNNING job is past its deadline and a poller tick could not move it on.",
-    "RecordsRefused": "The job table refused a job's record as its agent answered it (too "
+    Metric.JOBS_FAILED: "A job ended FAILED.",
+    Metric.JOBS_LOST: "A job was LOST: its session was recycled before it stored an outcome.",
+    Metric.JOBS_TIMED_OUT: "A job ran past its deadline and was marked TIMED_OUT.",
+    Metric.JOBS_OVERDUE: "A RUNNING job is past its deadline and a poller tick could not move it "
+    "on.",
+    Metric.RECORDS_REFUSED: "The job table refused a job's record as its agent answered it (too "
     "large or not encodable); the job ended FAILED with RECORD_REFUSED.",
-    "NotificationsRefused": "SNS refused every form of a job's notification; the job was "
+    Metric.NOTIFICATIONS_REFUSED: "SNS refused every form of a job's notification; the job was "
     "closed without one (notify_error NOTIFY_REFUSED).",
 }
 """Custom metrics the poller emits (namespace AgentJobs, dimension service=poller) whose
@@ -43,7 +44,8 @@ def job_metric(name: str, statistic: str = "Sum") -> cloudwatch.Metric:
     """A metric the poller publishes through Powertools (dimension service=poller)."""
     return cloudwatch.Metric(
         namespace=METRICS_NAMESPACE,
-        metric_name=name,
+        # A plain str: jsii passes an Enum member as an enum reference, not its value.
+        metric_name=str(name),
         dimensions_map={"service": SERVICE_NAME},
         statistic=statistic,
         period=PERIOD,
@@ -98,7 +100,7 @@ class Monitoring(Construct):
                 )
             )
         for name, description in ALARMING_JOB_METRICS.items():
-            self.alarms.append(self._alarm(name, job_metric(name), description))
+            self.alarms.append(self._alarm(str(name), job_metric(name), description))
         self.dashboard = self._dashboard(props.poller)
 
     @property
@@ -169,8 +171,8 @@ class Monitoring(Construct):
             ),
             cloudwatch.GraphWidget(
                 title="Poller work",
-                left=[job_metric("JobsPolled"), job_metric("NotificationsSent")],
-                right=[job_metric("JobsOverdue")],
+                left=[job_metric(Metric.JOBS_POLLED), job_metric(Metric.NOTIFICATIONS_SENT)],
+                right=[job_metric(Metric.JOBS_OVERDUE)],
                 width=12,
             ),
         )
@@ -178,8 +180,8 @@ class Monitoring(Construct):
             cloudwatch.GraphWidget(
                 title="Tick duration (ms)",
                 left=[
-                    job_metric("TickDurationMs", "Average"),
-                    job_metric("TickDurationMs", "Maximum"),
+                    job_metric(Metric.TICK_DURATION_MS, "Average"),
+                    job_metric(Metric.TICK_DURATION_MS, "Maximum"),
                 ],
                 right=[fn.metric_duration(period=PERIOD, statistic="Maximum")],
                 width=12,
@@ -187,7 +189,7 @@ class Monitoring(Construct):
             cloudwatch.GraphWidget(
                 title="Errors",
                 left=[
-                    job_metric("PollErrors"),
+                    job_metric(Metric.POLL_ERRORS),
                     fn.metric_errors(period=PERIOD),
                     fn.metric_throttles(period=PERIOD),
                 ],

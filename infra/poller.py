@@ -15,7 +15,7 @@ from aws_cdk import aws_scheduler_targets as targets
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from agentjobs import schema
+from agentjobs import metrics, schema
 from infra.bundling import (
     PROJECT_ROOT,
     PythonBundle,
@@ -39,8 +39,8 @@ POLLER_RUNTIME = lambda_.Runtime.PYTHON_3_14
 POLLER_PYTHON_VERSION = POLLER_RUNTIME.name.removeprefix("python")
 """'3.14': pip fetches wheels built for the Lambda runtime's interpreter."""
 HANDLER = "handler.handler"
-METRICS_NAMESPACE = "AgentJobs"
-SERVICE_NAME = "poller"
+METRICS_NAMESPACE = metrics.NAMESPACE
+SERVICE_NAME = metrics.SERVICE
 ENDPOINT_QUALIFIER = "DEFAULT"
 LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
 TIMEOUT_MARGIN = Duration.seconds(5)

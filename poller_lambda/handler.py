@@ -15,16 +15,17 @@ from aws_lambda_powertools.utilities.batch import (
     process_partial_response,
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from jobpoller.events import is_signal_batch, process_event, unhandled_jobs
-from jobpoller.reconcile import PollerServices
+from jobpoller.events import SignalBatch, parse_event, run_request
 from jobpoller.report import Metric, TickReport
-from jobpoller.services import build_services
+from jobpoller.services import PollerServices, build_services
 from jobpoller.settings import PollerSettings
+
+from agentjobs.metrics import NAMESPACE, SERVICE
 
 logger = Logger(service="poller")
 tracer = Tracer(service="poller")
 metrics = Metrics(
-    namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "AgentJobs", service="poller"
+    namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or NAMESPACE, service=SERVICE
 )
 
 # Emitted every tick, zero included, so alarms and dashboards always have data points.
@@ -59,24 +60,29 @@ class SignalNotHandledError(Exception):
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Run one tick (scheduled event) or reconcile the jobs an event names (`job_ids`, or
     SQS completion signals, answered with the batch's item failures)."""
-    report = process_event(event, context, services())
+    request = parse_event(event)
+    report = run_request(request, context, services())
     emit_metrics(report)
     summary = report.summary()
     logger.info("poller pass done", extra=summary)
-    if not is_signal_batch(event):
+    if not isinstance(request, SignalBatch):
         return summary
-    return signal_batch_response(event, report, context)
+    return signal_batch_response(event, report, context, request)
 
 
 def signal_batch_response(
-    event: dict[str, Any], report: TickReport, context: Any
+    event: dict[str, Any], report: TickReport, context: Any, batch: SignalBatch | None = None
 ) -> dict[str, Any]:
     """ReportBatchItemFailures: the signals whose jobs were all reconciled are deleted; the
     others are handed back to SQS (and to its dead-letter queue after a few receives). The
-    jobs were reconciled together above, concurrently; here each record is judged."""
+    jobs were reconciled together above, concurrently; here each record is judged, by the
+    batch as the handler read it (read here when a caller gives none)."""
+    signals = batch if batch is not None else parse_event(event)
+    if not isinstance(signals, SignalBatch):
+        raise ValueError("the event is not a batch of SQS completion signals")
 
     def judge(record: SQSRecord) -> None:
-        left = unhandled_jobs(record.body, report)
+        left = signals.unhandled(record.message_id, report)
         if left:
             raise SignalNotHandledError(f"not reconciled yet: {', '.join(left)}")
 

@@ -4,35 +4,11 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from enum import StrEnum
 
+from agentjobs.metrics import Metric
 from agentjobs.protocol import JobStatus
 
-
-class Metric(StrEnum):
-    """CloudWatch metric names (namespace AgentJobs, dimension service=poller)."""
-
-    JOBS_POLLED = "JobsPolled"
-    JOBS_SUCCEEDED = "JobsSucceeded"
-    JOBS_FAILED = "JobsFailed"
-    JOBS_CANCELLED = "JobsCancelled"
-    JOBS_TIMED_OUT = "JobsTimedOut"
-    JOBS_LOST = "JobsLost"
-    NOTIFICATIONS_SENT = "NotificationsSent"
-    POLL_ERRORS = "PollErrors"
-    TICK_DURATION_MS = "TickDurationMs"
-    INDEX_READ_MS = "IndexReadMs"
-    JOBS_OVERDUE = "JobsOverdue"
-    JOBS_IN_FLIGHT = "JobsInFlight"
-    JOBS_DEFERRED = "JobsDeferred"
-    SESSIONS_STOPPED = "SessionsStopped"
-    BAD_ANSWERS = "BadAnswers"
-    BAD_RECORDS = "BadRecords"
-    RECORDS_REFUSED = "RecordsRefused"
-    """Jobs whose outcome the table refused (too large, a value it does not accept)."""
-    NOTIFICATIONS_REFUSED = "NotificationsRefused"
-    """Jobs closed un-notified: SNS refused even their shortened notification."""
-
+__all__ = ["FINISHED_METRIC", "Metric", "TickReport"]
 
 FINISHED_METRIC = {
     JobStatus.SUCCEEDED: Metric.JOBS_SUCCEEDED,

@@ -1,16 +1,58 @@
-"""Build the poller's adapters from boto3 clients (the handler's, or a test's with hooks)."""
+"""The poller's wiring: its AWS-facing adapters, built once, and the state of one run."""
 
 from __future__ import annotations
 
+import threading
+from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.config import Config
 
+from agentjobs.metrics import Metric
 from agentjobs.notifier import Notifier
 from agentjobs.store import JobStore, ResultStore
 from jobpoller.agentcore import AgentRuntime, agentcore_client
-from jobpoller.reconcile import PollerServices
+from jobpoller.report import TickReport
 from jobpoller.settings import PollerSettings
+
+
+@dataclass(frozen=True)
+class PollerServices:
+    """The AWS-facing adapters the poller works through, built once per Lambda container."""
+
+    store: JobStore
+    results: ResultStore
+    agent: AgentRuntime
+    notifier: Notifier
+    settings: PollerSettings
+
+
+@dataclass
+class Pass:
+    """One run of the poller over some jobs (a tick, or a fast-path call): who holds the
+    leases, what was counted, and which sessions this run has already stopped."""
+
+    services: PollerServices
+    holder: str
+    report: TickReport = field(default_factory=TickReport)
+    _stopped: set[str] = field(default_factory=set)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def retry_later(self, *job_ids: str) -> None:
+        """Count one failed step and leave these jobs for the next tick (or SQS redelivery)."""
+        self.report.count(Metric.POLL_ERRORS)
+        for job_id in job_ids:
+            self.report.step(job_id, "retry")
+
+    def stop_once(self, session_id: str) -> None:
+        """Stop a session unless this run already did (jobs of one session share it)."""
+        with self._lock:
+            if session_id in self._stopped:
+                return
+        if self.services.agent.stop_session(session_id):
+            self.report.count(Metric.SESSIONS_STOPPED)
+        with self._lock:
+            self._stopped.add(session_id)
 
 
 def services_from_clients(

@@ -12,9 +12,10 @@ from datetime import UTC, datetime, timedelta
 from aws_lambda_powertools import Logger
 
 from agentjobs.protocol import parse_time
-from jobpoller.reconcile import Pass, close_spent_session, reconcile
+from agentjobs.record import StoredJob
+from jobpoller.reconcile import close_spent_session, reconcile
 from jobpoller.report import Metric
-from jobpoller.view import JobView
+from jobpoller.services import Pass
 
 logger = Logger(service="poller", child=True)
 
@@ -31,24 +32,21 @@ def run_tick(run: Pass, time_left: TimeLeft) -> None:
     started = time.monotonic()
     # Large pages: one query per tick for up to about a thousand jobs (DynamoDB caps a page
     # at 1 MB); the index holds only jobs in flight, so a page never reads history.
-    snapshot = [
-        JobView.from_item(item)
-        for item in run.services.store.jobs_needing_attention(page_size=INDEX_PAGE_SIZE)
-    ]
+    snapshot = list(run.services.store.jobs_needing_attention(page_size=INDEX_PAGE_SIZE))
     run.report.count(Metric.INDEX_READ_MS, (time.monotonic() - started) * 1000)
     run.report.count(Metric.JOBS_IN_FLIGHT, len(snapshot))
     run.report.count(
         Metric.JOBS_OVERDUE, count_overdue(snapshot, run.services.settings.overdue_after_s)
     )
-    by_session: dict[str, list[JobView]] = defaultdict(list)
-    for view in snapshot:
-        if view.session_id is not None:
-            by_session[view.session_id].append(view)
+    by_session: dict[str, list[StoredJob]] = defaultdict(list)
+    for job in snapshot:
+        if job.session_id is not None:
+            by_session[job.session_id].append(job)
 
-    def shared(view: JobView) -> bool:
+    def shared(job: StoredJob) -> bool:
         # Decided on this tick's snapshot, so that concurrent workers never both stop or
         # both skip a session: sessions with several jobs are stopped after the pool drains.
-        return len(by_session.get(view.session_id or "", ())) > 1
+        return len(by_session.get(job.session_id or "", ())) > 1
 
     todo = [v.job_id for v in snapshot if not (v.is_final and shared(v))]
     after = _reconcile_all(todo, run, shared, time_left)
@@ -68,36 +66,36 @@ def reconcile_jobs(job_ids: Iterable[str], run: Pass, time_left: TimeLeft) -> No
     waiting: dict[str, list[str]] = {}
     lock = threading.Lock()
 
-    def shared(view: JobView) -> bool:
+    def shared(job: StoredJob) -> bool:
         others = [
-            JobView.from_item(o)
-            for o in run.services.store.jobs_in_flight_on_session(view.session_id or "")
+            o
+            for o in run.services.store.jobs_in_flight_on_session(job.session_id or "")
+            if o.job_id != job.job_id
         ]
-        others = [o for o in others if o.job_id != view.job_id]
         if any(not o.is_final for o in others):
             return True
         with lock:
-            waiting[view.job_id] = [o.job_id for o in others]
+            waiting[job.job_id] = [o.job_id for o in others]
         return False
 
     after = _reconcile_all(list(dict.fromkeys(job_ids)), run, shared, time_left)
     for job_id, others in waiting.items():
-        view = after.get(job_id)
+        job = after.get(job_id)
         closed = run.report.steps.get(job_id) == "closed"
-        if others and closed and view is not None and view.session_id is not None:
-            close_spent_session(view.session_id, others, run)
+        if others and closed and job is not None and job.session_id is not None:
+            close_spent_session(job.session_id, others, run)
     run.report.count(Metric.TICK_DURATION_MS, (time.monotonic() - started) * 1000)
 
 
-def count_overdue(snapshot: list[JobView], overdue_after_s: float) -> int:
+def count_overdue(snapshot: list[StoredJob], overdue_after_s: float) -> int:
     """Running jobs not heard from for longer than the overdue limit: their sessions risk
     the idle timeout, so the schedule is not keeping up."""
     limit = timedelta(seconds=overdue_after_s)
     now = datetime.now(UTC)
     overdue = 0
-    for view in snapshot:
-        seen = view.last_seen_at or view.submitted_at
-        if view.is_terminal or seen is None:
+    for job in snapshot:
+        seen = job.last_seen_at or job.submitted_at
+        if job.is_terminal or seen is None:
             continue
         try:
             if now - parse_time(seen) > limit:
@@ -110,12 +108,12 @@ def count_overdue(snapshot: list[JobView], overdue_after_s: float) -> int:
 def _reconcile_all(
     job_ids: list[str],
     run: Pass,
-    shared: Callable[[JobView], bool],
+    shared: Callable[[StoredJob], bool],
     time_left: TimeLeft,
-) -> dict[str, JobView | None]:
+) -> dict[str, StoredJob | None]:
     margin = run.services.settings.safety_margin_s
 
-    def one(job_id: str) -> JobView | None:
+    def one(job_id: str) -> StoredJob | None:
         if time_left() <= margin:
             run.report.count(Metric.JOBS_DEFERRED)
             run.report.step(job_id, "deferred")
@@ -125,8 +123,7 @@ def _reconcile_all(
         except Exception:
             # One bad job never stops the others; it is retried next tick.
             logger.exception("reconciling the job failed", extra={"job_id": job_id})
-            run.report.count(Metric.POLL_ERRORS)
-            run.report.step(job_id, "retry")
+            run.retry_later(job_id)
             return None
 
     if not job_ids:
@@ -136,16 +133,16 @@ def _reconcile_all(
         return dict(zip(job_ids, pool.map(one, job_ids), strict=True))
 
 
-def _stop_spent_sessions(sessions: list[list[JobView]], run: Pass, time_left: TimeLeft) -> None:
+def _stop_spent_sessions(sessions: list[list[StoredJob]], run: Pass, time_left: TimeLeft) -> None:
     """Stop each session whose jobs are all final, once, then close each of its jobs."""
 
-    def close_session(jobs: list[JobView]) -> None:
+    def close_session(jobs: list[StoredJob]) -> None:
         if time_left() <= run.services.settings.safety_margin_s:
             run.report.count(Metric.JOBS_DEFERRED, len(jobs))
             return
         session_id = jobs[0].session_id or ""
         try:
-            close_spent_session(session_id, [view.job_id for view in jobs], run)
+            close_spent_session(session_id, [job.job_id for job in jobs], run)
         except Exception:
             logger.exception("closing the session failed", extra={"session_id": session_id})
             run.report.count(Metric.POLL_ERRORS)
@@ -157,5 +154,5 @@ def _stop_spent_sessions(sessions: list[list[JobView]], run: Pass, time_left: Ti
         list(pool.map(close_session, sessions))
 
 
-def _all_in(jobs: list[JobView], final: set[str]) -> bool:
-    return all(view.job_id in final for view in jobs)
+def _all_in(jobs: list[StoredJob], final: set[str]) -> bool:
+    return all(job.job_id in final for job in jobs)

@@ -17,10 +17,8 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from jobpoller.context import LocalContext
 from jobpoller.events import process_event
-from jobpoller.reconcile import PollerServices
-from jobpoller.services import services_from_clients
+from jobpoller.services import PollerServices, services_from_clients
 
 from agentjobs import limits
 from agentjobs.protocol import JobStatus, format_time, parse_time, utc_now
@@ -29,7 +27,7 @@ from emulator.resources import LocalResources
 from testbed.aws import MotoEndpoint
 from testbed.inbox import drain_inbox
 from tests.support.hostile_text import hostile_text
-from tests.support.poller import poller_settings
+from tests.support.poller import LocalContext, poller_settings
 
 STATUSES = ["RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "UNKNOWN", "DONE"]
 TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT", "LOST"}

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import EndpointConnectionError
-from jobpoller.reconcile import PollerServices
+from jobpoller.services import PollerServices
 
 from testbed.aws import MotoEndpoint
 from testbed.local_runtime import new_session_id

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from botocore.awsrequest import AWSResponse
-from jobpoller.reconcile import PollerServices
+from jobpoller.services import PollerServices
 
 from testbed.aws import MotoEndpoint
 from tests.support.poller import PollerRig, poller_rig

@@ -8,13 +8,18 @@ from collections.abc import Iterator
 
 import pytest
 from handler import signal_batch_response
-from jobpoller.context import LocalContext
 
 from agentjobs.signals import CompletionSignal
 from emulator.stack.event_source import sqs_event
 from testbed.aws import MotoEndpoint
 from testbed.local_runtime import new_session_id
-from tests.support.poller import PollerRig, inject_runtime_fault, poller_rig, wait_agent_status
+from tests.support.poller import (
+    LocalContext,
+    PollerRig,
+    inject_runtime_fault,
+    poller_rig,
+    wait_agent_status,
+)
 
 
 @pytest.fixture(scope="module")

@@ -11,18 +11,26 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from botocore.config import Config
-from jobpoller.context import LocalContext
 from jobpoller.events import process_event
-from jobpoller.reconcile import PollerServices
 from jobpoller.report import TickReport
-from jobpoller.services import services_from_clients
+from jobpoller.services import PollerServices, services_from_clients
 from jobpoller.settings import PollerSettings
 
 from emulator.resources import LocalResources
-from testbed.aws import MotoEndpoint
+from emulator.stack.schedule import LambdaContext
+from testbed.aws import REGION, MotoEndpoint
 from testbed.inbox import drain_inbox
 from testbed.local_runtime import RUNTIME_ARN, LocalRuntime, local_runtime
 from testbed.processes import REPO, VENV_BIN
+
+
+class LocalContext(LambdaContext):
+    """The local schedule's Lambda context, given a time budget: the handler asks it for the
+    time left."""
+
+    def __init__(self, budget_s: float = 240.0) -> None:
+        super().__init__(budget_s, REGION)
+
 
 AGENT_CMD = f"{VENV_BIN / 'python'} {REPO / 'agent_src' / 'main.py'}"
 BAD_AGENT_CMD = f"{VENV_BIN / 'python'} {REPO / 'tests' / 'support' / 'bad_agent.py'}"

@@ -19,7 +19,6 @@ from typing import Any
 import psutil
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
-from jobpoller.context import LocalContext
 from jobpoller.events import process_event
 from jobpoller.services import build_services
 from jobpoller.settings import PollerSettings
@@ -40,6 +39,7 @@ from tests.chaos.harness.plan import (
     JobPlan,
     hostile_payload,
 )
+from tests.support.poller import LocalContext
 
 
 class SessionGate:
