@@ -14,7 +14,7 @@ import pytest
 from tests.support.cli import assert_one_line_error, hermetic_env, run_cli
 
 FILE_KEY = "AKIDLOCALSTACKFILE01"
-USER_KEY = "AKIAUSERSREALKEY0001"
+USER_KEY = "users-own-key-id-not-the-files"
 RUNTIME_ARN = "arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/x-AbCdE12345"
 
 
