@@ -59,21 +59,29 @@ class LocalStack:
             config=Config(retries={"total_max_attempts": 1}, **config),
         )
 
-    def submit(self, client: Any, session_id: str, **job: Any) -> str:
-        """Submit a job through the local runtime; its job id. A session still starting
-        answers RetryableConflictException: retried after a short wait, as AWS advises."""
+    def invoke(
+        self, session_id: str, payload: dict[str, Any], client: Any | None = None
+    ) -> dict[str, Any]:
+        """Send one request to a session through the local runtime; the agent's answer. A
+        session still starting or stopping answers RetryableConflictException: retried after
+        a short wait, as AWS advises."""
+        client = client or self.client("bedrock-agentcore", read_timeout=60)
         runtime_arn = self.values()["AGENT_RUNTIME_ARN"]
         for attempt in range(50):
             try:
-                _, answer = invoke_session(
-                    client, runtime_arn, session_id, {"action": "submit", **job}
-                )
+                _, answer = invoke_session(client, runtime_arn, session_id, payload)
                 break
             except client.exceptions.RetryableConflictException:
                 if attempt == 49:
                     raise
                 time.sleep(0.1)
         body = decode_answer(answer)
+        assert isinstance(body, dict), body
+        return body
+
+    def submit(self, client: Any, session_id: str, **job: Any) -> str:
+        """Submit a job through the local runtime; its job id."""
+        body = self.invoke(session_id, {"action": "submit", **job}, client)
         assert body.get("status") == "RUNNING", body
         return str(body["job_id"])
 

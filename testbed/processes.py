@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+import psutil
+
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 
@@ -74,3 +76,16 @@ def running(
         stop_process_group(proc)
         if log_path:
             log.close()  # type: ignore[union-attr]
+
+
+def all_gone(processes: list[psutil.Process], timeout_s: float = 15) -> bool:
+    """Whether every one of `processes` has exited (a zombie counts as exited) within
+    `timeout_s`."""
+    _, alive = psutil.wait_procs(processes, timeout=timeout_s)
+    for process in alive:
+        try:
+            if process.status() != psutil.STATUS_ZOMBIE:
+                return False
+        except psutil.NoSuchProcess:
+            continue
+    return True

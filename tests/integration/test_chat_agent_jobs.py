@@ -32,23 +32,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         yield running_stack
 
 
-def _invoke(stack: LocalStack, session_id: str, payload: dict[str, Any]) -> dict[str, Any]:
-    client = stack.client("bedrock-agentcore", read_timeout=60)
-    for _ in range(50):
-        try:
-            answer = client.invoke_agent_runtime(
-                agentRuntimeArn=stack.values()["AGENT_RUNTIME_ARN"],
-                runtimeSessionId=session_id,
-                payload=json.dumps(payload).encode(),
-            )
-            break
-        except client.exceptions.RetryableConflictException:
-            time.sleep(0.1)
-    body = json.loads(answer["response"].read())
-    assert isinstance(body, dict)
-    return body
-
-
 def _session() -> str:
     return f"chat-agent-test-{uuid.uuid4().hex}"
 
@@ -83,21 +66,21 @@ def _notified(stack: LocalStack, job_id: str, timeout_s: float = 60) -> list[dic
 
 def test_other_payloads_still_reach_the_apps_own_entrypoint(stack: LocalStack) -> None:
     session = _session()
-    answer = _invoke(stack, session, {"message": "hello"})
+    answer = stack.invoke(session, {"message": "hello"})
     assert answer == {"reply": "you said: hello", "session_id": session}
     # Job requests go to the job protocol, even on an app with its own entrypoint.
-    ping = _invoke(stack, session, {"method": "ping"})
+    ping = stack.invoke(session, {"method": "ping"})
     assert ping["status"] in {"Healthy", "HealthyBusy"} and ping["jobs"] == []
 
 
 def test_a_job_started_from_the_entrypoint_is_collected_and_notified(stack: LocalStack) -> None:
     session = _session()
-    answer = _invoke(stack, session, {"message": "digest tide tables"})
+    answer = stack.invoke(session, {"message": "digest tide tables"})
     job = answer["job"]
     assert job["status"] == "RUNNING" and job["kind"] == "digest"
     # Started in the invocation's session: the poller collects it by invoking that session.
     assert job["session_id"] == session
-    status = _invoke(stack, session, {"action": "status", "job_id": job["job_id"]})
+    status = stack.invoke(session, {"action": "status", "job_id": job["job_id"]})
     assert status["job_id"] == job["job_id"] and status["status"] in {"RUNNING", "SUCCEEDED"}
     finished = _finished(stack, job["job_id"])
     assert finished["status"] == "SUCCEEDED"
@@ -110,7 +93,7 @@ def test_a_job_started_from_the_entrypoint_is_collected_and_notified(stack: Loca
 
 def test_a_job_started_from_a_strands_tool_is_collected_and_notified(stack: LocalStack) -> None:
     session = _session()
-    answer = _invoke(stack, session, {"message": "tool coral reefs"})
+    answer = stack.invoke(session, {"message": "tool coral reefs"})
     job = answer["job"]
     assert job["status"] == "RUNNING" and job["session_id"] == session
     assert job["job_id"] in answer["reply"]

@@ -23,7 +23,7 @@ import pytest
 from emulator.ports import free_port
 from testbed.inbox import drain_inbox
 from testbed.local_stack import LocalStack, local_stack
-from testbed.processes import REPO, VENV_BIN, running
+from testbed.processes import REPO, VENV_BIN, all_gone, running
 from tests.support.cli import CliRun, run_cli
 
 EXAMPLE = REPO / "examples" / "research_assistant"
@@ -83,23 +83,6 @@ def _session() -> str:
     return f"research-chat-test-{uuid.uuid4().hex}"
 
 
-def _invoke(stack: LocalStack, session_id: str, payload: dict[str, Any]) -> dict[str, Any]:
-    client = stack.client("bedrock-agentcore", read_timeout=60)
-    for _ in range(50):
-        try:
-            answer = client.invoke_agent_runtime(
-                agentRuntimeArn=stack.values()["AGENT_RUNTIME_ARN"],
-                runtimeSessionId=session_id,
-                payload=json.dumps(payload).encode(),
-            )
-            break
-        except client.exceptions.RetryableConflictException:
-            time.sleep(0.1)
-    body = json.loads(answer["response"].read())
-    assert isinstance(body, dict)
-    return body
-
-
 def _cli(stack: LocalStack, *args: str) -> CliRun:
     return run_cli(*args, "--local-env", str(stack.state_dir / "env"))
 
@@ -134,23 +117,11 @@ def _job_children(agent_file: Path, timeout_s: float = 30) -> list[psutil.Proces
     raise TimeoutError("no job child process started")
 
 
-def _gone(processes: list[psutil.Process], timeout_s: float = 15) -> bool:
-    _, alive = psutil.wait_procs(processes, timeout=timeout_s)
-    left = []
-    for process in alive:
-        try:
-            if process.status() != psutil.STATUS_ZOMBIE:
-                left.append(process)
-        except psutil.NoSuchProcess:
-            continue
-    return not left
-
-
 def test_a_chat_turn_starts_research_through_its_tool_and_the_job_is_collected(
     stack: LocalStack, inbox: Inbox
 ) -> None:
     session = _session()
-    answer = _invoke(stack, session, {"message": "research tide pools"})
+    answer = stack.invoke(session, {"message": "research tide pools"})
     # The turn answered while the job runs: the tool started it and returned at once.
     [job] = answer["jobs"]
     assert job["status"] == "RUNNING" and job["kind"] == "research"
@@ -162,7 +133,7 @@ def test_a_chat_turn_starts_research_through_its_tool_and_the_job_is_collected(
     deadline = time.monotonic() + 30
     progress: dict[str, Any] = {}
     while time.monotonic() < deadline:
-        status = _invoke(stack, session, {"action": "status", "job_id": job_id})
+        status = stack.invoke(session, {"action": "status", "job_id": job_id})
         progress = status["progress"]
         if status["status"] != "RUNNING" or progress["percent"] > 0:
             break
@@ -179,11 +150,11 @@ def test_a_chat_turn_starts_research_through_its_tool_and_the_job_is_collected(
     assert [note["source"] for note in brief["notes"]] == [1, 2, 3]
 
     # The caller's own way back: invoke the same session again, after the poller stopped it.
-    again = _invoke(stack, session, {"action": "result", "job_id": job_id})
+    again = stack.invoke(session, {"action": "result", "job_id": job_id})
     assert again["status"] == "SUCCEEDED" and again["result"] == brief
 
     # The status tool reads the same job in a later chat turn.
-    later = _invoke(stack, session, {"message": f"how is {job_id} doing?"})
+    later = stack.invoke(session, {"message": f"how is {job_id} doing?"})
     assert later["jobs"] == [] and later["reply"].startswith("research_status answered")
     told = json.loads(later["reply"].split("answered: ", 1)[1])
     assert told["status"] == "SUCCEEDED" and told["result"] == brief
@@ -195,9 +166,9 @@ def test_a_chat_turn_starts_research_through_its_tool_and_the_job_is_collected(
 
 
 def test_the_status_tool_shows_another_sessions_job_as_unknown(stack: LocalStack) -> None:
-    started = _invoke(stack, _session(), {"message": "research kelp forests"})
+    started = stack.invoke(_session(), {"message": "research kelp forests"})
     [job] = started["jobs"]
-    answer = _invoke(stack, _session(), {"message": f"status of {job['job_id']}"})
+    answer = stack.invoke(_session(), {"message": f"status of {job['job_id']}"})
     told = json.loads(answer["reply"].split("answered: ", 1)[1])
     # The tool asks as the protocol's own `result` would: exactly the answer for a job nobody
     # knows, so another session learns nothing about the job.
@@ -207,12 +178,12 @@ def test_the_status_tool_shows_another_sessions_job_as_unknown(stack: LocalStack
 
 def test_input_the_job_refuses_is_answered_and_starts_nothing(stack: LocalStack) -> None:
     session = _session()
-    answer = _invoke(stack, session, {"message": "research " + "x" * 300})
+    answer = stack.invoke(session, {"message": "research " + "x" * 300})
     assert answer["jobs"] == []
     refusal = json.loads(answer["reply"].split("answered: ", 1)[1])
     assert refusal["error"]["code"] == "INVALID_INPUT" and "status" not in refusal
     assert "'input.topic'" in refusal["error"]["message"]
-    assert _invoke(stack, session, {"action": "status"})["status"] == "UNKNOWN"
+    assert stack.invoke(session, {"action": "status"})["status"] == "UNKNOWN"
 
     # The same model answers a submit from the CLI, naming each field.
     run = _cli(stack, "submit", "research", "--set", "sources=99")
@@ -221,7 +192,7 @@ def test_input_the_job_refuses_is_answered_and_starts_nothing(stack: LocalStack)
     assert "'input.topic': Field required" in run.stderr
     assert "'input.sources'" in run.stderr
 
-    other = _invoke(stack, session, {"text": "hi"})
+    other = stack.invoke(session, {"text": "hi"})
     assert other["error"]["code"] == "INVALID_REQUEST" and '{"message"' in other["error"]["message"]
 
 
@@ -236,7 +207,7 @@ def test_cancelling_research_ends_its_process_and_notifies_once(
     children = _job_children(agent_file)
     cancel = _cli(stack, "cancel", job_id)
     assert cancel.code == 0, str(cancel)
-    assert _gone(children)
+    assert all_gone(children)
     assert _wait(stack, job_id)["status"] == "CANCELLED"
     assert [n["status"] for n in inbox.of(job_id)] == ["CANCELLED"]
 
@@ -281,4 +252,4 @@ def test_sigterm_leaves_no_orphan_of_the_example(stack: LocalStack, agent_file: 
         # Only the server gets the signal: its own shutdown must stop the job's process.
         os.kill(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
-        assert _gone(children)
+        assert all_gone(children)

@@ -20,7 +20,7 @@ import pytest
 from agentjobs.cli.inbox import unwrap
 from emulator.ports import free_port
 from testbed.local_stack import LocalStack, local_stack
-from testbed.processes import REPO, VENV_BIN, running
+from testbed.processes import REPO, VENV_BIN, all_gone, running
 from tests.support.cli import CliRun, run_cli
 
 USER_AGENT = '''
@@ -103,23 +103,6 @@ def _cli(stack: LocalStack, *args: str) -> CliRun:
     return run_cli(*args, "--local-env", str(stack.state_dir / "env"))
 
 
-def _invoke(stack: LocalStack, session_id: str, payload: dict[str, Any]) -> dict[str, Any]:
-    client = stack.client("bedrock-agentcore")
-    for _ in range(50):
-        try:
-            answer = client.invoke_agent_runtime(
-                agentRuntimeArn=stack.values()["AGENT_RUNTIME_ARN"],
-                runtimeSessionId=session_id,
-                payload=json.dumps(payload).encode(),
-            )
-            break
-        except client.exceptions.RetryableConflictException:
-            time.sleep(0.1)
-    body = json.loads(answer["response"].read())
-    assert isinstance(body, dict)
-    return body
-
-
 def _session() -> str:
     return f"user-agent-test-{uuid.uuid4().hex}"
 
@@ -185,45 +168,33 @@ def _wait_for_children(agent_file: Path, timeout_s: float = 20) -> list[psutil.P
     raise TimeoutError("no job child process started")
 
 
-def _gone(processes: list[psutil.Process], timeout_s: float = 15) -> bool:
-    _, alive = psutil.wait_procs(processes, timeout=timeout_s)
-    running_ones = []
-    for process in alive:
-        try:
-            if process.status() != psutil.STATUS_ZOMBIE:
-                running_ones.append(process)
-        except psutil.NoSuchProcess:
-            continue
-    return not running_ones
-
-
 def test_a_user_agent_runs_its_jobs_on_the_local_stack(stack: LocalStack, agent_file: Path) -> None:
     # Success with progress, through raw boto3.
     session = _session()
-    submitted = _invoke(
-        stack, session, {"action": "submit", "kind": "count", "input": {"to": 30, "label": "x"}}
+    submitted = stack.invoke(
+        session, {"action": "submit", "kind": "count", "input": {"to": 30, "label": "x"}}
     )
     assert submitted["status"] == "RUNNING" and submitted["kind"] == "count"
     counted = submitted["job_id"]
     deadline = time.monotonic() + 30
     progress: dict[str, Any] = {}
     while time.monotonic() < deadline:
-        progress = _invoke(stack, session, {"action": "status", "job_id": counted})["progress"]
+        progress = stack.invoke(session, {"action": "status", "job_id": counted})["progress"]
         if 0 < progress["percent"] < 100:
             break
         time.sleep(0.1)
     assert 0 < progress["percent"] < 100 and progress["message"].startswith("counted ")
 
     # A job the model refuses starts nothing and names each field.
-    refused = _invoke(
-        stack, _session(), {"action": "submit", "kind": "count", "input": {"to": "many"}}
+    refused = stack.invoke(
+        _session(), {"action": "submit", "kind": "count", "input": {"to": "many"}}
     )
     assert refused["error"]["code"] == "INVALID_INPUT" and "status" not in refused
     assert "'input.to'" in refused["error"]["message"]
     assert "'input.label': Field required" in refused["error"]["message"]
 
     # An unknown kind is answered with the jobs this agent has.
-    unknown = _invoke(stack, _session(), {"action": "submit", "kind": "poem"})
+    unknown = stack.invoke(_session(), {"action": "submit", "kind": "poem"})
     assert unknown["error"]["code"] == "UNKNOWN_KIND"
     assert "count, crunch, explode, opaque, refuse" in unknown["error"]["message"]
 
@@ -279,7 +250,7 @@ def test_cancelling_a_cpu_job_of_a_user_agent_ends_its_process(
     children = _wait_for_children(agent_file)
     cancel = _cli(stack, "cancel", job_id)
     assert cancel.code == 0, str(cancel)
-    assert _gone(children)
+    assert all_gone(children)
     assert _wait(stack, job_id)["status"] == "CANCELLED"
     notes = _notifications(stack, {job_id})
     assert [(n["job_id"], n["status"]) for n in notes] == [(job_id, "CANCELLED")]
@@ -322,4 +293,4 @@ def test_sigterm_leaves_no_orphan_of_a_user_agent(stack: LocalStack, agent_file:
         # Only the server gets the signal: its own shutdown must stop the child.
         os.kill(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
-        assert _gone(children)
+        assert all_gone(children)
