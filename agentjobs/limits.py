@@ -70,3 +70,25 @@ def cap_job_text(text: str, limit: int) -> str:
 MAX_ERROR_CODE_CHARS = 64
 """A job's error code, as stored and published: ours are short names, an agent's may be any
 text."""
+
+
+# Durable jobs (see docs/operations.md, "Durable jobs").
+
+MAX_ATTEMPTS = 10
+"""Most tries a submit's `max_attempts` may ask for: each lost session or retried failure of a
+resumable job uses one, so a job that keeps failing still ends in bounded time and cost."""
+
+MAX_CHECKPOINT_BYTES = 1_000_000
+"""Largest checkpoint state, JSON-encoded: one S3 object read back at every resume. Bigger state
+belongs in the job's own S3 objects, with the checkpoint pointing at them."""
+
+MAX_DURABLE_RUNTIME_S = 72 * 60 * 60
+"""The longest `max_runtime_s` of a resumable job: it outlives AgentCore's 8-hour session by
+moving to a fresh session before the old one reaches its limit (a handoff), 8 sessions at most."""
+
+MAX_EVENTS_PER_JOB = 500
+"""The most history events kept per job: the writers bound themselves (progress milestones, one
+checkpoint event a minute), and a listing stops here."""
+
+MAX_EVENT_DETAIL_CHARS = 500
+"""Each text of an event's detail (an error or progress message), as stored."""

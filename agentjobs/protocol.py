@@ -11,7 +11,9 @@ from enum import StrEnum
 from typing import Any
 
 from agentjobs.limits import (
+    MAX_ATTEMPTS,
     MAX_CLIENT_TOKEN_CHARS,
+    MAX_DURABLE_RUNTIME_S,
     MAX_INPUT_BYTES,
     MAX_JOB_ID_CHARS,
     MAX_KIND_CHARS,
@@ -69,6 +71,11 @@ class Action(StrEnum):
     STATUS = "status"
     RESULT = "result"
     CANCEL = "cancel"
+    RESUME = "resume"
+    """The poller starts a resumable job again in the fresh session it assigned it."""
+    SUSPEND = "suspend"
+    """The poller asks a session near its max lifetime to stop a resumable job without ending
+    it (a last checkpoint, no outcome), before resuming it in a fresh session."""
 
 
 JOB_NAME_PATTERN = re.compile(rf"[A-Za-z][A-Za-z0-9_.-]{{0,{MAX_KIND_CHARS - 1}}}")
@@ -125,6 +132,12 @@ class ErrorCode(StrEnum):
     value it does not accept); the record keeps this error instead."""
     NOTIFY_REFUSED = "NOTIFY_REFUSED"
     """SNS refused every form of the job's notification (in the record's `notify_error`)."""
+    NOT_RESUMABLE = "NOT_RESUMABLE"
+    """A resume or suspend of a job whose kind is not declared resumable."""
+    JOB_ENDED = "JOB_ENDED"
+    """A resume of a job that has already ended: there is nothing to resume."""
+    RESUME_FAILED = "RESUME_FAILED"
+    """A resumable job could not be started again (its stored input is missing or unreadable)."""
 
 
 class ProtocolError(Exception):
@@ -186,6 +199,10 @@ class SubmitRequest:
     input: dict[str, Any] = field(default_factory=dict)
     client_token: str | None = None
     max_runtime_s: float | None = None
+    """Up to MAX_RUNTIME_S, or MAX_DURABLE_RUNTIME_S for a resumable kind (the agent checks)."""
+    max_attempts: int = 1
+    """How many tries a resumable job gets (1..MAX_ATTEMPTS); more than 1 only for a resumable
+    kind (the agent checks, since only it knows its kinds)."""
 
 
 @dataclass(frozen=True)
@@ -227,7 +244,9 @@ class S3Location:
         return f"s3://{self.bucket}/{self.key}"
 
 
-_SUBMIT_FIELDS = frozenset({"action", "kind", "input", "client_token", "max_runtime_s"})
+_SUBMIT_FIELDS = frozenset(
+    {"action", "kind", "input", "client_token", "max_runtime_s", "max_attempts"}
+)
 _QUERY_FIELDS = frozenset({"action", "job_id"})
 
 
@@ -265,6 +284,10 @@ def parse_request(payload: object) -> SubmitRequest | JobQuery | PingRequest:
                 "'job_id' must be a job id as submit answered it (32 lowercase hexadecimal "
                 f"characters); got {_describe(job_id)}",
             )
+    if job_id is None and action in (Action.RESUME, Action.SUSPEND):
+        raise ProtocolError(
+            ErrorCode.INVALID_REQUEST, f"'{action}' needs the 'job_id' of the job to {action}"
+        )
     return JobQuery(action=Action(action), job_id=job_id)
 
 
@@ -408,8 +431,29 @@ def _parse_submit(payload: dict[str, Any]) -> SubmitRequest:
         token = _require_text("client_token", token, MAX_CLIENT_TOKEN_CHARS)
     max_runtime = payload.get("max_runtime_s")
     if max_runtime is not None:
-        max_runtime = _require_seconds("max_runtime_s", max_runtime, MAX_RUNTIME_S)
-    return SubmitRequest(kind=kind, input=job_input, client_token=token, max_runtime_s=max_runtime)
+        max_runtime = _require_seconds(
+            "max_runtime_s",
+            max_runtime,
+            MAX_DURABLE_RUNTIME_S,
+            note=f" ({MAX_RUNTIME_S} for a job not declared resumable)",
+        )
+    return SubmitRequest(
+        kind=kind,
+        input=job_input,
+        client_token=token,
+        max_runtime_s=max_runtime,
+        max_attempts=_max_attempts(payload.get("max_attempts", 1)),
+    )
+
+
+def _max_attempts(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ATTEMPTS:
+        raise ProtocolError(
+            ErrorCode.INVALID_INPUT,
+            f"'max_attempts' must be a whole number from 1 to {MAX_ATTEMPTS} (more than 1 only "
+            f"for a job declared resumable); got {_shown_number(value)}",
+        )
+    return value
 
 
 def _refuse_unencodable(payload: dict[str, Any]) -> None:
@@ -528,7 +572,7 @@ def _require_text(name: str, value: object, max_chars: int) -> str:
     return value
 
 
-def _require_seconds(name: str, value: object, maximum: float) -> float:
+def _require_seconds(name: str, value: object, maximum: float, note: str = "") -> float:
     if (
         isinstance(value, bool)
         or not isinstance(value, int | float)
@@ -537,7 +581,7 @@ def _require_seconds(name: str, value: object, maximum: float) -> float:
     ):
         raise ProtocolError(
             ErrorCode.INVALID_REQUEST,
-            f"'{name}' must be a number of seconds above 0 and at most {maximum:g}; "
+            f"'{name}' must be a number of seconds above 0 and at most {maximum:g}{note}; "
             f"got {_describe(value)}",
         )
     return float(value)
@@ -550,6 +594,12 @@ def _json_type(value: object) -> str:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return "a number"
     return names.get(type(value), type(value).__name__)
+
+
+def _shown_number(value: object) -> str:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return json.dumps(value) if math.isfinite(value) else str(value)
+    return _describe(value)
 
 
 def _describe(value: object) -> str:

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from agentjobs.limits import (
+    MAX_DURABLE_RUNTIME_S,
     MAX_ERROR_CODE_CHARS,
     MAX_ERROR_MESSAGE_CHARS,
     MAX_PROGRESS_MESSAGE_CHARS,
@@ -104,10 +105,19 @@ class _Lifecycle:
     """Where a stored job stands, read the same way from a valid record and a malformed one."""
 
     status: str | None
+    session_id: str | None
+    run_session_id: str | None
+    resumable: bool
     submitted_at: str | None
     deadline_at: str | None
     notified_at: str | None
     notify_error: JobError | None
+
+    @property
+    def active_session_id(self) -> str | None:
+        """The session the job's current attempt runs in: the one the poller resumed it in,
+        else the one it was submitted in. Poll, stop and cancel go here."""
+        return self.run_session_id or self.session_id
 
     @property
     def is_terminal(self) -> bool:
@@ -126,9 +136,11 @@ class _Lifecycle:
         return self.is_terminal and not self.needs_notification
 
     def deadline(self) -> datetime | None:
-        """When the job must have ended: its own deadline, never past the 8-hour session cap."""
+        """When the job must have ended: its own deadline, never past the 8-hour session cap
+        (a resumable job's cap is MAX_DURABLE_RUNTIME_S: it moves to fresh sessions)."""
+        longest = MAX_DURABLE_RUNTIME_S if self.resumable else MAX_RUNTIME_S
         try:
-            cap = parse_time(self.submitted_at or "") + timedelta(seconds=MAX_RUNTIME_S)
+            cap = parse_time(self.submitted_at or "") + timedelta(seconds=longest)
             own = parse_time(self.deadline_at) if self.deadline_at else cap
         except ValueError:
             return None
@@ -165,11 +177,31 @@ class JobRecord(_Lifecycle):
     client_token reused for a different request is refused, not answered with this job."""
     notify_error: JobError | None = None
     """Set by the poller when SNS refused every form of the job's notification."""
+    resumable: bool = False
+    """The job's kind is declared resumable: a lost session is resumed (attempts permitting),
+    and a session near its max lifetime is handed off to a fresh one."""
+    attempt: int = 1
+    """Which try this is: 1, then one more for each lost session or retried failure."""
+    max_attempts: int = 1
+    run_session_id: str | None = None
+    """The session the poller resumed the job in; None while it runs where it was submitted.
+    `session_id` stays the caller's session for good (see active_session_id)."""
+    run_started_at: str | None = None
+    """When the job was given its active session (None: at submit)."""
+    checkpoint_at: str | None = None
+    """When the job's last checkpoint was taken, as the poller last read it."""
+    resume_pending: bool = False
+    """The poller gave the job a fresh session and has not yet seen the agent accept `resume`."""
 
     @property
     def has_inline_result(self) -> bool:
         """Whether the record holds the job's result itself (not a pointer to S3)."""
         return self.status == JobStatus.SUCCEEDED and self.result_uri is None
+
+    @property
+    def attempts_left(self) -> int:
+        """How many more tries the job may have."""
+        return max(self.max_attempts - self.attempt, 0)
 
     def evolve(self, **changes: Any) -> JobRecord:
         """A copy with some fields changed."""
@@ -185,6 +217,11 @@ class JobRecord(_Lifecycle):
             "progress": self.progress.to_wire(),
             "submitted_at": self.submitted_at,
         }
+        if self.resumable:
+            answer["attempt"] = self.attempt
+            answer["max_attempts"] = self.max_attempts
+        if self.checkpoint_at is not None:
+            answer["checkpoint_at"] = self.checkpoint_at
         if self.finished_at is not None:
             answer["finished_at"] = self.finished_at
         if self.error is not None:
@@ -205,7 +242,8 @@ def visible_to(record: JobRecord, session_id: str, owner: str | None) -> bool:
     X-Amzn-Bedrock-AgentCore-Runtime-User-Id header"), so a caller cannot pose as a user."""
     if record.owner is not None and owner == record.owner:
         return True
-    return session_id == record.session_id and (record.owner is None or owner is None)
+    in_its_session = session_id in (record.session_id, record.run_session_id)
+    return in_its_session and (record.owner is None or owner is None)
 
 
 # DynamoDB item encoding. Results are stored as JSON text: arbitrary JSON (floats, empty
@@ -224,6 +262,9 @@ _TEXT_FIELDS = (
     "session_stopped_at",
     "last_seen_at",
     "request_fingerprint",
+    "run_session_id",
+    "run_started_at",
+    "checkpoint_at",
 )
 
 
@@ -254,6 +295,12 @@ def to_item(record: JobRecord) -> dict[str, Any]:
         }
     if record.expires_at is not None:
         item["expires_at"] = {"N": str(record.expires_at)}
+    if record.resumable or record.max_attempts != 1 or record.attempt != 1:
+        item["resumable"] = {"BOOL": record.resumable}
+        item["attempt"] = {"N": str(record.attempt)}
+        item["max_attempts"] = {"N": str(record.max_attempts)}
+    if record.resume_pending:
+        item["resume_pending"] = {"BOOL": True}
     if record.notify_error is not None:
         item[NOTIFY_ERROR] = {
             "M": {
@@ -289,6 +336,10 @@ def from_item(item: dict[str, Any]) -> JobRecord:
             result=json.loads(result_text) if result_text is not None else None,
             expires_at=int(item["expires_at"]["N"]) if "expires_at" in item else None,
             notify_error=_error_of(item, NOTIFY_ERROR),
+            resumable=_flag(item, "resumable"),
+            attempt=_count(item, "attempt"),
+            max_attempts=_count(item, "max_attempts"),
+            resume_pending=_flag(item, "resume_pending"),
             session_id=text.pop("session_id"),
             submitted_at=text.pop("submitted_at"),
             updated_at=text.pop("updated_at"),
@@ -322,6 +373,8 @@ class MalformedRecord(_Lifecycle):
     error: JobError | None = None
     notify_error: JobError | None = None
     has_result: bool = False
+    run_session_id: str | None = None
+    resumable: bool = False
 
     @property
     def has_inline_result(self) -> bool:
@@ -359,6 +412,8 @@ def read_item(item: dict[str, Any]) -> StoredJob:
         error=_error_of(item, "error"),
         notify_error=_error_of(item, NOTIFY_ERROR),
         max_runtime_s=max_runtime_s,
+        # A malformed record is failed, never resumed: only its sessions matter here.
+        resumable=False,
         **{name: _text(item, name) for name in _LENIENT_TEXT},
     )
 
@@ -374,6 +429,7 @@ _LENIENT_TEXT = (
     "session_stopped_at",
     "last_seen_at",
     "result_uri",
+    "run_session_id",
 )
 
 
@@ -383,6 +439,20 @@ def _text(item: dict[str, Any], name: str) -> str | None:
         text: str = value["S"]
         return text
     return None
+
+
+def _flag(item: dict[str, Any], name: str) -> bool:
+    value = item.get(name, {}).get("BOOL", False)
+    if not isinstance(value, bool):
+        raise TypeError(f"{name!r} is not a boolean")
+    return value
+
+
+def _count(item: dict[str, Any], name: str) -> int:
+    count = int(item.get(name, {}).get("N", "1"))
+    if count < 1:
+        raise ValueError(f"{name!r} is below 1")
+    return count
 
 
 def _error_of(item: dict[str, Any], name: str) -> JobError | None:

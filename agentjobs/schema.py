@@ -1,4 +1,5 @@
-"""The job table's and results bucket's layout: one definition for CDK, local stack and code."""
+"""The job and history tables' and results bucket's layout: one definition for CDK, local
+stack and code."""
 
 from __future__ import annotations
 
@@ -42,6 +43,38 @@ def outcome_key(job_id: str) -> str:
 def result_key(job_id: str) -> str:
     """Where a result too large for the record lives."""
     return f"{RESULT_PREFIX}{job_id}/result.json"
+
+
+def input_key(job_id: str) -> str:
+    """Where a resumable job's validated input is kept, so that a fresh session can start it
+    again: written by the agent at submit, before the record."""
+    return f"{RESULT_PREFIX}{job_id}/input.json"
+
+
+def checkpoint_key(job_id: str) -> str:
+    """Where a resumable job's last checkpoint (and the attempt it was taken in) lives."""
+    return f"{RESULT_PREFIX}{job_id}/checkpoint.json"
+
+
+EVENTS_PARTITION_KEY = "job_id"
+EVENTS_SORT_KEY = "seq"
+"""`{at}#{8 hex}`: a job's events sort by time, and two written at once never collide."""
+
+
+def events_table_definition() -> dict[str, Any]:
+    """The history table: a job's events under its id, oldest first by `seq`; TTL'd with the
+    record (TTL_ATTRIBUTE). A table of its own, since the job table has no sort key."""
+    return {
+        "AttributeDefinitions": [
+            {"AttributeName": EVENTS_PARTITION_KEY, "AttributeType": "S"},
+            {"AttributeName": EVENTS_SORT_KEY, "AttributeType": "S"},
+        ],
+        "KeySchema": [
+            {"AttributeName": EVENTS_PARTITION_KEY, "KeyType": "HASH"},
+            {"AttributeName": EVENTS_SORT_KEY, "KeyType": "RANGE"},
+        ],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
 
 
 def table_definition() -> dict[str, Any]:

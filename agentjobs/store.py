@@ -258,6 +258,34 @@ class ResultStore:
         value = json.loads(body)
         return value if isinstance(value, dict) else None
 
+    def put_input(self, job_id: str, stored_input: dict[str, Any]) -> None:
+        """Keep a resumable job's input (`{"job_id", "kind", "input", "max_runtime_s"}`) so
+        that a fresh session can start the job again."""
+        self._put(schema.input_key(job_id), _encoded(stored_input))
+
+    def get_input(self, job_id: str) -> dict[str, Any] | None:
+        """A resumable job's kept input; None when there is none (or it is not an object)."""
+        return self._get_object(schema.input_key(job_id))
+
+    def put_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Store a job's checkpoint object (`{"job_id", "attempt", "session_id", "at",
+        "state"?}`): the newest write wins."""
+        self._put(schema.checkpoint_key(checkpoint["job_id"]), _encoded(checkpoint))
+
+    def get_checkpoint(self, job_id: str) -> dict[str, Any] | None:
+        """A job's last checkpoint object; None when it never stored one."""
+        return self._get_object(schema.checkpoint_key(job_id))
+
+    def _get_object(self, key: str) -> dict[str, Any] | None:
+        body = self._get(key)
+        if body is None:
+            return None
+        try:
+            value = json.loads(body)
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
+
     def read_uri(self, uri: str) -> bytes | None:
         """The bytes behind an s3:// URI in this bucket; None when the object is missing."""
         prefix = f"s3://{self.bucket}/"
@@ -299,3 +327,7 @@ class ResultStore:
             raise StoreError("the results bucket could not be reached") from exc
         body: bytes = answer["Body"].read()
         return body
+
+
+def _encoded(value: dict[str, Any]) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from agentjobs.limits import cap_job_text
 from agentjobs.protocol import ErrorCode, JobStatus, encode_json
 from agentjobs.record import JobError, Progress
 
@@ -65,7 +66,8 @@ def read_answer_object(value: object, job_id: str) -> Answer:
         return _without_status(value)
     answered_id = value.get("job_id")
     if answered_id is not None and answered_id != job_id:
-        return Unusable(f"the answer is about job {str(answered_id)[:80]}, not {job_id}")
+        shown = cap_job_text(str(answered_id), 80)
+        return Unusable(f"the answer is about job {shown}, not {job_id}")
     status = value["status"]
     if not isinstance(status, str) or status not in _AGENT_STATUSES:
         return Unusable(f"unknown status {str(status)[:40]!r}")

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from agentjobs.limits import MAX_ATTEMPTS, MAX_DURABLE_RUNTIME_S
 from agentjobs.protocol import (
     JOB_NAME_PATTERN,
     MAX_CLIENT_TOKEN_CHARS,
@@ -123,7 +124,9 @@ def test_malformed_requests_say_what_is_expected(
     assert refusal.answer() == {"error": {"code": str(code), "message": refusal.message}}
 
 
-@pytest.mark.parametrize("value", [0, -1, MAX_RUNTIME_S + 1, True, "60", float("inf"), None])
+@pytest.mark.parametrize(
+    "value", [0, -1, MAX_DURABLE_RUNTIME_S + 1, True, "60", float("inf"), None]
+)
 def test_max_runtime_must_be_positive_seconds_within_the_cap(value: Any) -> None:
     if value is None:
         assert parse_request({"action": "submit", "max_runtime_s": None}) == SubmitRequest(
@@ -133,6 +136,37 @@ def test_max_runtime_must_be_positive_seconds_within_the_cap(value: Any) -> None
     refusal = _refusal({"action": "submit", "max_runtime_s": value})
     assert refusal.code == ErrorCode.INVALID_REQUEST
     assert "max_runtime_s" in refusal.message
+
+
+def test_max_runtime_past_a_session_is_left_to_the_agent_to_judge() -> None:
+    # Only the agent knows whether the kind is resumable, so the protocol takes up to the
+    # durable cap and the agent refuses more than a session for any other kind.
+    request = parse_request({"action": "submit", "max_runtime_s": MAX_RUNTIME_S + 1})
+    assert isinstance(request, SubmitRequest)
+    assert request.max_runtime_s == MAX_RUNTIME_S + 1
+
+
+@pytest.mark.parametrize("value", [0, -1, MAX_ATTEMPTS + 1, True, "2", 2.0, None])
+def test_max_attempts_must_be_a_whole_number_in_range(value: Any) -> None:
+    refusal = _refusal({"action": "submit", "max_attempts": value})
+    assert refusal.code == ErrorCode.INVALID_INPUT
+    assert "'max_attempts' must be a whole number from 1 to" in refusal.message
+
+
+def test_max_attempts_defaults_to_one_and_is_read() -> None:
+    assert parse_request({"action": "submit"}) == SubmitRequest(kind=None, max_attempts=1)
+    request = parse_request({"action": "submit", "max_attempts": MAX_ATTEMPTS})
+    assert isinstance(request, SubmitRequest)
+    assert request.max_attempts == MAX_ATTEMPTS
+
+
+@pytest.mark.parametrize("action", ["resume", "suspend"])
+def test_resume_and_suspend_name_their_job(action: str) -> None:
+    refusal = _refusal({"action": action})
+    assert refusal.code == ErrorCode.INVALID_REQUEST
+    assert "job_id" in refusal.message
+    query = parse_request({"action": action, "job_id": "a" * 32})
+    assert query == JobQuery(action=Action(action), job_id="a" * 32)
 
 
 def test_max_runtime_at_the_cap_is_accepted() -> None:
