@@ -1,4 +1,5 @@
-"""Create the job table, results bucket, topic and inbox queue on a local AWS endpoint (moto)."""
+"""Create the job and history tables, results bucket, topic and inbox queue on a local AWS
+endpoint (moto)."""
 
 from __future__ import annotations
 
@@ -20,26 +21,37 @@ class LocalResources:
     completion_queue_url: str = ""
     """The fast completion path's queue. Not in env(): who gets COMPLETION_QUEUE_URL
     decides whether agents signal (the local stack, when LOCAL_FASTPATH=1)."""
+    events_table: str = ""
+    """The history table (a job's events); empty: none, and nobody keeps a history."""
 
     def env(self) -> dict[str, str]:
         """The environment variables the agent, poller and CLI read these from."""
-        return {
+        env = {
             "JOBS_TABLE": self.table,
             "RESULTS_BUCKET": self.bucket,
             "TOPIC_ARN": self.topic_arn,
             "INBOX_QUEUE_URL": self.inbox_queue_url,
         }
+        if self.events_table:
+            env["EVENTS_TABLE"] = self.events_table
+        return env
 
 
 def create_resources(session: Any, name: str) -> LocalResources:
-    """Create a table, bucket, topic and SQS inbox subscribed to the topic (SNS envelope,
-    raw delivery off), all named after `name`, from the definitions the CDK stack uses."""
+    """Create the job and history tables, a bucket, topic and SQS inbox subscribed to the
+    topic (SNS envelope, raw delivery off), all named after `name`, from the definitions the
+    CDK stack uses."""
     ddb = session.client("dynamodb")
-    ddb.create_table(TableName=f"{name}-jobs", **schema.table_definition())
-    ddb.update_time_to_live(
-        TableName=f"{name}-jobs",
-        TimeToLiveSpecification={"Enabled": True, "AttributeName": schema.TTL_ATTRIBUTE},
-    )
+    tables = {
+        f"{name}-jobs": schema.table_definition(),
+        f"{name}-events": schema.events_table_definition(),
+    }
+    for table_name, definition in tables.items():
+        ddb.create_table(TableName=table_name, **definition)
+        ddb.update_time_to_live(
+            TableName=table_name,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": schema.TTL_ATTRIBUTE},
+        )
     s3 = session.client("s3")
     bucket = f"{name}-results"
     if session.region_name == "us-east-1":
@@ -83,4 +95,5 @@ def create_resources(session: Any, name: str) -> LocalResources:
         topic_arn=topic_arn,
         inbox_queue_url=queue_url,
         completion_queue_url=completion_url,
+        events_table=f"{name}-events",
     )

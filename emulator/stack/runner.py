@@ -211,7 +211,8 @@ def _start(settings: StackSettings, started: _Started) -> dict[str, str]:
             ),
         ],
         log_path=schedule_log,
-        env=child_env,
+        # An explicit POLLER_SESSION_MAX_LIFETIME_S (a test's) wins over the runtime's.
+        env={**settings.poller_env(), **child_env},
     )
     started.add("poller schedule", schedule)
     processes.wait_until(
@@ -277,7 +278,8 @@ def _print_started(
         f"  poller schedule    {'every ' + values['POLLER_INTERVAL_S'] + ' s':<24} pid "
         f"{values['POLLER_SCHEDULE_PID']:<7} log {logs / 'poller.log'}",
         f"  runtime settings   {runtime_settings or 'defaults (AGENTCORE_* unset)'}",
-        f"  table {values['JOBS_TABLE']}, bucket {values['RESULTS_BUCKET']}, "
+        f"  tables {values['JOBS_TABLE']} and {values['EVENTS_TABLE']}, "
+        f"bucket {values['RESULTS_BUCKET']}, "
         f"topic {values['TOPIC_ARN'].rsplit(':', 1)[-1]}, inbox {values['INBOX_QUEUE_URL']}",
         f"Settings written to {logs / 'env'}; the agentjobs CLI reads it from the repository "
         "root. Stop with `make local-down`.",

@@ -42,11 +42,15 @@ class StackSettings:
     moto_port: int = 0
     runtime_port: int = 0
     """0 picks a free port, so that two checkouts on one machine never collide."""
+    session_max_lifetime_s: float = 28800.0
+    """The local runtime's session max lifetime (AGENTCORE_MAX_LIFETIME_S, AgentCore's 8 h
+    unless scaled down): the poller is told it too, so it hands a resumable job to a fresh
+    session before the runtime ends the old one."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> StackSettings:
         """Read LOCAL_STATE_DIR, AWS_DEFAULT_REGION, POLLER_INTERVAL_S, POLLER_TIMEOUT_S,
-        LOCAL_FASTPATH, LOCAL_MOTO_PORT and LOCAL_RUNTIME_PORT."""
+        LOCAL_FASTPATH, LOCAL_MOTO_PORT, LOCAL_RUNTIME_PORT and AGENTCORE_MAX_LIFETIME_S."""
         source = os.environ if env is None else env
         fastpath = source.get("LOCAL_FASTPATH", "1").strip() or "1"
         if fastpath not in {"0", "1"}:
@@ -61,7 +65,15 @@ class StackSettings:
             fastpath=fastpath,
             moto_port=_port(source, "LOCAL_MOTO_PORT"),
             runtime_port=_port(source, "LOCAL_RUNTIME_PORT"),
+            session_max_lifetime_s=_seconds(
+                source, "AGENTCORE_MAX_LIFETIME_S", cls.session_max_lifetime_s
+            ),
         )
+
+    def poller_env(self) -> dict[str, str]:
+        """What the local poller is told besides the resources: the session lifetime the
+        local runtime enforces."""
+        return {"POLLER_SESSION_MAX_LIFETIME_S": _seconds_text(self.session_max_lifetime_s)}
 
     @property
     def runtime_arn(self) -> str:
@@ -83,6 +95,11 @@ def _seconds(source: Mapping[str, str], name: str, default: float) -> float:
     if not math.isfinite(value) or value <= 0:
         raise SettingsError(f"{name} must be a number of seconds above 0, e.g. 2; got {text!r}")
     return value
+
+
+def _seconds_text(value: float) -> str:
+    # Whole seconds as an integer ("28800"), never an exponent ("2.88e+04").
+    return str(int(value)) if value.is_integer() else repr(value)
 
 
 def _port(source: Mapping[str, str], name: str) -> int:
