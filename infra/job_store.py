@@ -1,4 +1,5 @@
-"""The job store: the jobs table and the results bucket, laid out by agentjobs.schema."""
+"""The job store: the jobs and history tables and the results bucket, laid out by
+agentjobs.schema."""
 
 from __future__ import annotations
 
@@ -38,9 +39,9 @@ class JobStoreProps:
 
 
 class JobStore(Construct):
-    """Jobs table and results bucket, both encrypted with one customer-managed key, both kept
-    when a stack that ran is deleted (they hold the users' results), none left behind by a
-    failed first create."""
+    """Jobs table, history table and results bucket, all encrypted with one customer-managed
+    key, all kept when a stack that ran is deleted (they hold the users' jobs and results),
+    none left behind by a failed first create."""
 
     def __init__(self, scope: Construct, construct_id: str, *, props: JobStoreProps) -> None:
         super().__init__(scope, construct_id)
@@ -58,11 +59,14 @@ class JobStore(Construct):
             # the shortest window then frees the account of it soonest.
             pending_window=Duration.days(7),
         )
-        self.table = self._table()
+        self.table = self._table("Table", schema.table_definition())
+        # A job's history: its events under its id, kept, encrypted and expired like its record.
+        self.events_table = self._table("EventsTable", schema.events_table_definition())
         self.bucket = self._bucket(props.result_retention_days)
 
-    def _table(self) -> dynamodb.Table:
-        definition = schema.table_definition()
+    def _table(self, construct_id: str, definition: dict[str, Any]) -> dynamodb.Table:
+        """A table laid out by `definition` (CreateTable's shape, from agentjobs.schema),
+        encrypted with the job data key, with PITR, TTL and the data's retention."""
         types = {
             a["AttributeName"]: _ATTRIBUTE_TYPES[a["AttributeType"]]
             for a in definition["AttributeDefinitions"]
@@ -70,8 +74,13 @@ class JobStore(Construct):
         keys = {k["KeyType"]: k["AttributeName"] for k in definition["KeySchema"]}
         table = dynamodb.Table(
             self,
-            "Table",
+            construct_id,
             partition_key=dynamodb.Attribute(name=keys["HASH"], type=types[keys["HASH"]]),
+            sort_key=(
+                dynamodb.Attribute(name=keys["RANGE"], type=types[keys["RANGE"]])
+                if "RANGE" in keys
+                else None
+            ),
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
             encryption_key=self.key,
@@ -84,7 +93,7 @@ class JobStore(Construct):
             # keeps it on stack deletion instead, and PITR keeps its backups.
             removal_policy=DATA_REMOVAL,
         )
-        for index in definition["GlobalSecondaryIndexes"]:
+        for index in definition.get("GlobalSecondaryIndexes", ()):
             table.add_global_secondary_index(**_index_options(index, types))
         return table
 
@@ -139,6 +148,17 @@ class JobStore(Construct):
     def input_prefix(self) -> str:
         """Where callers upload job input; the only objects an agent reads for a caller."""
         return schema.INPUT_PREFIX
+
+    def grant_append_events(self, grantee: iam.IGrantable) -> None:
+        """Let `grantee` add events to job histories: conditional puts, nothing read or
+        changed (the history is append-only)."""
+        grantee.grant_principal.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="AppendJobHistory",
+                actions=["dynamodb:PutItem"],
+                resources=[self.events_table.table_arn],
+            )
+        )
 
     def result_objects(self, name: str = "*") -> str:
         """ARN pattern of `name` in every job's folder under the results prefix."""

@@ -132,12 +132,16 @@ class Poller(Construct):
             log_group=self.log_group,
             environment={
                 "JOBS_TABLE": props.store.table.table_name,
+                "EVENTS_TABLE": props.store.events_table.table_name,
                 "RESULTS_BUCKET": props.store.bucket.bucket_name,
                 "TOPIC_ARN": props.notifications.jobs_topic.topic_arn,
                 "AGENT_RUNTIME_ARN": props.agent.arn,
                 "AGENT_RUNTIME_QUALIFIER": ENDPOINT_QUALIFIER,
                 "POLLER_OVERDUE_AFTER_S": str(int(overdue_after_s)),
                 "POLLER_EMAIL_RESULT_PREVIEW": "1" if props.email_result_preview else "0",
+                # When a resumable job is handed to a fresh session: before the runtime's
+                # max lifetime ends the old one.
+                "POLLER_SESSION_MAX_LIFETIME_S": str(int(props.agent.max_lifetime.to_seconds())),
                 "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
                 "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
             },
@@ -225,6 +229,16 @@ class Poller(Construct):
                 sid="ReadOutcomes", actions=["s3:GetObject"], resources=[outcomes, results]
             )
         )
+        # The attempt a resumable job's session recorded with its last checkpoint decides
+        # whether attempts are left when the session is lost.
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="ReadCheckpoints",
+                actions=["s3:GetObject"],
+                resources=[store.bucket.arn_for_objects(schema.checkpoint_key("*"))],
+            )
+        )
+        store.grant_append_events(role)
         # An agent answer too large for the record is stored by the poller instead; it never
         # writes an outcome, so it cannot overwrite what the agent stored.
         role.add_to_principal_policy(
@@ -264,6 +278,8 @@ class Poller(Construct):
                 "outcome, keyed by job id; nothing else in the bucket.",
                 wildcard(f"{bucket}/{schema.result_key('*')}"): "The poller checks and stores "
                 "each job's large result, keyed by job id; nothing else in the bucket.",
+                wildcard(f"{bucket}/{schema.checkpoint_key('*')}"): "The poller reads the "
+                "attempt each resumable job's checkpoint records, keyed by job id.",
             },
         )
         function = attribute_ref(self, self.function.function_arn)

@@ -231,6 +231,7 @@ class AgentRuntime(Construct):
         super().__init__(scope, construct_id)
         store = props.store
         stack = Stack.of(self)
+        self.max_lifetime = props.max_lifetime
         self._code_asset = props.artifact == "code"
         self.application_logs = logs.LogGroup(
             self,
@@ -253,6 +254,7 @@ class AgentRuntime(Construct):
             ),
             environment_variables={
                 "JOBS_TABLE": store.table.table_name,
+                "EVENTS_TABLE": store.events_table.table_name,
                 "RESULTS_BUCKET": store.bucket.bucket_name,
                 "MODEL_ID": props.model_id,
                 "RESULT_RETENTION_DAYS": str(props.result_retention_days),
@@ -449,6 +451,20 @@ class AgentRuntime(Construct):
                 ],
             )
         )
+        # A resumable job's input (stored at submit) and its checkpoints (the job's own,
+        # and the attempt a retry records): written by the session running the job, read by
+        # the fresh session that resumes it. Both keyed by the job id, in its folder.
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="DurableJobState",
+                actions=["s3:PutObject", "s3:GetObject"],
+                resources=[
+                    store.bucket.arn_for_objects(schema.input_key("*")),
+                    store.bucket.arn_for_objects(schema.checkpoint_key("*")),
+                ],
+            )
+        )
+        store.grant_append_events(role)
         # A re-invoked session whose job ended before the poller collected it answers from the
         # durable outcome. ListBucket (on the results prefix only) makes a missing outcome read
         # as NoSuchKey rather than AccessDenied, as for the poller: "no outcome" must be told
@@ -598,6 +614,10 @@ class AgentRuntime(Construct):
             "job id: the agent writes outcome.json in each job's folder, nothing else.",
             wildcard(f"{bucket}/{schema.result_key('*')}"): "A large result is keyed by its "
             "job id: the agent writes result.json in each job's folder, nothing else.",
+            wildcard(f"{bucket}/{schema.input_key('*')}"): "A resumable job's input is keyed "
+            "by its job id: the agent stores it at submit and reads it back to resume the job.",
+            wildcard(f"{bucket}/{schema.checkpoint_key('*')}"): "A resumable job's checkpoint "
+            "is keyed by its job id: the agent writes it as the job runs and reads it to resume.",
             wildcard(f"{bucket}/{store.input_prefix}*"): "data_report jobs read the CSV inputs "
             "callers upload under the inputs prefix (s3:GetObject only), no other object.",
         }

@@ -97,6 +97,7 @@ class AgentJobsStack(Stack):
         outputs = {
             "AgentRuntimeArn": (agent.arn, "InvokeAgentRuntime target"),
             "JobsTableName": (store.table.table_name, "DynamoDB table of job records"),
+            "EventsTableName": (store.events_table.table_name, "DynamoDB table of job histories"),
             "ResultsBucketName": (store.bucket.bucket_name, "S3 bucket of large results"),
             "TopicArn": (notifications.jobs_topic.topic_arn, "SNS topic of finished jobs"),
             "AlarmTopicArn": (notifications.alarm_topic.topic_arn, "SNS topic of alarms"),

@@ -14,6 +14,7 @@ from aws_cdk import App
 from aws_cdk.assertions import Match, Template
 
 import app as cdk_app
+from agentjobs import schema
 from infra.bundling import PROJECT_ROOT
 
 EMAILS = ("ops@example.com", "dev@example.org")
@@ -104,7 +105,10 @@ def ids(default_synth: Synth) -> dict[str, str]:
     """Logical ids found by resource type and shape, never written down."""
     s = default_synth
     return {
-        "table": s.only("AWS::DynamoDB::Table"),
+        "table": s.only("AWS::DynamoDB::Table", {"GlobalSecondaryIndexes": Match.any_value()}),
+        "events_table": s.only(
+            "AWS::DynamoDB::Table", {"KeySchema": schema.events_table_definition()["KeySchema"]}
+        ),
         "bucket": s.only(
             "AWS::S3::Bucket",
             {

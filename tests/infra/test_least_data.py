@@ -124,14 +124,19 @@ def test_no_role_may_read_a_whole_bucket(synth: Synth) -> None:
             assert not re.fullmatch(r"[^/]+/\*", resource), (role, resource)
 
 
-def test_agent_reads_only_inputs_outcomes_and_its_own_code_object(default_synth: Synth) -> None:
+def test_agent_reads_only_inputs_outcomes_durable_state_and_its_own_code_object(
+    default_synth: Synth,
+) -> None:
     bucket = results_bucket(default_synth)
     reads = s3_object_resources(default_synth, agent_role(default_synth), "s3:Get")
     code = next(r for r in reads if "cdk-" in r)
     # Outcomes: a re-invoked session answers a job that ended before the poller collected it.
+    # A resumable job's input and checkpoint: a fresh session resumes the job from them.
     assert reads == {
         f"<{bucket}.Arn>/{schema.INPUT_PREFIX}*",
         f"<{bucket}.Arn>/{schema.outcome_key('*')}",
+        f"<{bucket}.Arn>/{schema.input_key('*')}",
+        f"<{bucket}.Arn>/{schema.checkpoint_key('*')}",
         code,
     }
     # The code object is one key in the bootstrap bucket, named by its content hash.
@@ -144,12 +149,14 @@ def test_agent_reads_only_inputs_outcomes_and_its_own_code_object(default_synth:
     )
 
 
-def test_agent_writes_only_outcomes_and_results(default_synth: Synth) -> None:
+def test_agent_writes_only_outcomes_results_and_durable_state(default_synth: Synth) -> None:
     bucket = results_bucket(default_synth)
     writes = s3_object_resources(default_synth, agent_role(default_synth), "s3:Put")
     assert writes == {
         f"<{bucket}.Arn>/{schema.outcome_key('*')}",
         f"<{bucket}.Arn>/{schema.result_key('*')}",
+        f"<{bucket}.Arn>/{schema.input_key('*')}",
+        f"<{bucket}.Arn>/{schema.checkpoint_key('*')}",
     }
 
 
@@ -183,15 +190,20 @@ def test_docker_agent_pulls_from_the_image_repository_only(custom_synth: Synth) 
     assert not s3_object_resources(custom_synth, role, "s3:Get") - {
         f"<{bucket}.Arn>/{schema.INPUT_PREFIX}*",
         f"<{bucket}.Arn>/{schema.outcome_key('*')}",
+        f"<{bucket}.Arn>/{schema.input_key('*')}",
+        f"<{bucket}.Arn>/{schema.checkpoint_key('*')}",
     }
 
 
-def test_poller_reads_outcomes_and_results_and_writes_results_only(default_synth: Synth) -> None:
+def test_poller_reads_outcomes_results_and_checkpoints_and_writes_results_only(
+    default_synth: Synth,
+) -> None:
     bucket = results_bucket(default_synth)
     role = poller_role(default_synth)
     assert s3_object_resources(default_synth, role, "s3:Get") == {
         f"<{bucket}.Arn>/{schema.outcome_key('*')}",
         f"<{bucket}.Arn>/{schema.result_key('*')}",
+        f"<{bucket}.Arn>/{schema.checkpoint_key('*')}",
     }
     assert s3_object_resources(default_synth, role, "s3:Put") == {
         f"<{bucket}.Arn>/{schema.result_key('*')}"

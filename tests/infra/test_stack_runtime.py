@@ -38,6 +38,7 @@ def test_runtime_runs_the_code_asset_with_lifecycle_and_environment(
             "LifecycleConfiguration": {"IdleRuntimeSessionTimeout": 900, "MaxLifetime": 28800},
             "EnvironmentVariables": {
                 "JOBS_TABLE": ref(ids["table"]),
+                "EVENTS_TABLE": ref(ids["events_table"]),
                 "RESULTS_BUCKET": ref(ids["bucket"]),
                 "MODEL_ID": DEFAULT_MODEL_ID,
                 "RESULT_RETENTION_DAYS": "30",

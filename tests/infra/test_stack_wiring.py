@@ -25,6 +25,7 @@ def test_outputs_the_cli_reads(default_synth: Synth, ids: dict[str, str]) -> Non
     template = default_synth.template
     template.has_output("AgentRuntimeArn", {"Value": getatt(ids["runtime"], "AgentRuntimeArn")})
     template.has_output("JobsTableName", {"Value": ref(ids["table"])})
+    template.has_output("EventsTableName", {"Value": ref(ids["events_table"])})
     template.has_output("ResultsBucketName", {"Value": ref(ids["bucket"])})
     template.has_output("TopicArn", {"Value": ref(ids["jobs_topic"])})
     template.has_output(
