@@ -1,4 +1,4 @@
-"""The `agentjobs` commands: submit, status, list, result, wait, cancel, notifications."""
+"""The `agentjobs` commands: submit, status, events, list, result, wait, cancel, notifications."""
 
 from __future__ import annotations
 
@@ -11,12 +11,13 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-from agentjobs.cli import inbox, inputs, jobs, listing, render
+from agentjobs.cli import history, inbox, inputs, jobs, listing, render
 from agentjobs.cli.discovery import Resources, discover
 from agentjobs.cli.doctor import EXIT_CODES_HELP as DOCTOR_EXIT_CODES_HELP
 from agentjobs.cli.doctor import doctor_command
 from agentjobs.cli.errors import JOB_EXIT_CODES, CliError, ExitCode
 from agentjobs.cli.terminal_text import printable
+from agentjobs.limits import MAX_ATTEMPTS
 from agentjobs.protocol import JobStatus
 from agentjobs.record import JobRecord
 
@@ -93,6 +94,15 @@ def submit(
     max_runtime_s: Annotated[
         float | None, typer.Option("--max-runtime-s", help="Fail the job after this long.")
     ] = None,
+    max_attempts: Annotated[
+        int | None,
+        typer.Option(
+            "--max-attempts",
+            min=1,
+            max=MAX_ATTEMPTS,
+            help="Tries of a resumable job: a lost session resumes it from its last checkpoint.",
+        ),
+    ] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Follow the job until it ends.")] = False,
     timeout_s: Annotated[
         float | None, typer.Option("--timeout", help="With --wait: stop waiting after this.")
@@ -107,7 +117,12 @@ def submit(
     job_input = inputs.job_input(input_json, input_file, assignments or [])
     resources = _resources(stack, region, local_env)
     answer = jobs.submit(
-        resources, kind, job_input, client_token=client_token, max_runtime_s=max_runtime_s
+        resources,
+        kind,
+        job_input,
+        client_token=client_token,
+        max_runtime_s=max_runtime_s,
+        max_attempts=max_attempts,
     )
     job_id = str(answer.get("job_id", ""))
     if not wait:
@@ -134,12 +149,32 @@ def status(
     local_env: LocalEnvOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Show a job's record: status, progress, times, error."""
+    """Show a job's record: status, progress, attempt, times, error."""
     record = jobs.get_record(_resources(stack, region, local_env), job_id)
     if as_json:
         render.print_json(render.record_json(record))
     else:
         out.print(render.record_table(record))
+
+
+@app.command()
+def events(
+    job_id: JobIdArgument,
+    *,
+    stack: StackOption = None,
+    region: RegionOption = None,
+    local_env: LocalEnvOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show a job's history, oldest first: submitted, progress, checkpoints, lost sessions,
+    resumes, retries, its end and its notification."""
+    found = history.read_events(_resources(stack, region, local_env), job_id)
+    if as_json:
+        render.print_json([event.to_wire() for event in found])
+    elif not found:
+        out.print(render.line(f"No events recorded for job {job_id}."))
+    else:
+        out.print(render.events_table(found))
 
 
 @app.command(name="list")

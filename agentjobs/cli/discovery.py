@@ -27,9 +27,13 @@ STACK_OUTPUTS = {
 }
 """Resource field -> the CloudFormation output of the agentjobs stack that names it."""
 
+OPTIONAL_STACK_OUTPUTS = {"events_table": "EventsTableName"}
+"""Outputs a stack deployed before them lacks: only the commands that use them need them."""
+
 _ENV_NAMES = {
     "runtime_arn": "AGENT_RUNTIME_ARN",
     "table": "JOBS_TABLE",
+    "events_table": "EVENTS_TABLE",
     "bucket": "RESULTS_BUCKET",
     "topic_arn": "TOPIC_ARN",
     "inbox_queue_url": "INBOX_QUEUE_URL",
@@ -56,6 +60,8 @@ class Resources:
     region: str | None = None
     runtime_arn: str | None = None
     table: str | None = None
+    events_table: str | None = None
+    """The history table (job events); None where the stack predates it."""
     bucket: str | None = None
     topic_arn: str | None = None
     inbox_queue_url: str | None = None
@@ -147,6 +153,7 @@ def from_env_file(path: Path, region: str | None) -> Resources:
         region=region or values.get("AWS_REGION") or values.get("AWS_DEFAULT_REGION"),
         runtime_arn=values.get("AGENT_RUNTIME_ARN"),
         table=values.get("JOBS_TABLE"),
+        events_table=values.get("EVENTS_TABLE"),
         bucket=values.get("RESULTS_BUCKET"),
         topic_arn=values.get("TOPIC_ARN"),
         inbox_queue_url=values.get("INBOX_QUEUE_URL"),
@@ -186,6 +193,7 @@ def from_environment(region: str | None) -> Resources:
         region=region or _env_region(),
         runtime_arn=env.get("AGENT_RUNTIME_ARN"),
         table=env.get("JOBS_TABLE"),
+        events_table=env.get("EVENTS_TABLE"),
         bucket=env.get("RESULTS_BUCKET"),
         topic_arn=env.get("TOPIC_ARN"),
         inbox_queue_url=env.get("INBOX_QUEUE_URL"),
@@ -219,6 +227,7 @@ def from_stack(stack: str, region: str | None) -> Resources:
         region=cloudformation.meta.region_name,
         runtime_arn=outputs[STACK_OUTPUTS["runtime_arn"]],
         table=outputs[STACK_OUTPUTS["table"]],
+        events_table=outputs.get(OPTIONAL_STACK_OUTPUTS["events_table"]),
         bucket=outputs[STACK_OUTPUTS["bucket"]],
         topic_arn=outputs[STACK_OUTPUTS["topic_arn"]],
     )

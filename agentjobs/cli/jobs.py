@@ -100,6 +100,7 @@ def submit(
     *,
     client_token: str | None = None,
     max_runtime_s: float | None = None,
+    max_attempts: int | None = None,
 ) -> dict[str, Any]:
     """Start a job in a new session; the agent answers at once with its job and session ids."""
     payload: dict[str, Any] = {
@@ -110,6 +111,8 @@ def submit(
     }
     if max_runtime_s is not None:
         payload["max_runtime_s"] = max_runtime_s
+    if max_attempts is not None:
+        payload["max_attempts"] = max_attempts
     session_id = (
         session_for_token(resources.require("runtime_arn"), client_token)
         if client_token is not None

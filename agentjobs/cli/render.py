@@ -18,6 +18,7 @@ from rich.text import Text
 
 from agentjobs.cli.inbox import Notification
 from agentjobs.cli.terminal_text import escape_json_text, printable, printable_value
+from agentjobs.history import Event
 from agentjobs.protocol import JobStatus, parse_time
 from agentjobs.record import JobRecord
 
@@ -65,7 +66,13 @@ def record_json(record: JobRecord) -> dict[str, Any]:
     """A record for `--json`: the agent's status answer plus what the poller added."""
     answer = record.to_answer(with_outcome=False)
     answer["updated_at"] = record.updated_at
-    for name in ("result_uri", "notified_at", "session_stopped_at", "client_token"):
+    for name in (
+        "run_session_id",
+        "result_uri",
+        "notified_at",
+        "session_stopped_at",
+        "client_token",
+    ):
         value = getattr(record, name)
         if value is not None:
             answer[name] = value
@@ -107,6 +114,12 @@ def record_table(record: JobRecord) -> Table:
         progress += f"  {record.progress.message}"
     table.add_row("progress", text(progress))
     table.add_row("session", text(record.session_id))
+    if record.run_session_id and record.run_session_id != record.session_id:
+        table.add_row("running in", text(record.run_session_id))
+    if record.max_attempts > 1:
+        table.add_row("attempt", text(f"{record.attempt} of {record.max_attempts}"))
+    if record.checkpoint_at:
+        table.add_row("checkpoint", text(short_time(record.checkpoint_at)))
     table.add_row("submitted", text(short_time(record.submitted_at)))
     table.add_row("finished", text(short_time(record.finished_at)))
     table.add_row("duration", text(duration(record)))
@@ -138,6 +151,55 @@ def jobs_table(records: list[JobRecord]) -> Table:
             text(duration(record)),
         )
     return table
+
+
+SHORT_SESSION_CHARS = 12
+"""A session id's tail: the CLI's ids share their head, a resumed session's tail says "-r2"."""
+
+
+def short_session(session_id: str | None) -> str:
+    """The end of a session id, enough to tell a job's sessions apart."""
+    if not session_id:
+        return "-"
+    if len(session_id) <= SHORT_SESSION_CHARS + 3:
+        return session_id
+    return "..." + session_id[-SHORT_SESSION_CHARS:]
+
+
+def event_time(at: str) -> str:
+    """An event's time to the millisecond (a job's first events come within one second);
+    a time that does not parse is shown as stored."""
+    try:
+        moment = parse_time(at)
+    except ValueError:
+        return at
+    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def events_table(events: list[Event]) -> Table:
+    """A job's history, oldest first: one row an event."""
+    table = Table(show_edge=False, pad_edge=False)
+    table.add_column("TIME (UTC)", no_wrap=True)
+    table.add_column("EVENT", no_wrap=True)
+    table.add_column("ATTEMPT", justify="right")
+    table.add_column("SESSION", no_wrap=True)
+    table.add_column("DETAIL", overflow="fold")
+    for event in events:
+        detail = "  ".join(f"{name}={_detail_value(value)}" for name, value in event.detail.items())
+        table.add_row(
+            text(event_time(event.at)),
+            text(event.type),
+            text(event.attempt),
+            text(short_session(event.session_id)),
+            text(detail),
+        )
+    return table
+
+
+def _detail_value(value: object) -> str:
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    return str(value)
 
 
 def markdown_of(result: Any) -> str | None:
