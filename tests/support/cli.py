@@ -20,7 +20,14 @@ from testbed.processes import VENV_BIN
 AGENTJOBS = VENV_BIN / "agentjobs"
 
 # Variables that would point the CLI at a real account or at another stack.
-_AWS_PREFIXES = ("AWS_", "JOBS_TABLE", "RESULTS_BUCKET", "TOPIC_ARN", "AGENT_RUNTIME_ARN")
+_AWS_PREFIXES = (
+    "AWS_",
+    "JOBS_TABLE",
+    "EVENTS_TABLE",
+    "RESULTS_BUCKET",
+    "TOPIC_ARN",
+    "AGENT_RUNTIME_ARN",
+)
 _AWS_NAMES = ("INBOX_QUEUE_URL", "AGENTJOBS_STACK", "LOCAL_RUNTIME_URL")
 
 
