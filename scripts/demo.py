@@ -19,7 +19,9 @@ from typing import Any, TextIO
 
 import psutil
 
+from agentjobs.cli.errors import ExitCode
 from agentjobs.envfile import read_env_file
+from emulator.stack.runner import running_pids
 from emulator.stack.settings import REPO_ROOT, SettingsError, StackSettings
 from emulator.stack.state import read_state
 
@@ -41,6 +43,9 @@ SESSION_STOP_WAIT_S = 30.0
 """The poller stops a spent session right after notifying, about a second after the job ends."""
 
 NOTIFICATION_WAIT_S = 30
+
+WAIT_MARGIN_S = 60.0
+"""How long past the job's own length the demo waits for it to end in the table."""
 
 ENVELOPE_SHOWN = ("Type", "TopicArn", "Subject", "Timestamp", "MessageAttributes")
 ENVELOPE_LEFT_OUT = ("MessageId", "Signature", "SigningCertURL", "UnsubscribeURL")
@@ -113,6 +118,11 @@ class Demo:
         self.out = out
         self.bold = out.isatty()
         self.default_state_dir = stack.state_dir == (REPO_ROOT / ".local").resolve()
+        self.missed: list[str] = []
+        """What the demo set out to show and did not see."""
+        self.started_stack = False
+        """Whether the demo started the stack (and so must stop it): a stack that was
+        already running, even partly, is the developer's."""
 
     # -- output ---------------------------------------------------------------------
 
@@ -128,6 +138,11 @@ class Demo:
     def check(self, name: str, text: str) -> None:
         """A claim the demo has just verified, in a form a script can find."""
         print(f"[check] {name}: {text}", file=self.out, flush=True)
+
+    def miss(self, text: str) -> None:
+        """Something the demo should have shown and did not: the run ends non-zero."""
+        self.missed.append(text)
+        self.say(f"(not seen: {text})")
 
     def show_command(self, shown: str) -> None:
         """The command as a reader would type it."""
@@ -148,7 +163,7 @@ class Demo:
         output goes straight to the terminal unless `capture`; captured, it is shown as the
         CLI printed it unless `show` is false (the caller shows it)."""
         local_env = [] if self.default_state_dir else ["--local-env", str(self.env_path)]
-        argv = [*args[:1], *local_env, *args[1:]] if args else []
+        argv = [*args, *local_env]
         self.show_command(shlex.join(["agentjobs", *argv]))
         ran = subprocess.run(  # noqa: S603 - our own console script, arguments built here
             [str(VENV_BIN / "agentjobs"), *argv],
@@ -221,6 +236,12 @@ class Demo:
 
 def start_stack(demo: Demo) -> None:
     """Start the local stack with the demo's poller tick."""
+    state = read_state(demo.stack.state_dir)
+    if state is not None and running_pids(state):
+        raise DemoError(
+            f"a local stack is partly running in {demo.stack.state_dir}: stop it with "
+            "`make local-down`, then run `make demo` again"
+        )
     demo.caption("Starting the local stack: moto, the local AgentCore runtime, the poller")
     interval = os.environ.get("POLLER_INTERVAL_S") or f"{demo.settings.poller_interval_s:g}"
     shown = ["python", "-m", "emulator.stack", "up"]
@@ -229,6 +250,7 @@ def start_stack(demo: Demo) -> None:
         f"(what `make local-up` runs; the demo's poller ticks every {interval} s so that the "
         "progress bar moves with each step)"
     )
+    demo.started_stack = True
     # Its own session, and waited for even on Ctrl-C: a start cut short would leave
     # processes that no env file records, out of the teardown's reach.
     starting = subprocess.Popen(
@@ -272,12 +294,21 @@ def follow_job(demo: Demo, job_id: str, session_id: str) -> None:
     if demo.wait_for_session(session_id, {"ping": "HealthyBusy"}, HEALTHY_BUSY_WAIT_S):
         demo.check("healthybusy", f"session {session_id} was HealthyBusy while its job ran")
     else:
-        demo.say(f"(the session was not seen HealthyBusy within {HEALTHY_BUSY_WAIT_S:g} s)")
+        demo.miss(f"session {session_id} HealthyBusy within {HEALTHY_BUSY_WAIT_S:g} s")
     demo.say(
         "Following the job from the table: the poller records the session's progress at "
         "every tick, and the CLI reads the record."
     )
-    ran = demo.agentjobs("wait", job_id, "--interval", "0.5", capture=False)
+    # Bounded: with its poller gone, a stack would leave the demo waiting forever.
+    timeout_s = demo.settings.job_seconds + WAIT_MARGIN_S
+    ran = demo.agentjobs(
+        "wait", job_id, "--interval", "0.5", "--timeout", f"{timeout_s:g}", capture=False
+    )
+    if ran.returncode == ExitCode.STILL_RUNNING:
+        raise DemoError(
+            f"job {job_id} was still RUNNING in the table after {timeout_s:g} s: the poller "
+            "may have stopped (see poller.log)"
+        )
     if ran.returncode != 0:
         raise DemoError(f"the job did not succeed (`agentjobs wait` exited {ran.returncode})")
 
@@ -328,7 +359,8 @@ def published_email(demo: Demo, job_id: str) -> tuple[str, str]:
             for _message_id, message, subject, _attrs, _group in topic["sent_notifications"]:
                 structure = json.loads(message)
                 if json.loads(structure["default"]).get("job_id") == job_id:
-                    # SNS sends an email subscriber the `email` member, else `default`.
+                    # With MessageStructure=json, SNS sends each protocol its own member
+                    # and `default` to the rest (SNS Publish API reference, MessageStructure).
                     return str(subject), str(structure.get("email", structure["default"]))
         if time.monotonic() > deadline:
             raise DemoError(f"moto has no record of a notification of job {job_id}")
@@ -343,6 +375,8 @@ def fetch_result_two_ways(demo: Demo, job_id: str, session_id: str) -> None:
     demo.say("The poller stopped the spent session as soon as it had the result:")
     if demo.wait_for_session(session_id, {"state": "Stopped"}, SESSION_STOP_WAIT_S):
         demo.check("stopped", f"the poller stopped session {session_id}")
+    else:
+        demo.miss(f"the poller stopping session {session_id} within {SESSION_STOP_WAIT_S:g} s")
     demo.say(
         "By invoking the same session again with boto3 alone (no CLI, no table access): a "
         "fresh agent answers from the stores, and says so with live=false."
@@ -496,17 +530,23 @@ def main(out: TextIO = sys.stdout) -> int:
     demo = Demo(settings, stack, out)
     began = time.monotonic()
     code = 0
-    started_here = False
     with signals_as_interrupts():
         try:
             if stack_running(demo):
                 demo.caption("Using the local stack that is already running (it stays up)")
             else:
-                started_here = True
                 start_stack(demo)
             tell_story(demo)
         except DemoError as exc:
             print(f"make demo: {exc}; the logs are in {stack.state_dir}/", file=sys.stderr)
+            code = 1
+        except Exception as exc:
+            # A stack process that died mid-demo, say: one line, never a traceback.
+            print(
+                f"make demo: unexpected {type(exc).__name__}: {exc}; the logs are in "
+                f"{stack.state_dir}/",
+                file=sys.stderr,
+            )
             code = 1
         except KeyboardInterrupt:
             code = 130
@@ -514,10 +554,13 @@ def main(out: TextIO = sys.stdout) -> int:
             code = 128 + exc.signum
         if code >= 128:
             print("\nInterrupted: stopping everything the demo started.", file=out, flush=True)
-        if started_here:
+        if demo.started_stack:
             ignoring_signals()
             if not tear_down(demo) and code == 0:
                 code = 1
+    if code == 0 and demo.missed:
+        print(f"\nmake demo: not seen: {'; '.join(demo.missed)}", file=sys.stderr)
+        code = 1
     if code == 0:
         print(f"\nDemo done in {time.monotonic() - began:.0f} s.", file=out, flush=True)
     return code
