@@ -84,7 +84,7 @@ local-down: $(STAMP)
 	$(PY) -m emulator.stack down
 
 demo: $(STAMP)
-	@bash scripts/demo.sh
+	@$(PY) scripts/demo.py
 
 bench: $(STAMP) $(CDK_STAMP)
 	@for f in bench/bench_*.py; do echo "== $$f"; $(PY) $$f || exit 1; done

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from emulator.stack.state import PID_KEYS
-from testbed.processes import REPO
+from testbed.processes import REPO, all_gone
 from tests.support.cli import hermetic_env
 
 README = REPO / "README.md"
@@ -80,12 +83,105 @@ def test_every_make_target_the_readme_names_exists(target: str) -> None:
     assert dry_run.returncode == 0, dry_run.stderr
 
 
+def readme_demo_command() -> str:
+    """The demo's command as the README's first block writes it."""
+    return bash_blocks()[0].splitlines()[0].split("#")[0].strip()
+
+
+def demo_checks(stdout: str) -> dict[str, str]:
+    """The claims `make demo` verified and printed as `[check] NAME: TEXT` lines."""
+    return dict(re.findall(r"^\[check\] ([\w-]+): (.*)$", stdout, re.M))
+
+
+def progress_values(stdout: str) -> set[float]:
+    """The distinct percentages `agentjobs wait` printed (one line per change, when piped)."""
+    return {float(p) for p in re.findall(r"^(?:RUNNING|SUCCEEDED) +([\d.]+)%", stdout, re.M)}
+
+
+def stack_processes_gone(checks: dict[str, str], ended_at: float) -> bool:
+    """Whether every process the demo listed before its teardown has exited (a pid taken
+    since by a process started after the demo ended is someone else's)."""
+    pids = [int(pid) for pid in re.findall(r"\d+", checks["processes"].split("pids", 1)[1])]
+    assert pids, checks["processes"]
+    ours = []
+    for pid in pids:
+        try:
+            process = psutil.Process(pid)
+            if process.create_time() <= ended_at:
+                ours.append(process)
+        except psutil.NoSuchProcess:
+            continue
+    return all_gone(ours)
+
+
 @pytest.mark.skipif(default_stack_running(), reason="a local stack of yours runs in .local/")
-def test_make_demo_runs_a_report_to_success_and_tears_down() -> None:
-    demo = run_bash("make demo")
+def test_make_demo_shows_every_step_of_a_long_job_and_leaves_nothing_running() -> None:
+    demo = run_bash(f"DEMO_FAST=1 {readme_demo_command()}")
+    ended_at = time.time()
     assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
-    assert "SUCCEEDED" in demo.stdout
-    assert "Stopping the local stack" in demo.stdout
+    checks = demo_checks(demo.stdout)
+    job_id = re.fullmatch(r"job (\w+) in session \S+", checks["submitted"])
+    assert job_id is not None, checks["submitted"]
+    assert "HealthyBusy" in checks["healthybusy"]
+    assert len(progress_values(demo.stdout)) >= 3, demo.stdout
+    assert checks["notification"] == f"1 notification(s) of job {job_id[1]} in the inbox"
+    assert "stopped" in checks
+    assert "live=False" in checks["same-result"]
+    assert checks["resume"].startswith("skipped")
+    assert checks["teardown"].startswith("all ")
+    assert stack_processes_gone(checks, ended_at)
+    assert not default_stack_running()
+
+
+@pytest.mark.skipif(default_stack_running(), reason="a local stack of yours runs in .local/")
+def test_ctrl_c_during_make_demo_stops_everything_it_started() -> None:
+    env = hermetic_env(
+        PATH=f"{REPO / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}",
+        MAKEFLAGS="-o .venv/.installed",
+        DEMO_FAST="1",
+    )
+    env.pop("LOCAL_STATE_DIR", None)
+    # Its own process group, as a terminal's foreground job: Ctrl-C signals all of it.
+    demo = subprocess.Popen(
+        ["bash", "-c", readme_demo_command()],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert demo.stdout is not None
+        seen = []
+        for line in demo.stdout:
+            seen.append(line)
+            if line.startswith("$ agentjobs wait "):
+                os.killpg(demo.pid, signal.SIGINT)
+                break
+        output = "".join(seen) + demo.stdout.read()
+        demo.wait(timeout=60)
+    finally:
+        if demo.poll() is None:
+            os.killpg(demo.pid, signal.SIGKILL)
+            demo.wait()
+    ended_at = time.time()
+    checks = demo_checks(output)
+    assert "teardown" in checks, output
+    assert "Interrupted: stopping everything the demo started." in output, output
+    assert "SUCCEEDED" not in output
+    assert checks["teardown"].startswith("all "), output
+    assert stack_processes_gone(checks, ended_at)
+    assert not default_stack_running()
+    assert demo.returncode != 0
+
+
+def test_make_demo_refuses_a_malformed_demo_fast_and_starts_nothing() -> None:
+    demo = run_bash("DEMO_FAST=yes make demo")
+    assert demo.returncode != 0
+    assert "DEMO_FAST must be 0 or 1 (1: the short form); got 'yes'" in demo.stderr
+    assert "Traceback" not in demo.stderr
+    assert demo.stdout == ""
     assert not default_stack_running()
 
 
