@@ -20,6 +20,8 @@ from emulator.ports import free_port
 from testbed.processes import REPO, running
 
 AGENTS = REPO / "tests" / "agents"
+AGENT_CMD = f"{sys.executable} {REPO / 'agent_src' / 'main.py'}"
+"""The command that runs the project's own agent, as the local stack does by default."""
 RUNTIME_ARN = "arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/local_agent-AbCdE12345"
 
 

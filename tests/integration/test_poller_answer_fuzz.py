@@ -24,10 +24,11 @@ from agentjobs import limits
 from agentjobs.protocol import JobStatus, format_time, parse_time, utc_now
 from agentjobs.record import JobRecord, Progress, new_job_id
 from emulator.resources import LocalResources
-from testbed.aws import MotoEndpoint
+from emulator.stack.schedule import LambdaContext
+from testbed.aws import REGION, MotoEndpoint
 from testbed.inbox import drain_inbox
+from testbed.poller import poller_settings
 from tests.support.hostile_text import hostile_text
-from tests.support.poller import LocalContext, poller_settings
 
 STATUSES = ["RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "UNKNOWN", "DONE"]
 TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT", "LOST"}
@@ -109,7 +110,7 @@ class Rig:
                 progress=Progress(0.0, "accepted"),
             )
         )
-        report = process_event({"job_ids": [job_id]}, LocalContext(30), self.services)
+        report = process_event({"job_ids": [job_id]}, LambdaContext(30, REGION), self.services)
         item = self.ddb.get_item(
             TableName=self.resources.table, Key={"job_id": {"S": job_id}}, ConsistentRead=True
         )["Item"]

@@ -10,7 +10,7 @@ from botocore.awsrequest import AWSResponse
 from jobpoller.services import PollerServices
 
 from testbed.aws import MotoEndpoint
-from tests.support.poller import PollerRig, poller_rig
+from testbed.poller import PollerRig, poller_rig
 from tests.support.refusals import (
     OVERSIZED_AGENT_CMD,
     Refusals,

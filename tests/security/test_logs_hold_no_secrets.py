@@ -17,8 +17,8 @@ import pytest
 from emulator.resources import LocalResources
 from testbed.aws import REGION, MotoEndpoint
 from testbed.local_runtime import RUNTIME_ARN, LocalRuntime, local_runtime
+from testbed.poller import AGENT_CMD
 from testbed.processes import REPO, VENV_BIN, stop_process_group
-from tests.support.poller import AGENT_CMD
 
 MARKER = f"payload-marker-{uuid.uuid4().hex}"
 SECRET = f"AKIA{uuid.uuid4().hex[:16].upper()}"

@@ -18,10 +18,10 @@ from botocore.awsrequest import AWSResponse
 from agentjobs.protocol import JobStatus, format_time
 from agentjobs.record import JobRecord
 from agentjobs.store import JobStore
-from testbed.processes import REPO, VENV_BIN
-from tests.support.poller import PollerRig
+from testbed.local_runtime import agent_cmd
+from testbed.poller import PollerRig
 
-OVERSIZED_AGENT_CMD = f"{VENV_BIN / 'python'} {REPO / 'tests' / 'agents' / 'oversized_agent.py'}"
+OVERSIZED_AGENT_CMD = agent_cmd("oversized_agent")
 
 
 def running_job(rig: PollerRig, mode: str, *, runtime_s: float = 600) -> str:

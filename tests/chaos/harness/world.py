@@ -27,6 +27,7 @@ from agentjobs.protocol import ErrorCode
 from agentjobs.store import StoreError
 from emulator.resources import LocalResources
 from emulator.stack.event_source import run_event_source
+from emulator.stack.schedule import LambdaContext
 from testbed.aws import REGION, MotoEndpoint
 from testbed.local_runtime import RUNTIME_ARN, agent_processes_of, local_runtime
 from tests.chaos.harness.faults import HookedSession, Killed, PollerFaults
@@ -39,7 +40,6 @@ from tests.chaos.harness.plan import (
     JobPlan,
     hostile_payload,
 )
-from tests.support.poller import LocalContext
 
 
 class SessionGate:
@@ -409,7 +409,7 @@ class World:
         services = build_services(HookedSession(self, faults), self.settings)
         rng = random.Random(f"{self.config.seed}/{self.name}/ticks{index}")
         while not self.stopping.is_set():
-            context = LocalContext(budget_s=30)
+            context = LambdaContext(30, REGION)
             faults.new_pass(f"p{index}/{context.aws_request_id[:8]}")
             try:
                 report = process_event({}, context, services)
