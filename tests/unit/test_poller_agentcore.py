@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import io
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -22,6 +21,7 @@ from jobpoller.agentcore import (
 from jobpoller.settings import PollerSettings
 
 from agentjobs.protocol import SESSION_ID_HEADER
+from tests.support.wire import RawBody
 
 RUNTIME_ARN = "arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/unit-agent"
 SESSION = "unit-session-0000000000000000000000001"
@@ -29,24 +29,11 @@ Transport = Callable[[Any], AWSResponse]
 """What the data plane answers one HTTP request (or raises, as a failed connection does)."""
 
 
-class _Raw:
-    """An HTTP body as botocore reads it: streamed for errors, read for the invocation."""
-
-    def __init__(self, body: bytes) -> None:
-        self._body = io.BytesIO(body)
-
-    def stream(self, **_: Any) -> Iterator[bytes]:
-        yield self._body.read()
-
-    def read(self, amt: int | None = None) -> bytes:
-        return self._body.read(amt)
-
-
 def _answer(request: Any, status: int, body: bytes, error: str | None = None) -> AWSResponse:
     headers = {"Content-Type": "application/json", SESSION_ID_HEADER: SESSION}
     if error is not None:
         headers["x-amzn-ErrorType"] = error
-    return AWSResponse(str(request.url), status, headers, _Raw(body))
+    return AWSResponse(str(request.url), status, headers, RawBody(body))
 
 
 def _refusal(code: str, status: int) -> Transport:
