@@ -30,6 +30,13 @@ def agent_cmd(name: str) -> str:
     return f"{sys.executable} {AGENTS / name}.py"
 
 
+def listed_sessions(runtime_url: str) -> dict[str, dict[str, Any]]:
+    """The local runtime's `GET /sessions`, by session id."""
+    with urllib.request.urlopen(f"{runtime_url}/sessions", timeout=10) as answer:
+        listing = json.loads(answer.read())
+    return {s["sessionId"]: s for s in listing["sessions"]}
+
+
 def new_session_id() -> str:
     """A fresh session id of a valid length (boto3 refuses fewer than 33 characters)."""
     return f"test-session-{uuid.uuid4()}"
@@ -69,9 +76,7 @@ class LocalRuntime:
 
     def sessions(self) -> dict[str, dict[str, Any]]:
         """GET /sessions, by session id."""
-        with urllib.request.urlopen(f"{self.url}/sessions", timeout=10) as answer:
-            listing = json.loads(answer.read())
-        return {s["sessionId"]: s for s in listing["sessions"]}
+        return listed_sessions(self.url)
 
     def agent_processes(self) -> list[psutil.Process]:
         """Every live process this runtime started (found by the emulator pid in its env)."""
