@@ -43,7 +43,7 @@ def new_session_id() -> str:
 
 
 @dataclass
-class LocalRuntime:
+class RuntimeProcess:
     """A running local runtime: its URL, its process, and the agent processes seen under it."""
 
     url: str
@@ -114,7 +114,7 @@ def local_runtime(
     env: dict[str, str] | None = None,
     extra_args: list[str] | None = None,
     log_path: Path | None = None,
-) -> Iterator[LocalRuntime]:
+) -> Iterator[RuntimeProcess]:
     """`python -m emulator.agentcore` on a free port running `agent` (a tests/agents/ name)
     or `agent_cmd_line`; stopped when the block ends, and no agent process may survive it."""
     port = free_port()
@@ -144,7 +144,7 @@ def local_runtime(
     ]
     with running(cmd, ready_url=f"{url}/sessions", env=env, log_path=log_path) as proc:
         pid = proc.pid
-        yield LocalRuntime(url=url, pid=pid)
+        yield RuntimeProcess(url=url, pid=pid)
     survivors = agent_processes_of(pid)
     for process in survivors:  # never leave them behind, even when the check fails
         process.kill()

@@ -23,7 +23,7 @@ from testbed.inbox import drain_inbox
 from testbed.local_runtime import (
     AGENT_CMD,
     RUNTIME_ARN,
-    LocalRuntime,
+    RuntimeProcess,
     agent_cmd,
     local_runtime,
 )
@@ -54,7 +54,7 @@ class PollerRig:
 
     moto: MotoEndpoint
     resources: LocalResources
-    runtime: LocalRuntime
+    runtime: RuntimeProcess
     settings: PollerSettings
 
     def services(

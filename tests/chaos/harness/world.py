@@ -30,7 +30,7 @@ from emulator.resources import LocalResources
 from emulator.stack.event_source import run_event_source
 from emulator.stack.schedule import LambdaContext
 from testbed.aws import REGION, MotoEndpoint
-from testbed.local_runtime import RUNTIME_ARN, LocalRuntime, agent_processes_of, local_runtime
+from testbed.local_runtime import RUNTIME_ARN, RuntimeProcess, agent_processes_of, local_runtime
 from tests.chaos.harness.faults import HookedSession, Killed, PollerFaults
 from tests.chaos.harness.plan import (
     CHAOS_AGENT_CMD,
@@ -129,7 +129,7 @@ class World:
         self._lock = threading.Lock()
         self._seq = itertools.count()
         self.resources: LocalResources | None = None
-        self.runtime: LocalRuntime | None = None
+        self.runtime: RuntimeProcess | None = None
         self.runtime_url = ""
         self.runtime_pid = 0
         self.settings: PollerSettings | None = None
