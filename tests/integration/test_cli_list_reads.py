@@ -11,7 +11,7 @@ from agentjobs.record import JobRecord, to_item
 from emulator.ports import free_port
 from emulator.resources import LocalResources
 from testbed.aws import REGION, MotoEndpoint
-from tests.support.cli import InProcessCli, assert_one_line_error
+from tests.support.cli import InProcessCli, assert_one_line_error, list_every_page
 
 
 @pytest.fixture
@@ -57,17 +57,7 @@ def test_a_malformed_record_is_skipped_and_the_others_listed_across_pages(
         },
     )
     env = _env_file(tmp_path, {**moto.env(), **resources.env()})
-    seen: list[str] = []
-    token: list[str] = []
-    for _ in range(4):
-        run = cli("list", "--limit", "2", "--json", "--local-env", str(env), *token)
-        assert run.code == 0, str(run)
-        page = run.json()
-        seen += [job["job_id"] for job in page["jobs"]]
-        if page["next_token"] is None:
-            break
-        token = ["--next-token", page["next_token"]]
-    assert seen == ["job-3", "job-2", "job-1", "job-0"]
+    assert list_every_page(cli, env, limit=2) == ["job-3", "job-2", "job-1", "job-0"]
 
 
 def test_listing_a_missing_table_names_the_table_and_the_refusal(
