@@ -20,11 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import print_table
 from testbed.aws import moto_server
-from testbed.local_runtime import LocalRuntime, local_runtime, new_session_id
-from testbed.processes import REPO, VENV_BIN
+from testbed.local_runtime import AGENT_CMD, RuntimeProcess, local_runtime, new_session_id
 
 SETTLE_S = 3.0
-AGENT_CMD = f"{VENV_BIN / 'python'} {REPO / 'agent_src' / 'main.py'}"
 
 CASES: list[tuple[str, dict[str, Any] | None]] = [
     ("fresh session (answered one status call)", None),
@@ -39,7 +37,7 @@ CASES: list[tuple[str, dict[str, Any] | None]] = [
 ]
 
 
-def _session_memory(runtime: LocalRuntime, job: dict[str, Any] | None) -> list[object]:
+def _session_memory(runtime: RuntimeProcess, job: dict[str, Any] | None) -> list[object]:
     session_id = new_session_id()
     before = {p.pid for p in runtime.agent_processes()}
     if job is None:

@@ -20,11 +20,12 @@ sys.path[:0] = [
     str(Path(__file__).resolve().parents[1] / "poller_lambda"),
 ]
 
+from agentjobs.metrics import Metric  # noqa: E402
 from agentjobs.protocol import JobStatus, format_time  # noqa: E402
 from agentjobs.record import ATTENTION_PENDING, JobRecord, to_item  # noqa: E402
 from bench.common import print_table  # noqa: E402
-from tests.support.aws import moto_server  # noqa: E402
-from tests.support.poller import (  # noqa: E402
+from testbed.aws import moto_server  # noqa: E402
+from testbed.poller import (  # noqa: E402
     BAD_AGENT_CMD,
     PollerRig,
     poller_rig,
@@ -73,9 +74,9 @@ def _tick(rig: PollerRig) -> tuple[float, float, int]:
     """One tick: its time, its index read's time, and the jobs it polled."""
     report = rig.tick(budget_s=600)
     return (
-        report.counts["TickDurationMs"],
-        report.counts["IndexReadMs"],
-        report.counts["JobsPolled"],
+        report.counts[Metric.TICK_DURATION_MS],
+        report.counts[Metric.INDEX_READ_MS],
+        report.counts[Metric.JOBS_POLLED],
     )
 
 

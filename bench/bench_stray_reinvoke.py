@@ -11,17 +11,14 @@ replaced. Each stray runs in its own session, all at once.
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -35,33 +32,14 @@ MEMORY_GB_HOUR = 0.00945
 """AgentCore memory price in us-east-1 (docs/cost.md), billed while a session idles."""
 
 
-def _states(stack: LocalStack) -> dict[str, str]:
-    with urllib.request.urlopen(f"{stack.values()['LOCAL_RUNTIME_URL']}/sessions", timeout=5) as r:
-        return {s["sessionId"]: s["state"] for s in json.load(r)["sessions"]}
-
-
 def _wait_stopped(stack: LocalStack, session_id: str, timeout_s: float) -> float:
     """Poll the local runtime until the session is stopped; monotonic time it was seen so."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if _states(stack).get(session_id) == "Stopped":
+        if stack.session_states().get(session_id) == "Stopped":
             return time.monotonic()
         time.sleep(0.25)
     raise TimeoutError(f"session {session_id} was not stopped within {timeout_s:g} s")
-
-
-def _invoke(stack: LocalStack, client: Any, session_id: str, payload: dict[str, Any]) -> Any:
-    for _ in range(100):
-        try:
-            answer = client.invoke_agent_runtime(
-                agentRuntimeArn=stack.values()["AGENT_RUNTIME_ARN"],
-                runtimeSessionId=session_id,
-                payload=json.dumps(payload).encode(),
-            )
-            return json.loads(answer["response"].read())
-        except client.exceptions.RetryableConflictException:
-            time.sleep(0.1)
-    raise RuntimeError(f"session {session_id} kept answering RetryableConflictException")
 
 
 def _collected_session(stack: LocalStack) -> str:
@@ -77,7 +55,7 @@ def _stray(stack: LocalStack, session_id: str, caller_stops: bool) -> tuple[floa
     """One stray `result`: (seconds until it was answered, session-seconds it cost)."""
     client = stack.client("bedrock-agentcore")
     started = time.monotonic()
-    answer = _invoke(stack, client, session_id, {"action": "result"})
+    answer = stack.invoke(session_id, {"action": "result"}, client)
     answered = time.monotonic()
     if answer.get("live") is not False:
         raise RuntimeError(f"expected an answer from the stores, got {answer}")

@@ -20,6 +20,8 @@ from emulator.ports import free_port
 from testbed.processes import REPO, running
 
 AGENTS = REPO / "tests" / "agents"
+AGENT_CMD = f"{sys.executable} {REPO / 'agent_src' / 'main.py'}"
+"""The command that runs the project's own agent, as the local stack does by default."""
 RUNTIME_ARN = "arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/local_agent-AbCdE12345"
 
 
@@ -28,13 +30,20 @@ def agent_cmd(name: str) -> str:
     return f"{sys.executable} {AGENTS / name}.py"
 
 
+def listed_sessions(runtime_url: str) -> dict[str, dict[str, Any]]:
+    """The local runtime's `GET /sessions`, by session id."""
+    with urllib.request.urlopen(f"{runtime_url}/sessions", timeout=10) as answer:
+        listing = json.loads(answer.read())
+    return {s["sessionId"]: s for s in listing["sessions"]}
+
+
 def new_session_id() -> str:
     """A fresh session id of a valid length (boto3 refuses fewer than 33 characters)."""
     return f"test-session-{uuid.uuid4()}"
 
 
 @dataclass
-class LocalRuntime:
+class RuntimeProcess:
     """A running local runtime: its URL, its process, and the agent processes seen under it."""
 
     url: str
@@ -67,9 +76,7 @@ class LocalRuntime:
 
     def sessions(self) -> dict[str, dict[str, Any]]:
         """GET /sessions, by session id."""
-        with urllib.request.urlopen(f"{self.url}/sessions", timeout=10) as answer:
-            listing = json.loads(answer.read())
-        return {s["sessionId"]: s for s in listing["sessions"]}
+        return listed_sessions(self.url)
 
     def agent_processes(self) -> list[psutil.Process]:
         """Every live process this runtime started (found by the emulator pid in its env)."""
@@ -107,7 +114,7 @@ def local_runtime(
     env: dict[str, str] | None = None,
     extra_args: list[str] | None = None,
     log_path: Path | None = None,
-) -> Iterator[LocalRuntime]:
+) -> Iterator[RuntimeProcess]:
     """`python -m emulator.agentcore` on a free port running `agent` (a tests/agents/ name)
     or `agent_cmd_line`; stopped when the block ends, and no agent process may survive it."""
     port = free_port()
@@ -137,7 +144,7 @@ def local_runtime(
     ]
     with running(cmd, ready_url=f"{url}/sessions", env=env, log_path=log_path) as proc:
         pid = proc.pid
-        yield LocalRuntime(url=url, pid=pid)
+        yield RuntimeProcess(url=url, pid=pid)
     survivors = agent_processes_of(pid)
     for process in survivors:  # never leave them behind, even when the check fails
         process.kill()

@@ -19,6 +19,7 @@ from botocore.config import Config
 from agentjobs.cli.inbox import unwrap
 from agentjobs.envfile import read_env_file
 from agentjobs.invocation import decode_answer, invoke_session
+from testbed.local_runtime import listed_sessions
 from testbed.processes import REPO
 
 
@@ -78,6 +79,11 @@ class LocalStack:
         body = decode_answer(answer)
         assert isinstance(body, dict), body
         return body
+
+    def session_states(self) -> dict[str, str]:
+        """Each session's state (Active, Idle, Stopped), as the local runtime lists them."""
+        listed = listed_sessions(self.values()["LOCAL_RUNTIME_URL"])
+        return {session_id: session["state"] for session_id, session in listed.items()}
 
     def submit(self, client: Any, session_id: str, **job: Any) -> str:
         """Submit a job through the local runtime; its job id."""

@@ -5,16 +5,15 @@ from __future__ import annotations
 import base64
 import heapq
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
-
-from botocore.exceptions import BotoCoreError, ClientError
 
 from agentjobs import schema
 from agentjobs.cli.errors import CliError, explain_aws_error
 from agentjobs.protocol import JobStatus
-from agentjobs.record import JobRecord, from_item
+from agentjobs.record import JobRecord, read_item
+from agentjobs.store import StoreError, query_items
 
 STORED_STATUSES = tuple(s for s in JobStatus if s != JobStatus.UNKNOWN)
 """Statuses a record can have; UNKNOWN exists only in answers."""
@@ -127,23 +126,13 @@ def _query_status(
         query["FilterExpression"] = "#k = :kind"
         query["ExpressionAttributeNames"]["#k"] = "kind"
         values[":kind"] = {"S": job_filter.kind}
-    for item in _pages(dynamodb, query):
-        try:
-            record = from_item(item)
-        except ValueError:
-            continue  # one malformed record must not hide the others
-        if after is None or _position(record) < after:
-            yield record
-
-
-def _pages(dynamodb: Any, query: dict[str, Any]) -> Iterable[dict[str, Any]]:
-    while True:
-        try:
-            page = dynamodb.query(**query)
-        except (ClientError, BotoCoreError) as exc:
-            raise explain_aws_error(exc, f"listing jobs in table {query['TableName']}") from exc
-        yield from page.get("Items", [])
-        start = page.get("LastEvaluatedKey")
-        if not start:
-            return
-        query = {**query, "ExclusiveStartKey": start}
+    listing = f"listing jobs in table {table}"
+    try:
+        for item in query_items(dynamodb, query, failed=listing):
+            record = read_item(item)
+            # One malformed record must not hide the others.
+            if isinstance(record, JobRecord) and (after is None or _position(record) < after):
+                yield record
+    except StoreError as exc:
+        cause = exc.__cause__ if isinstance(exc.__cause__, Exception) else exc
+        raise explain_aws_error(cause, listing) from exc

@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import hashlib
 import logging
-import os
-import re
-import shlex
-import signal
-import subprocess
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum, StrEnum
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx
 
+from emulator.agentcore.agent_process import AgentProcess, spawn_agent
 from emulator.agentcore.exceptions import (
-    MODELED_ERRORS,
     SESSION_BUSY_MESSAGE,
     ResourceNotFoundException,
     RetryableConflictException,
@@ -29,23 +21,16 @@ from emulator.agentcore.exceptions import (
     ServiceQuotaExceededException,
     start_timeout_message,
 )
-from emulator.agentcore.settings import BusyPolicy, RuntimeSettings, agent_python_dir
+from emulator.agentcore.fault_plan import FaultPlan
+from emulator.agentcore.settings import BusyPolicy, RuntimeSettings
 from emulator.ports import free_port
 
 log = logging.getLogger("emulator.agentcore")
 
-SHIM_DIR = Path(__file__).resolve().parent / "shim"
 # Stopped sessions stay listed by GET /sessions; past this many the oldest are forgotten.
 STOPPED_HISTORY = 1000
 # While an agent starts, /ping is tried this often (the lifecycle poll is much slower).
 STARTUP_POLL_S = 0.05
-# Agents listen here, never on every interface: the local stack is for this machine only.
-LOOPBACK_HOST = "127.0.0.1"
-# A session id becomes its log file's name only when it is this plain; 200 characters plus
-# ".log" stays inside the usual 255-byte limit on a file name.
-_PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
-_UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]")
-_CLEANED_PREFIX = 100
 
 
 class SessionState(Enum):
@@ -68,58 +53,6 @@ def iso_utc(epoch_s: float) -> str:
     """ISO 8601 UTC with milliseconds, as every time in this project is written."""
     stamp = datetime.fromtimestamp(epoch_s, UTC)
     return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
-
-
-def log_file_name(session_id: str) -> str:
-    """The file, inside the log folder, of a session's agent output: the id itself when it
-    is a plain name, else a cleaned, bounded form of it with a digest of the whole id, so
-    that a caller's session id never chooses a path and two ids never share a file."""
-    if _PLAIN_NAME.fullmatch(session_id):
-        return f"{session_id}.log"
-    cleaned = _UNSAFE_CHARS.sub("_", session_id)[:_CLEANED_PREFIX].lstrip("._") or "session"
-    digest = hashlib.sha256(session_id.encode("utf-8", "surrogatepass")).hexdigest()[:16]
-    return f"{cleaned}-{digest}.log"
-
-
-@dataclass
-class AgentProcess:
-    """One agent process, leader of its own process group, serving on `port`."""
-
-    popen: subprocess.Popen[bytes]
-    port: int
-    log_file: IO[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        """Base URL of the agent's HTTP server."""
-        return f"http://127.0.0.1:{self.port}"
-
-    def exited(self) -> bool:
-        """Whether the agent's main process has ended."""
-        return self.popen.poll() is not None
-
-    async def terminate(self, grace_s: float) -> None:
-        """SIGTERM the whole group, SIGKILL what is left after `grace_s`."""
-        self._signal_group(signal.SIGTERM)
-        deadline = time.monotonic() + grace_s
-        while not self.exited() and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
-        # Also after a clean exit: children the agent started may still be in the group.
-        self._signal_group(signal.SIGKILL)
-        while not self.exited():
-            await asyncio.sleep(0.01)
-        if self.log_file is not None:
-            self.log_file.close()
-
-    def kill_now(self) -> None:
-        """SIGKILL the group without waiting: the last resort when the event loop is gone."""
-        self._signal_group(signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.popen.wait(timeout=1)
-
-    def _signal_group(self, signum: signal.Signals) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.popen.pid, signum)
 
 
 @dataclass
@@ -173,58 +106,6 @@ class Session:
             "createdAt": iso_utc(self.created_at),
             "lastActivityAt": iso_utc(self.last_activity_at),
         }
-
-
-@dataclass
-class Fault:
-    """An injected error: the next `count` matching calls fail with `error` (local only)."""
-
-    error: str
-    operation: str | None = None
-    session_id: str | None = None
-    count: int = 1
-    message: str = ""
-
-    def matches(self, operation: str, session_id: str) -> bool:
-        """Whether a call of `operation` on `session_id` is one this fault hits."""
-        return self.operation in (None, operation) and self.session_id in (None, session_id)
-
-
-@dataclass
-class FaultPlan:
-    """Errors to inject, so that callers' handling of every AWS error can be tested."""
-
-    faults: list[Fault] = field(default_factory=list)
-
-    def add(self, fault: Fault) -> None:
-        """Queue `fault`."""
-        self.faults.append(fault)
-
-    def clear(self) -> None:
-        """Forget every queued fault."""
-        self.faults.clear()
-
-    def take(self, operation: str, session_id: str) -> None:
-        """Raise the first queued fault that hits this call, if any."""
-        for fault in self.faults:
-            if fault.matches(operation, session_id):
-                fault.count -= 1
-                if fault.count <= 0:
-                    self.faults.remove(fault)
-                raise MODELED_ERRORS[fault.error](fault.message)
-
-    def describe(self) -> list[dict[str, Any]]:
-        """The queued faults, as POST /faults answers them."""
-        return [
-            {
-                "error": f.error,
-                "operation": f.operation,
-                "sessionId": f.session_id,
-                "count": f.count,
-                "message": f.message,
-            }
-            for f in self.faults
-        ]
 
 
 class LocalRuntime:
@@ -287,7 +168,7 @@ class LocalRuntime:
 
     async def _start_agent(self, session: Session) -> None:
         try:
-            session.process = self._spawn(session)
+            session.process = spawn_agent(self.settings, session.session_id, self._unused_port())
             await self._wait_until_ready(session)
         except BaseException as exc:
             session.state = SessionState.STOPPING
@@ -302,44 +183,6 @@ class LocalRuntime:
         session.touch()
         session.watch_task = asyncio.create_task(self._watch(session))
         log.info("session %s started at %s", session.session_id, session.agent_url)
-
-    def _spawn(self, session: Session) -> AgentProcess:
-        port = self._unused_port()
-        env = dict(os.environ)
-        env.update(
-            PORT=str(port),
-            # Read by our own agent; an SDK agent's wildcard bind is moved by the shim.
-            AGENT_BIND_HOST=LOOPBACK_HOST,
-            AGENTCORE_SESSION_PORT=str(port),
-            AGENTCORE_SESSION_ID=session.session_id,
-            AGENTCORE_EMULATOR_PID=str(os.getpid()),
-            PYTHONPATH=os.pathsep.join(p for p in (str(SHIM_DIR), env.get("PYTHONPATH")) if p),
-            PATH=os.pathsep.join(p for p in (str(agent_python_dir()), env.get("PATH")) if p),
-        )
-        log_file: IO[bytes] | None = None
-        if self.settings.agent_log_dir is not None:
-            self.settings.agent_log_dir.mkdir(parents=True, exist_ok=True)
-            log_path = self.settings.agent_log_dir / log_file_name(session.session_id)
-            log_file = open(log_path, "ab")  # noqa: SIM115
-            log.info("session %s logs to %s", session.session_id, log_path.name)
-        try:
-            popen = subprocess.Popen(  # noqa: S603 - the operator's own agent command
-                shlex.split(self.settings.agent_cmd),
-                cwd=self.settings.agent_cwd,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT if log_file else None,
-                start_new_session=True,
-            )
-        except OSError as exc:
-            if log_file is not None:
-                log_file.close()
-            raise RuntimeClientError(
-                f"Runtime initialization failed: cannot run the agent command "
-                f"{self.settings.agent_cmd!r} ({exc.strerror})."
-            ) from exc
-        return AgentProcess(popen=popen, port=port, log_file=log_file)
 
     def _unused_port(self) -> int:
         """A free port that no live session holds: sessions starting at once would otherwise

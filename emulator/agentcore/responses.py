@@ -22,7 +22,8 @@ from emulator.agentcore.exceptions import (
     ValidationException,
     agent_error_message,
 )
-from emulator.agentcore.models import Fault, LocalRuntime, Session
+from emulator.agentcore.fault_plan import Fault
+from emulator.agentcore.models import LocalRuntime, Session
 
 log = logging.getLogger("emulator.agentcore")
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from agentjobs.invocation import DEFAULT_QUALIFIER, invoke_session
 from jobpoller.settings import PollerSettings
 
 # Codes that mean "the session is there but cannot answer now": still running, ask next tick.
@@ -65,7 +65,7 @@ def agentcore_client(session: Any, settings: PollerSettings) -> Any:
 class AgentRuntime:
     """One AgentCore runtime endpoint, addressed by ARN and qualifier."""
 
-    def __init__(self, client: Any, runtime_arn: str, qualifier: str = "DEFAULT") -> None:
+    def __init__(self, client: Any, runtime_arn: str, qualifier: str = DEFAULT_QUALIFIER) -> None:
         self._client = client
         self.runtime_arn = runtime_arn
         self.qualifier = qualifier
@@ -73,15 +73,9 @@ class AgentRuntime:
     def ask(self, session_id: str, payload: dict[str, Any]) -> Reply:
         """Invoke the session with `payload` and return its answer, never raising."""
         try:
-            answer = self._client.invoke_agent_runtime(
-                agentRuntimeArn=self.runtime_arn,
-                runtimeSessionId=session_id,
-                qualifier=self.qualifier,
-                contentType="application/json",
-                accept="application/json",
-                payload=json.dumps(payload).encode(),
+            status_code, body = invoke_session(
+                self._client, self.runtime_arn, session_id, payload, qualifier=self.qualifier
             )
-            body: bytes = answer["response"].read()
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", "ClientError"))
             if code in _BUSY_CODES:
@@ -90,7 +84,6 @@ class AgentRuntime:
             return Unreachable(f"InvokeAgentRuntime failed: {code} (HTTP {status})")
         except BotoCoreError as exc:
             return Unreachable(f"InvokeAgentRuntime failed: {type(exc).__name__}")
-        status_code = answer.get("statusCode", 200)
         if status_code != 200:
             return Unreachable(f"InvokeAgentRuntime answered HTTP {status_code}")
         return Replied(body)

@@ -11,7 +11,7 @@ from builtin_jobs.synthetic import SyntheticInput, sized_result
 
 from testbed.aws import MotoEndpoint
 from testbed.local_runtime import new_session_id
-from tests.support.poller import PollerRig, inject_runtime_fault, poller_rig, wait_agent_status
+from testbed.poller import PollerRig, inject_runtime_fault, poller_rig, wait_agent_status
 
 MAX_POLL_FAILURES = 2
 

@@ -5,16 +5,15 @@ Checked by listing and by reading ELF headers, never by importing: this machine 
 
 from __future__ import annotations
 
-import ast
 import sys
 import tomllib
-from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
 
 from infra.bundling import PROJECT_ROOT
 from tests.infra.conftest import Synth
+from tests.support.imports import imports_of
 
 ELF_MAGIC = b"\x7fELF"
 EM_AARCH64 = 183
@@ -50,29 +49,6 @@ def wheel_tags(bundle: Path) -> dict[str, list[str]]:
             line.split(":", 1)[1].strip() for line in lines if line.startswith("Tag:")
         ]
     return tags
-
-
-def imports_of(files: Iterable[Path]) -> dict[str, set[str]]:
-    """Top-level modules imported by absolute imports, outside `if TYPE_CHECKING:` blocks."""
-    found: dict[str, set[str]] = {}
-    for path in files:
-        tree = ast.parse(path.read_text(), filename=str(path))
-        skipped: set[int] = set()
-        for node in ast.walk(tree):
-            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-                skipped.update(id(child) for stmt in node.body for child in ast.walk(stmt))
-        for node in ast.walk(tree):
-            if id(node) in skipped:
-                continue
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                names = [node.module]
-            else:
-                continue
-            for name in names:
-                found.setdefault(name.split(".")[0], set()).add(str(path))
-    return found
 
 
 def provided_modules(bundle: Path) -> set[str]:

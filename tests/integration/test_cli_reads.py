@@ -11,7 +11,7 @@ from agentjobs.protocol import JobStatus
 from agentjobs.record import JobError, JobRecord, Progress, to_item
 from emulator.resources import LocalResources
 from testbed.aws import REGION, MotoEndpoint
-from tests.support.cli import InProcessCli, assert_one_line_error, hermetic_env
+from tests.support.cli import InProcessCli, assert_one_line_error, hermetic_env, list_every_page
 
 
 @pytest.fixture
@@ -62,16 +62,7 @@ def test_list_is_newest_first_across_statuses_and_pages_through_everything(
     statuses = [JobStatus.SUCCEEDED, JobStatus.RUNNING, JobStatus.FAILED, JobStatus.CANCELLED]
     for minute in range(7):
         put_job(moto, resources, f"job-{minute}", minute=minute, status=statuses[minute % 4])
-    seen: list[str] = []
-    token: list[str] = []
-    for _ in range(4):
-        run = cli("list", "--limit", "3", "--json", "--local-env", str(env_file), *token)
-        assert run.code == 0, str(run)
-        page = run.json()
-        seen += [job["job_id"] for job in page["jobs"]]
-        if page["next_token"] is None:
-            break
-        token = ["--next-token", page["next_token"]]
+    seen = list_every_page(cli, env_file, limit=3)
     assert seen == [f"job-{m}" for m in range(6, -1, -1)]
 
 

@@ -46,14 +46,6 @@ def completion_queue_counts(stack: LocalStack, queue_url: str) -> tuple[int, int
     )
 
 
-def sessions_state(stack: LocalStack) -> dict[str, str]:
-    import json  # noqa: PLC0415
-    import urllib.request  # noqa: PLC0415
-
-    with urllib.request.urlopen(f"{stack.values()['LOCAL_RUNTIME_URL']}/sessions", timeout=5) as r:
-        return {s["sessionId"]: s["state"] for s in json.load(r)["sessions"]}
-
-
 def test_finished_job_is_notified_by_its_signal_before_the_next_scheduled_tick(
     tmp_path: Path,
 ) -> None:
@@ -76,7 +68,7 @@ def test_finished_job_is_notified_by_its_signal_before_the_next_scheduled_tick(
         # The signal was consumed and deleted, and the fast path also stopped the session.
         assert completion_queue_counts(stack, values["COMPLETION_QUEUE_URL"]) == (0, 0)
         wait_until(
-            lambda: sessions_state(stack).get(session_id) == "Stopped",
+            lambda: stack.session_states().get(session_id) == "Stopped",
             "the spent session was not stopped",
         )
         item = stack.client("dynamodb").get_item(

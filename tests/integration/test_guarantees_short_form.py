@@ -14,7 +14,7 @@ import pytest
 
 from testbed.aws import MotoEndpoint
 from testbed.local_runtime import agent_processes_of, local_runtime, new_session_id
-from tests.support.poller import PollerRig, inject_runtime_fault, poller_rig
+from testbed.poller import PollerRig, inject_runtime_fault, poller_rig
 
 GIVE_UP_S = 60.0
 MAX_POLL_FAILURES = 2

@@ -16,7 +16,7 @@ import pytest
 
 from testbed.local_runtime import (
     RUNTIME_ARN,
-    LocalRuntime,
+    RuntimeProcess,
     agent_cmd,
     local_runtime,
     new_session_id,
@@ -27,7 +27,7 @@ ACCOUNT = "123456789012"
 
 
 @pytest.fixture(scope="module")
-def runtime() -> Iterator[LocalRuntime]:
+def runtime() -> Iterator[RuntimeProcess]:
     """One runtime for the module; a session id picks its agent (tests/agents/by_session.py)."""
     with local_runtime(
         agent_cmd_line=agent_cmd("by_session"),
@@ -42,12 +42,12 @@ def session_as(agent: str) -> str:
     return f"test-as-{agent}-{uuid.uuid4()}"
 
 
-def invocations_url(runtime: LocalRuntime, ref: str = RUNTIME_ARN, query: str = "") -> str:
+def invocations_url(runtime: RuntimeProcess, ref: str = RUNTIME_ARN, query: str = "") -> str:
     quoted = urllib.parse.quote(ref, safe="")
     return f"{runtime.url}/runtimes/{quoted}/invocations{query}"
 
 
-def test_invoke_answers_with_agent_body_and_session_headers(runtime: LocalRuntime) -> None:
+def test_invoke_answers_with_agent_body_and_session_headers(runtime: RuntimeProcess) -> None:
     session_id = new_session_id()
     answer = runtime.client().invoke_agent_runtime(
         agentRuntimeArn=RUNTIME_ARN,
@@ -69,7 +69,7 @@ def test_invoke_answers_with_agent_body_and_session_headers(runtime: LocalRuntim
     assert body["headers"]["x-amzn-bedrock-agentcore-runtime-request-id"]
 
 
-def test_invoke_by_agent_id_and_account_id(runtime: LocalRuntime) -> None:
+def test_invoke_by_agent_id_and_account_id(runtime: RuntimeProcess) -> None:
     answer = runtime.client().invoke_agent_runtime(
         agentRuntimeArn=RUNTIME_ID,
         accountId=ACCOUNT,
@@ -79,7 +79,7 @@ def test_invoke_by_agent_id_and_account_id(runtime: LocalRuntime) -> None:
     assert json.loads(answer["response"].read())["echo"] == {"n": 1}
 
 
-def test_invocations_of_one_session_reach_one_process(runtime: LocalRuntime) -> None:
+def test_invocations_of_one_session_reach_one_process(runtime: RuntimeProcess) -> None:
     session_id = new_session_id()
     first = runtime.invoke(session_id, {"n": 1})
     second = runtime.invoke(session_id, {"n": 2})
@@ -87,7 +87,7 @@ def test_invocations_of_one_session_reach_one_process(runtime: LocalRuntime) -> 
     assert second["calls"] == 2
 
 
-def test_unmodified_sdk_agents_on_port_8080_run_side_by_side(runtime: LocalRuntime) -> None:
+def test_unmodified_sdk_agents_on_port_8080_run_side_by_side(runtime: RuntimeProcess) -> None:
     # echo_agent.py calls app.run() with no port: the runtime moves each one to its own port.
     sessions = [new_session_id(), new_session_id()]
     with ThreadPoolExecutor(2) as pool:
@@ -99,7 +99,7 @@ def test_unmodified_sdk_agents_on_port_8080_run_side_by_side(runtime: LocalRunti
     assert not any(url.endswith(":8080") for url in urls)
 
 
-def test_forwards_aws_headers_and_drops_the_rest(runtime: LocalRuntime) -> None:
+def test_forwards_aws_headers_and_drops_the_rest(runtime: RuntimeProcess) -> None:
     session_id = new_session_id()
     answer = httpx.post(
         invocations_url(runtime, query="?qualifier=DEFAULT"),
@@ -130,7 +130,7 @@ def test_forwards_aws_headers_and_drops_the_rest(runtime: LocalRuntime) -> None:
     assert "x-not-forwarded" not in seen
 
 
-def test_streamed_answer_reaches_boto3_as_server_sent_events(runtime: LocalRuntime) -> None:
+def test_streamed_answer_reaches_boto3_as_server_sent_events(runtime: RuntimeProcess) -> None:
     answer = runtime.client().invoke_agent_runtime(
         agentRuntimeArn=RUNTIME_ARN,
         runtimeSessionId=session_as("streaming_agent"),
@@ -141,7 +141,7 @@ def test_streamed_answer_reaches_boto3_as_server_sent_events(runtime: LocalRunti
     assert [json.loads(line[len(b"data: ") :])["event"] for line in lines] == [0, 1, 2]
 
 
-def test_streamed_events_arrive_before_the_agent_sends_the_last(runtime: LocalRuntime) -> None:
+def test_streamed_events_arrive_before_the_agent_sends_the_last(runtime: RuntimeProcess) -> None:
     # boto3's iter_lines reads 1 KiB blocks, so the arrival of each event is watched with httpx.
     events: list[tuple[float, dict[str, Any]]] = []
     with httpx.stream(
@@ -162,7 +162,7 @@ def test_streamed_events_arrive_before_the_agent_sends_the_last(runtime: LocalRu
 
 
 def test_stop_ends_the_process_and_the_next_invoke_starts_a_fresh_one(
-    runtime: LocalRuntime,
+    runtime: RuntimeProcess,
 ) -> None:
     session_id = new_session_id()
     client = runtime.client()
@@ -181,7 +181,7 @@ def test_stop_ends_the_process_and_the_next_invoke_starts_a_fresh_one(
     assert after["calls"] == 1  # the old process's memory is gone
 
 
-def test_stop_of_unknown_or_stopped_session_is_resource_not_found(runtime: LocalRuntime) -> None:
+def test_stop_of_unknown_or_stopped_session_is_resource_not_found(runtime: RuntimeProcess) -> None:
     client = runtime.client()
     with pytest.raises(client.exceptions.ResourceNotFoundException):
         client.stop_runtime_session(agentRuntimeArn=RUNTIME_ARN, runtimeSessionId=new_session_id())
@@ -192,7 +192,7 @@ def test_stop_of_unknown_or_stopped_session_is_resource_not_found(runtime: Local
         client.stop_runtime_session(agentRuntimeArn=RUNTIME_ARN, runtimeSessionId=session_id)
 
 
-def test_agent_error_status_is_runtime_client_error_with_aws_text(runtime: LocalRuntime) -> None:
+def test_agent_error_status_is_runtime_client_error_with_aws_text(runtime: RuntimeProcess) -> None:
     client = runtime.client()
     with pytest.raises(client.exceptions.RuntimeClientError) as caught:
         client.invoke_agent_runtime(
@@ -206,7 +206,7 @@ def test_agent_error_status_is_runtime_client_error_with_aws_text(runtime: Local
 
 
 def test_agent_crashing_at_start_is_runtime_client_error_and_leaves_nothing(
-    runtime: LocalRuntime,
+    runtime: RuntimeProcess,
 ) -> None:
     client = runtime.client()
     session_id = session_as("crash_agent")
@@ -221,7 +221,7 @@ def test_agent_crashing_at_start_is_runtime_client_error_and_leaves_nothing(
 
 
 def test_agent_never_answering_ping_is_runtime_client_error_and_leaves_nothing(
-    runtime: LocalRuntime,
+    runtime: RuntimeProcess,
 ) -> None:
     client = runtime.client()
     session_id = session_as("hang_agent")
@@ -237,7 +237,7 @@ def test_agent_never_answering_ping_is_runtime_client_error_and_leaves_nothing(
     assert runtime.invoke(new_session_id(), {"still": "serving"})["echo"] == {"still": "serving"}
 
 
-def test_second_call_while_session_starts_is_retryable_conflict(runtime: LocalRuntime) -> None:
+def test_second_call_while_session_starts_is_retryable_conflict(runtime: RuntimeProcess) -> None:
     client = runtime.client()
     session_id = session_as("slow_start_agent")
     with ThreadPoolExecutor(1) as pool:
@@ -252,7 +252,7 @@ def test_second_call_while_session_starts_is_retryable_conflict(runtime: LocalRu
         assert first.result()["echo"] == {"n": 1}
 
 
-def test_boto3_default_retries_ride_over_a_starting_session(runtime: LocalRuntime) -> None:
+def test_boto3_default_retries_ride_over_a_starting_session(runtime: RuntimeProcess) -> None:
     session_id = session_as("slow_start_agent")
     with ThreadPoolExecutor(1) as pool:
         first = pool.submit(runtime.invoke, session_id, {"n": 1})
@@ -278,7 +278,7 @@ def test_boto3_default_retries_ride_over_a_starting_session(runtime: LocalRuntim
     ids=["short-account", "garbage", "id-without-account", "bad-qualifier", "long-session"],
 )
 def test_malformed_requests_are_validation_exceptions(
-    runtime: LocalRuntime, arguments: dict[str, Any]
+    runtime: RuntimeProcess, arguments: dict[str, Any]
 ) -> None:
     client = runtime.client()
     with pytest.raises(client.exceptions.ValidationException) as caught:
@@ -293,7 +293,7 @@ def test_malformed_requests_are_validation_exceptions(
     ids=["missing", "short"],
 )
 def test_missing_or_short_session_id_is_validation_exception_on_the_wire(
-    runtime: LocalRuntime, headers: dict[str, str]
+    runtime: RuntimeProcess, headers: dict[str, str]
 ) -> None:
     # boto3 refuses these client-side, so the server side is checked with raw HTTP.
     for url in (
@@ -317,7 +317,7 @@ def test_missing_or_short_session_id_is_validation_exception_on_the_wire(
     ],
 )
 def test_unknown_paths_and_methods_are_unknown_operation(
-    runtime: LocalRuntime, method: str, path: str
+    runtime: RuntimeProcess, method: str, path: str
 ) -> None:
     answer = httpx.request(method, f"{runtime.url}{path}", timeout=10)
     assert answer.status_code == 404
@@ -325,7 +325,7 @@ def test_unknown_paths_and_methods_are_unknown_operation(
     assert answer.json()["message"]
 
 
-def test_payload_over_100_mb_is_validation_exception(runtime: LocalRuntime) -> None:
+def test_payload_over_100_mb_is_validation_exception(runtime: RuntimeProcess) -> None:
     client = runtime.client(read_timeout_s=120)
     with pytest.raises(client.exceptions.ValidationException) as caught:
         client.invoke_agent_runtime(
@@ -353,7 +353,7 @@ ERROR_CLASSES = [
 @pytest.mark.parametrize(("error", "status"), ERROR_CLASSES)
 @pytest.mark.parametrize("operation", ["InvokeAgentRuntime", "StopRuntimeSession"])
 def test_each_aws_error_reaches_boto3_as_its_class(
-    runtime: LocalRuntime, error: str, status: int, operation: str
+    runtime: RuntimeProcess, error: str, status: int, operation: str
 ) -> None:
     session_id = new_session_id()
     injected = httpx.post(
@@ -375,7 +375,7 @@ def test_each_aws_error_reaches_boto3_as_its_class(
     assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == status
 
 
-def test_sessions_listing_has_the_documented_shape(runtime: LocalRuntime) -> None:
+def test_sessions_listing_has_the_documented_shape(runtime: RuntimeProcess) -> None:
     session_id = new_session_id()
     runtime.invoke(session_id, {})
     listed = runtime.sessions()[session_id]
@@ -393,7 +393,7 @@ def test_sessions_listing_has_the_documented_shape(runtime: LocalRuntime) -> Non
     assert listed["createdAt"].endswith("Z")
 
 
-def _processes_of_session(runtime: LocalRuntime, session_id: str) -> list[psutil.Process]:
+def _processes_of_session(runtime: RuntimeProcess, session_id: str) -> list[psutil.Process]:
     found = []
     for process in runtime.agent_processes():
         try:

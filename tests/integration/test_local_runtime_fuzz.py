@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from agentjobs import limits
-from testbed.local_runtime import RUNTIME_ARN, LocalRuntime, local_runtime
+from testbed.local_runtime import RUNTIME_ARN, RuntimeProcess, local_runtime
 from tests.support.hostile_text import text_near
 
 SESSION_HEADER = "X-Amzn-Bedrock-AgentCore-Runtime-Session-Id"
@@ -63,13 +63,13 @@ bodies = st.binary(max_size=300) | st.sampled_from(
 
 
 @pytest.fixture(scope="module")
-def runtime() -> Iterator[LocalRuntime]:
+def runtime() -> Iterator[RuntimeProcess]:
     with local_runtime("echo_agent", idle_timeout_s=5) as running:
         yield running
 
 
 def send(
-    runtime: LocalRuntime, method: str, path: str, head: Mapping[str, str | bytes], body: bytes
+    runtime: RuntimeProcess, method: str, path: str, head: Mapping[str, str | bytes], body: bytes
 ) -> tuple[int, dict[str, str], bytes]:
     """One raw HTTP request; the status, headers and body of the answer."""
     address = urlsplit(runtime.url)
@@ -115,7 +115,7 @@ def assert_aws_shaped(status: int, head: dict[str, str], body: bytes) -> None:
 @example(method="POST", path="/faults", query="", head={}, body=b'{"error": 1, "count": []}')
 @example(method="POST", path="/runtimes/%ff/invocations", query="", head={}, body=b"")
 def test_any_request_gets_an_aws_shaped_answer(
-    runtime: LocalRuntime, method: str, path: str, query: str, head: dict[str, str], body: bytes
+    runtime: RuntimeProcess, method: str, path: str, query: str, head: dict[str, str], body: bytes
 ) -> None:
     status, answer_headers, answer = send(
         runtime, method, path + (f"?{query}" if query else ""), head, body
@@ -128,7 +128,7 @@ def test_any_request_gets_an_aws_shaped_answer(
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(session_id=session_ids, body=bodies, head=headers)
 def test_invocations_with_any_session_and_body_are_answered(
-    runtime: LocalRuntime, session_id: str, body: bytes, head: dict[str, str]
+    runtime: RuntimeProcess, session_id: str, body: bytes, head: dict[str, str]
 ) -> None:
     head = {**head, SESSION_HEADER: session_id}
     status, answer_headers, answer = send(
@@ -151,7 +151,9 @@ hostile_session_ids = (
 
 
 @pytest.fixture(scope="module")
-def logged_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalRuntime, Path]]:
+def logged_runtime(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[RuntimeProcess, Path]]:
     root = tmp_path_factory.mktemp("runtime-logs")
     agents = root / "deep" / "agents"
     agents.mkdir(parents=True)
@@ -176,7 +178,7 @@ def _files_under(root: Path) -> set[Path]:
 @example(session_id="s" * (limits.MAX_SESSION_ID_CHARS + 1))
 @example(session_id="\u6f22" * limits.MAX_SESSION_ID_CHARS)
 def test_any_session_id_is_answered_and_logs_only_inside_the_log_folder(
-    logged_runtime: tuple[LocalRuntime, Path], session_id: str
+    logged_runtime: tuple[RuntimeProcess, Path], session_id: str
 ) -> None:
     runtime, root = logged_runtime
     agents = root / "deep" / "agents"

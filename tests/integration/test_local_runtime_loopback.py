@@ -10,10 +10,10 @@ import pytest
 
 from emulator.resources import LocalResources
 from testbed.aws import MotoEndpoint
-from testbed.local_runtime import LocalRuntime, agent_cmd, local_runtime, new_session_id
+from testbed.local_runtime import RuntimeProcess, agent_cmd, local_runtime, new_session_id
 
 
-def listening_addresses(runtime: LocalRuntime) -> list[str]:
+def listening_addresses(runtime: RuntimeProcess) -> list[str]:
     """The local address of every TCP socket an agent process of `runtime` listens on."""
     found = []
     for process in runtime.agent_processes():
@@ -25,7 +25,7 @@ def listening_addresses(runtime: LocalRuntime) -> list[str]:
     return found
 
 
-def assert_loopback_only(runtime: LocalRuntime) -> None:
+def assert_loopback_only(runtime: RuntimeProcess) -> None:
     addresses = listening_addresses(runtime)
     assert addresses, "the agent should be listening"
     assert all(ipaddress.ip_address(ip).is_loopback for ip in addresses), addresses

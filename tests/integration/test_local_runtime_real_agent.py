@@ -8,12 +8,12 @@ from typing import Any
 
 from emulator.resources import LocalResources
 from testbed.aws import MotoEndpoint
-from testbed.local_runtime import RUNTIME_ARN, LocalRuntime, local_runtime, new_session_id
+from testbed.local_runtime import RUNTIME_ARN, RuntimeProcess, local_runtime, new_session_id
 
 GIVE_UP_S = 60.0
 
 
-def call(runtime: LocalRuntime, session_id: str, request: dict[str, Any]) -> dict[str, Any]:
+def call(runtime: RuntimeProcess, session_id: str, request: dict[str, Any]) -> dict[str, Any]:
     return runtime.invoke(session_id, request)
 
 

@@ -5,10 +5,8 @@ text far past every bound."""
 
 from __future__ import annotations
 
-import io
 import json
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -24,10 +22,12 @@ from agentjobs import limits
 from agentjobs.protocol import JobStatus, format_time, parse_time, utc_now
 from agentjobs.record import JobRecord, Progress, new_job_id
 from emulator.resources import LocalResources
-from testbed.aws import MotoEndpoint
+from emulator.stack.schedule import LambdaContext
+from testbed.aws import REGION, MotoEndpoint
 from testbed.inbox import drain_inbox
+from testbed.poller import poller_settings
 from tests.support.hostile_text import hostile_text
-from tests.support.poller import LocalContext, poller_settings
+from tests.support.wire import RawBody
 
 STATUSES = ["RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "UNKNOWN", "DONE"]
 TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT", "LOST"}
@@ -62,13 +62,6 @@ def answer_for(job_id: str) -> st.SearchStrategy[dict[str, Any]]:
     )
 
 
-class _Raw(io.BytesIO):
-    """An HTTP body as botocore reads it: whole (stream) or in parts (read)."""
-
-    def stream(self, **_: Any) -> Iterator[bytes]:
-        yield self.getvalue()
-
-
 @dataclass
 class Rig:
     """A poller over moto whose AgentCore answers are whatever the test sets: the AgentCore
@@ -84,11 +77,11 @@ class Rig:
 
     def answer(self, request: Any, event_name: str, **_: Any) -> AWSResponse:
         if event_name.endswith("StopRuntimeSession"):
-            return AWSResponse(request.url, 200, {}, _Raw(b"{}"))
+            return AWSResponse(request.url, 200, {}, RawBody(b"{}"))
         headers = {"Content-Type": "application/json", "Content-Length": str(len(self.body))}
         if self.error_type:
             headers["x-amzn-ErrorType"] = self.error_type
-        return AWSResponse(request.url, self.status, headers, _Raw(self.body))
+        return AWSResponse(request.url, self.status, headers, RawBody(self.body))
 
     def reconcile_with_answer(self, status: int, body: bytes) -> tuple[str, dict[str, Any], Any]:
         """A fresh RUNNING job, one reconcile of it whose poll gets `body` back (`{job}` in it
@@ -109,7 +102,7 @@ class Rig:
                 progress=Progress(0.0, "accepted"),
             )
         )
-        report = process_event({"job_ids": [job_id]}, LocalContext(30), self.services)
+        report = process_event({"job_ids": [job_id]}, LambdaContext(30, REGION), self.services)
         item = self.ddb.get_item(
             TableName=self.resources.table, Key={"job_id": {"S": job_id}}, ConsistentRead=True
         )["Item"]

@@ -13,7 +13,7 @@ from agentjobs.record import ATTENTION_PENDING, JobRecord
 from agentjobs.store import JobStore
 from emulator.resources import LocalResources
 from testbed.aws import MotoEndpoint
-from tests.support.poller import BAD_AGENT_CMD, PollerRig, poller_rig
+from testbed.poller import BAD_AGENT_CMD, PollerRig, poller_rig
 
 
 @pytest.fixture

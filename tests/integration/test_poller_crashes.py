@@ -13,7 +13,7 @@ from jobpoller.services import PollerServices
 
 from testbed.aws import MotoEndpoint
 from testbed.local_runtime import new_session_id
-from tests.support.poller import PollerRig, poller_rig, wait_agent_status
+from testbed.poller import PollerRig, poller_rig, wait_agent_status
 
 LEASE_S = 1.0
 

@@ -15,7 +15,7 @@ from agentjobs.limits import (
     MAX_PROGRESS_MESSAGE_CHARS,
 )
 from testbed.aws import MotoEndpoint
-from tests.support.poller import PollerRig, poller_rig
+from testbed.poller import PollerRig, poller_rig
 from tests.support.refusals import OVERSIZED_AGENT_CMD, running_job
 
 

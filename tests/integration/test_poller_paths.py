@@ -10,7 +10,7 @@ import pytest
 from emulator.resources import LocalResources
 from testbed.aws import MotoEndpoint
 from testbed.local_runtime import new_session_id
-from tests.support.poller import (
+from testbed.poller import (
     PollerRig,
     inject_runtime_fault,
     poller_rig,

@@ -10,16 +10,15 @@ from botocore.awsrequest import AWSResponse
 from jobpoller.services import PollerServices
 
 from testbed.aws import MotoEndpoint
-from tests.support.poller import PollerRig, poller_rig
+from testbed.poller import PollerRig, poller_rig
 from tests.support.refusals import (
     OVERSIZED_AGENT_CMD,
     Refusals,
-    dynamodb_error,
     finish_error_code,
     is_finish,
     running_job,
-    sns_error,
 )
+from tests.support.wire import dynamodb_error, sns_error
 
 TOO_LARGE = "Item size has exceeded the maximum allowed size"
 SHORTENED = "the error message is in the job's record"

@@ -11,10 +11,10 @@ from handler import signal_batch_response
 
 from agentjobs.signals import CompletionSignal
 from emulator.stack.event_source import sqs_event
-from testbed.aws import MotoEndpoint
+from emulator.stack.schedule import LambdaContext
+from testbed.aws import REGION, MotoEndpoint
 from testbed.local_runtime import new_session_id
-from tests.support.poller import (
-    LocalContext,
+from testbed.poller import (
     PollerRig,
     inject_runtime_fault,
     poller_rig,
@@ -84,7 +84,7 @@ def test_batch_answer_hands_back_only_the_signals_whose_jobs_were_not_reconciled
     )
 
     report = rig.tick(event=event)
-    response = signal_batch_response(event, report, LocalContext())  # type: ignore[arg-type]
+    response = signal_batch_response(event, report, LambdaContext(240, REGION))  # type: ignore[arg-type]
 
     assert report.steps[done] == "closed" and report.steps[failing] == "retry"
     assert response == {"batchItemFailures": [{"itemIdentifier": "m1"}]}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -55,11 +54,6 @@ def invoke(stack: LocalStack, client: Any, session_id: str, payload: Any) -> dic
     assert answer["statusCode"] == 200
     body: dict[str, Any] = json.loads(answer["response"].read())
     return body
-
-
-def session_states(stack: LocalStack) -> dict[str, str]:
-    with urllib.request.urlopen(f"{stack.values()['LOCAL_RUNTIME_URL']}/sessions", timeout=5) as r:
-        return {s["sessionId"]: s["state"] for s in json.load(r)["sessions"]}
 
 
 def stored_outcome(stack: LocalStack, job_id: str) -> dict[str, Any]:
@@ -130,7 +124,7 @@ def test_result_after_the_poller_notified_the_job_and_stopped_its_session(tmp_pa
 
         wait_until(all_notified, "not every job was notified")
         wait_until(
-            lambda: all(session_states(stack).get(s) == "Stopped" for s, _ in jobs.values()),
+            lambda: all(stack.session_states().get(s) == "Stopped" for s, _ in jobs.values()),
             "the poller did not stop every spent session",
         )
         for name, (_, job_id) in jobs.items():
@@ -163,7 +157,7 @@ def test_result_after_the_session_was_stopped_by_hand_before_any_poller_saw_it(
                 agentRuntimeArn=stack.values()["AGENT_RUNTIME_ARN"], runtimeSessionId=session_id
             )
         wait_until(
-            lambda: all(session_states(stack).get(s) == "Stopped" for s, _ in jobs.values()),
+            lambda: all(stack.session_states().get(s) == "Stopped" for s, _ in jobs.values()),
             "the sessions were not stopped",
         )
         for _, job_id in jobs.values():

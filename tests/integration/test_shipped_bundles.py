@@ -33,7 +33,7 @@ from infra.poller import HANDLER, METRICS_NAMESPACE, SERVICE_NAME, poller_bundle
 from infra.runtime import ENTRYPOINT, agent_bundle
 from testbed.aws import REGION, MotoEndpoint
 from testbed.inbox import drain_inbox
-from testbed.local_runtime import RUNTIME_ARN, LocalRuntime, local_runtime, new_session_id
+from testbed.local_runtime import RUNTIME_ARN, RuntimeProcess, local_runtime, new_session_id
 from testbed.processes import stop_process_group
 
 DRIVER = Path(__file__).resolve().parents[1] / "support" / "from_bundle.py"
@@ -154,7 +154,7 @@ def agent_command(bundle: Path) -> str:
     )
 
 
-def mapped_files(runtime: LocalRuntime) -> set[str]:
+def mapped_files(runtime: RuntimeProcess) -> set[str]:
     """Every file mapped into the runtime's agent processes (their extension modules)."""
     found: set[str] = set()
     for process in runtime.agent_processes():

@@ -18,8 +18,8 @@ from agentjobs import limits
 from agentjobs.protocol import ErrorCode
 from testbed.aws import MotoEndpoint
 from testbed.local_runtime import RUNTIME_ARN, new_session_id
+from testbed.poller import PollerRig, poller_rig
 from tests.support.hostile_text import hostile_text, raw_json, text_near
-from tests.support.poller import PollerRig, poller_rig
 
 TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT", "LOST"}
 

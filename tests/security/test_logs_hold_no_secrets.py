@@ -16,9 +16,9 @@ import pytest
 
 from emulator.resources import LocalResources
 from testbed.aws import REGION, MotoEndpoint
-from testbed.local_runtime import RUNTIME_ARN, LocalRuntime, local_runtime
+from testbed.local_runtime import RUNTIME_ARN, RuntimeProcess, local_runtime
+from testbed.poller import AGENT_CMD
 from testbed.processes import REPO, VENV_BIN, stop_process_group
-from tests.support.poller import AGENT_CMD
 
 MARKER = f"payload-marker-{uuid.uuid4().hex}"
 SECRET = f"AKIA{uuid.uuid4().hex[:16].upper()}"
@@ -28,7 +28,7 @@ TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT", "LOST"}
 @pytest.fixture
 def stack(
     moto: MotoEndpoint, resources: LocalResources, tmp_path: Path
-) -> Iterator[tuple[LocalRuntime, Path]]:
+) -> Iterator[tuple[RuntimeProcess, Path]]:
     """The local runtime (real agent, its output per session in files) and the poller's
     handler on a schedule, as `make local-up` runs them; every log under tmp_path."""
     env = {
@@ -82,7 +82,7 @@ def stack(
                 stop_process_group(poller)
 
 
-def _submit(runtime: LocalRuntime, kind: str, job_input: dict[str, Any]) -> str:
+def _submit(runtime: RuntimeProcess, kind: str, job_input: dict[str, Any]) -> str:
     answer = runtime.invoke(
         f"secrets-session-{uuid.uuid4().hex}",
         {
@@ -97,7 +97,7 @@ def _submit(runtime: LocalRuntime, kind: str, job_input: dict[str, Any]) -> str:
 
 
 def test_payload_content_and_secrets_never_reach_the_logs(
-    stack: tuple[LocalRuntime, Path], moto: MotoEndpoint, resources: LocalResources
+    stack: tuple[RuntimeProcess, Path], moto: MotoEndpoint, resources: LocalResources
 ) -> None:
     runtime, logs = stack
     words = f"{MARKER} {SECRET}"

@@ -133,3 +133,19 @@ class InProcessCli:
             code = exc.code if isinstance(exc.code, int) else 1
         captured = self._capsys.readouterr()
         return CliRun(tuple(args), code, captured.out, captured.err)
+
+
+def list_every_page(cli: InProcessCli, env_file: Path, limit: int, pages: int = 4) -> list[str]:
+    """The job ids `agentjobs list --json` shows, following its next tokens for at most
+    `pages` pages of `limit`; every page must succeed."""
+    seen: list[str] = []
+    token: list[str] = []
+    for _ in range(pages):
+        run = cli("list", "--limit", str(limit), "--json", "--local-env", str(env_file), *token)
+        assert run.code == 0, str(run)
+        page = run.json()
+        seen += [job["job_id"] for job in page["jobs"]]
+        if page["next_token"] is None:
+            break
+        token = ["--next-token", page["next_token"]]
+    return seen

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs
@@ -18,10 +18,10 @@ from botocore.awsrequest import AWSResponse
 from agentjobs.protocol import JobStatus, format_time
 from agentjobs.record import JobRecord
 from agentjobs.store import JobStore
-from testbed.processes import REPO, VENV_BIN
-from tests.support.poller import PollerRig
+from testbed.local_runtime import agent_cmd
+from testbed.poller import PollerRig
 
-OVERSIZED_AGENT_CMD = f"{VENV_BIN / 'python'} {REPO / 'tests' / 'agents' / 'oversized_agent.py'}"
+OVERSIZED_AGENT_CMD = agent_cmd("oversized_agent")
 
 
 def running_job(rig: PollerRig, mode: str, *, runtime_s: float = 600) -> str:
@@ -41,34 +41,6 @@ def running_job(rig: PollerRig, mode: str, *, runtime_s: float = 600) -> str:
     )
     JobStore(rig.moto.client("dynamodb"), rig.resources.table).create_running(record)
     return record.job_id
-
-
-class _Raw:
-    """The body of a made-up HTTP answer, as botocore reads it."""
-
-    def __init__(self, body: bytes) -> None:
-        self._body = body
-
-    def stream(self, **_: Any) -> Iterator[bytes]:
-        yield self._body
-
-
-def dynamodb_error(url: str, code: str, message: str, status: int = 400) -> AWSResponse:
-    """DynamoDB's answer refusing a request (JSON protocol)."""
-    body = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": message})
-    return AWSResponse(
-        url, status, {"Content-Type": "application/x-amz-json-1.0"}, _Raw(body.encode())
-    )
-
-
-def sns_error(url: str, code: str, message: str, status: int = 400) -> AWSResponse:
-    """SNS's answer refusing a request (query protocol)."""
-    xml = (
-        '<ErrorResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/"><Error>'
-        f"<Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error>"
-        "<RequestId>test</RequestId></ErrorResponse>"
-    )
-    return AWSResponse(url, status, {"Content-Type": "text/xml"}, _Raw(xml.encode()))
 
 
 class Refusals:

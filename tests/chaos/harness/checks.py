@@ -13,7 +13,7 @@ from jobpoller.agentcore import StopSessionError
 
 from agentjobs import schema
 from agentjobs.notifier import NotifyError
-from agentjobs.protocol import encode_json
+from agentjobs.protocol import encode_json, parse_s3_uri
 from agentjobs.store import StoreError
 from testbed.inbox import drain_inbox
 from tests.chaos.harness.faults import InjectedError
@@ -178,7 +178,10 @@ def _check_outcome(
     if status != "SUCCEEDED":
         return
     if "result_uri" in item:
-        stored = read(item["result_uri"]["S"].split("/", 3)[3])
+        try:
+            stored = read(parse_s3_uri(item["result_uri"]["S"]).key)
+        except ValueError:
+            stored = None  # not a URI S3 accepts: no result to compare, a finding below
     else:
         stored = item.get("result", {}).get("S", "").encode() if "result" in item else None
     if outcome is None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import random
 import threading
-from collections.abc import Iterator
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +14,7 @@ from botocore.exceptions import EndpointConnectionError
 from botocore.exceptions import ReadTimeoutError as BotoReadTimeoutError
 
 from testbed.aws import REGION
+from tests.support.wire import dynamodb_error, s3_error, sns_error
 
 if TYPE_CHECKING:
     from tests.chaos.harness.world import World
@@ -45,40 +45,17 @@ class InjectedError(Exception):
     """A poller bug injected between two steps of one job."""
 
 
-class _Raw:
-    """The body of a made-up HTTP answer, as botocore reads it."""
-
-    def __init__(self, body: bytes) -> None:
-        self._body = body
-
-    def stream(self, **_: Any) -> Iterator[bytes]:
-        yield self._body
-
-
 def error_answer(service: str, mode: str, url: str) -> AWSResponse:
     """An HTTP error answer as the real service sends it (botocore parses and retries it)."""
     if service == "dynamodb":
-        code = (
-            "ProvisionedThroughputExceededException"
-            if mode == "throttle"
-            else "InternalServerError"
-        )
-        status = 400 if mode == "throttle" else 500
-        body = json.dumps(
-            {"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": "chaos"}
-        ).encode()
-        return AWSResponse(url, status, {"Content-Type": "application/x-amz-json-1.0"}, _Raw(body))
+        if mode == "throttle":
+            return dynamodb_error(url, "ProvisionedThroughputExceededException", "chaos", 400)
+        return dynamodb_error(url, "InternalServerError", "chaos", 500)
     if service == "s3":
         code, status = ("SlowDown", 503) if mode == "throttle" else ("InternalError", 500)
-        xml = f"<Error><Code>{code}</Code><Message>chaos</Message></Error>"
-        return AWSResponse(url, status, {"Content-Type": "application/xml"}, _Raw(xml.encode()))
+        return s3_error(url, code, "chaos", status)
     code, status = ("Throttling", 400) if mode == "throttle" else ("InternalError", 500)
-    xml = (
-        '<ErrorResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/"><Error>'
-        f"<Type>Sender</Type><Code>{code}</Code><Message>chaos</Message></Error>"
-        "<RequestId>chaos</RequestId></ErrorResponse>"
-    )
-    return AWSResponse(url, status, {"Content-Type": "text/xml"}, _Raw(xml.encode()))
+    return sns_error(url, code, "chaos", status)
 
 
 def step_of(operation: str, params: dict[str, Any]) -> str | None:

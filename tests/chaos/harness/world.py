@@ -23,12 +23,14 @@ from jobpoller.events import process_event
 from jobpoller.services import build_services
 from jobpoller.settings import PollerSettings
 
+from agentjobs.invocation import DEFAULT_QUALIFIER, invoke_session
 from agentjobs.protocol import ErrorCode
 from agentjobs.store import StoreError
 from emulator.resources import LocalResources
 from emulator.stack.event_source import run_event_source
+from emulator.stack.schedule import LambdaContext
 from testbed.aws import REGION, MotoEndpoint
-from testbed.local_runtime import RUNTIME_ARN, agent_processes_of, local_runtime
+from testbed.local_runtime import RUNTIME_ARN, RuntimeProcess, agent_processes_of, local_runtime
 from tests.chaos.harness.faults import HookedSession, Killed, PollerFaults
 from tests.chaos.harness.plan import (
     CHAOS_AGENT_CMD,
@@ -39,7 +41,6 @@ from tests.chaos.harness.plan import (
     JobPlan,
     hostile_payload,
 )
-from tests.support.poller import LocalContext
 
 
 class SessionGate:
@@ -128,6 +129,7 @@ class World:
         self._lock = threading.Lock()
         self._seq = itertools.count()
         self.resources: LocalResources | None = None
+        self.runtime: RuntimeProcess | None = None
         self.runtime_url = ""
         self.runtime_pid = 0
         self.settings: PollerSettings | None = None
@@ -210,6 +212,7 @@ class World:
                 extra_args=["--agent-log-dir", str(self.log_dir / "agents")],
                 log_path=self.log_dir / "runtime.log",
             ) as runtime:
+                self.runtime = runtime
                 self.runtime_url, self.runtime_pid = runtime.url, runtime.pid
                 yield self
                 body_done = True
@@ -226,6 +229,8 @@ class World:
         """Send one submit (retrying with its client token); the job's id, or None when it
         was refused (a hostile submit's clear refusal) or never answered."""
         client = self.agentcore()
+        # Not invoke_session: its compact UTF-8 encoding cannot carry the lone surrogates of
+        # the hostile requests, which travel as json.dumps's ASCII escapes.
         body_bytes = json.dumps(payload).encode()
         what = f"{self.name}: {hostile or 'submit'}"
         for _attempt in range(40):
@@ -363,11 +368,8 @@ class World:
         """A session asked only for its status and then left alone: no poller knows it, so
         only the idle timeout ends it (a short run may otherwise see none idle out)."""
         with suppress(ClientError, BotoCoreError):
-            self.agentcore().invoke_agent_runtime(
-                agentRuntimeArn=RUNTIME_ARN,
-                runtimeSessionId=f"idle-{self.name}-{uuid.uuid4().hex}",
-                payload=json.dumps({"action": "status"}).encode(),
-            )["response"].read()
+            session_id = f"idle-{self.name}-{uuid.uuid4().hex}"
+            invoke_session(self.agentcore(), RUNTIME_ARN, session_id, {"action": "status"})
 
     def _take_outliving(self) -> bool:
         with self._lock:
@@ -379,18 +381,17 @@ class World:
     def _stop(self, session_id: str) -> bool:
         with suppress(ClientError, BotoCoreError):
             self.agentcore().stop_runtime_session(
-                agentRuntimeArn=RUNTIME_ARN, runtimeSessionId=session_id, qualifier="DEFAULT"
+                agentRuntimeArn=RUNTIME_ARN,
+                runtimeSessionId=session_id,
+                qualifier=DEFAULT_QUALIFIER,
             )
             return True
         return False
 
     def _cancel(self, session_id: str, job_id: str) -> bool:
         with suppress(ClientError, BotoCoreError):
-            self.agentcore().invoke_agent_runtime(
-                agentRuntimeArn=RUNTIME_ARN,
-                runtimeSessionId=session_id,
-                payload=json.dumps({"action": "cancel", "job_id": job_id}).encode(),
-            )["response"].read()
+            payload = {"action": "cancel", "job_id": job_id}
+            invoke_session(self.agentcore(), RUNTIME_ARN, session_id, payload)
             return True
         return False
 
@@ -409,7 +410,7 @@ class World:
         services = build_services(HookedSession(self, faults), self.settings)
         rng = random.Random(f"{self.config.seed}/{self.name}/ticks{index}")
         while not self.stopping.is_set():
-            context = LocalContext(budget_s=30)
+            context = LambdaContext(30, REGION)
             faults.new_pass(f"p{index}/{context.aws_request_id[:8]}")
             try:
                 report = process_event({}, context, services)
@@ -552,8 +553,6 @@ class World:
 
 
 def world_sessions(world: World) -> dict[str, str]:
-    import urllib.request  # noqa: PLC0415
-
-    with urllib.request.urlopen(f"{world.runtime_url}/sessions", timeout=10) as answer:
-        listing = json.loads(answer.read())
-    return {s["sessionId"]: s["state"] for s in listing["sessions"]}
+    """Each session's state, as the world's local runtime lists them."""
+    assert world.runtime is not None
+    return {session_id: s["state"] for session_id, s in world.runtime.sessions().items()}

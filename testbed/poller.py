@@ -20,20 +20,16 @@ from emulator.resources import LocalResources
 from emulator.stack.schedule import LambdaContext
 from testbed.aws import REGION, MotoEndpoint
 from testbed.inbox import drain_inbox
-from testbed.local_runtime import RUNTIME_ARN, LocalRuntime, local_runtime
-from testbed.processes import REPO, VENV_BIN
+from testbed.local_runtime import (
+    AGENT_CMD,
+    RUNTIME_ARN,
+    RuntimeProcess,
+    agent_cmd,
+    local_runtime,
+)
 
-
-class LocalContext(LambdaContext):
-    """The local schedule's Lambda context, given a time budget: the handler asks it for the
-    time left."""
-
-    def __init__(self, budget_s: float = 240.0) -> None:
-        super().__init__(budget_s, REGION)
-
-
-AGENT_CMD = f"{VENV_BIN / 'python'} {REPO / 'agent_src' / 'main.py'}"
-BAD_AGENT_CMD = f"{VENV_BIN / 'python'} {REPO / 'tests' / 'support' / 'bad_agent.py'}"
+BAD_AGENT_CMD = agent_cmd("bad_agent")
+"""A stand-in agent that answers `result` badly, chosen by the session id's first word."""
 
 
 def poller_settings(resources: LocalResources, **knobs: Any) -> PollerSettings:
@@ -58,7 +54,7 @@ class PollerRig:
 
     moto: MotoEndpoint
     resources: LocalResources
-    runtime: LocalRuntime
+    runtime: RuntimeProcess
     settings: PollerSettings
 
     def services(
@@ -94,7 +90,9 @@ class PollerRig:
         self, services: PollerServices | None = None, event: object = None, budget_s: float = 60
     ) -> TickReport:
         """One handler pass (a scheduled tick unless `event` names jobs)."""
-        return process_event(event or {}, LocalContext(budget_s), services or self.services())
+        return process_event(
+            event or {}, LambdaContext(budget_s, REGION), services or self.services()
+        )
 
     def submit(self, session_id: str, **job: Any) -> str:
         """Submit a job through the runtime; its job id."""
