@@ -476,8 +476,10 @@ def _hand_off(
 
 
 def _later_attempt(job: StoredJob, attempt: int | None) -> int | None:
-    """`attempt` when it is later than the record's (to be written), else None."""
-    if not isinstance(job, JobRecord) or attempt is None or attempt <= job.attempt:
+    """`attempt` when it is later than a resumable record's (to be written), else None."""
+    if not isinstance(job, JobRecord) or not job.resumable:
+        return None
+    if attempt is None or attempt <= job.attempt:
         return None
     return attempt
 

@@ -560,6 +560,45 @@ def test_a_job_that_ended_while_being_suspended_ends_as_its_outcome_says(
     assert world.agent.sent("resume") == []
 
 
+def test_an_agent_refusing_to_suspend_a_job_not_resumable_keeps_it_where_it_is(
+    world: World,
+) -> None:
+    world.submit(age_s=HOUR - 300, max_runtime_s=3 * HOUR)
+    world.agent.handlers["result"] = running(60)
+    world.agent.handlers["suspend"] = error("NOT_RESUMABLE", "job kind is not resumable")
+
+    world.tick(_near_lifetime(world))
+
+    record = world.record()
+    assert record.run_session_id is None and record.progress.percent == 60
+    assert world.agent.sent("resume") == [] and world.agent.stopped == []
+
+
+# A resume sent again
+
+
+def test_a_resume_sent_again_after_the_job_ended_there_collects_its_result(
+    world: World,
+) -> None:
+    world.submit()
+    world.agent.handlers["resume"] = failing()
+    world.tick()
+    fresh = world.record().run_session_id
+    world.agent.handlers["resume"] = finished(status="SUCCEEDED")
+    world.agent.handlers["result"] = finished(status="SUCCEEDED", result=5, attempt=2)
+
+    report = world.tick()
+
+    assert report.steps == {JOB: "closed"}
+    record = world.record()
+    assert record.status == JobStatus.SUCCEEDED and record.result == 5
+    assert not record.resume_pending
+    assert [(s, p["action"]) for s, p in world.agent.calls][-2:] == [
+        (fresh, "resume"),
+        (fresh, "result"),
+    ]
+
+
 # Progress
 
 
