@@ -65,12 +65,18 @@ class PollerSettings:
     handoff_margin_s: float = 900.0
     """POLLER_HANDOFF_MARGIN_S: how long before its session's max lifetime a resumable job
     is handed off. Must cover a few ticks, so that a missed tick or two still hands it off
-    in time (15 minutes: fifteen ticks at the deployed rate)."""
+    in time (15 minutes: fifteen ticks at the deployed rate). Unset: 900, or a quarter of
+    the lifetime when that is shorter; it must be shorter than the lifetime."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> PollerSettings:
         """Read the settings; raise SettingsError naming the variable and the fix."""
         source = os.environ if env is None else env
+        # AgentCore's lifecycle settings take 60 to 28,800 s; a local runtime may end sessions
+        # within seconds, so that tests can reach the max lifetime.
+        lifetime = _number(
+            source, "POLLER_SESSION_MAX_LIFETIME_S", cls.session_max_lifetime_s, 1, 28_800
+        )
         settings = cls(
             jobs_table=_required(source, "JOBS_TABLE"),
             results_bucket=_required(source, "RESULTS_BUCKET"),
@@ -95,12 +101,13 @@ class PollerSettings:
                 source, "POLLER_EMAIL_RESULT_PREVIEW", cls.email_result_preview
             ),
             events_table=source.get("EVENTS_TABLE", "").strip() or None,
-            # AgentCore's lifecycle settings take 60 to 28,800 s.
-            session_max_lifetime_s=_number(
-                source, "POLLER_SESSION_MAX_LIFETIME_S", cls.session_max_lifetime_s, 60, 28_800
-            ),
+            session_max_lifetime_s=lifetime,
             handoff_margin_s=_number(
-                source, "POLLER_HANDOFF_MARGIN_S", cls.handoff_margin_s, 0, 28_800
+                source,
+                "POLLER_HANDOFF_MARGIN_S",
+                min(cls.handoff_margin_s, lifetime / 4),
+                0,
+                28_800,
             ),
         )
         if settings.handoff_margin_s >= settings.session_max_lifetime_s:

@@ -750,6 +750,7 @@ def test_without_a_history_table_the_poller_writes_no_events(world: World) -> No
 
 # Settings
 
+
 REQUIRED = {
     "JOBS_TABLE": "t",
     "RESULTS_BUCKET": "b",
@@ -770,10 +771,15 @@ def test_durable_settings_default_to_agentcores_lifetime_and_no_history() -> Non
     assert PollerSettings.from_env(tuned.environment) == tuned
 
 
+def test_a_short_session_lifetime_gets_a_margin_of_a_quarter_of_it_by_default() -> None:
+    local = PollerSettings.from_env({**REQUIRED, "POLLER_SESSION_MAX_LIFETIME_S": "40"})
+    assert (local.session_max_lifetime_s, local.handoff_margin_s) == (40, 10)
+
+
 @pytest.mark.parametrize(
     ("env", "named"),
     [
-        ({"POLLER_SESSION_MAX_LIFETIME_S": "30"}, "POLLER_SESSION_MAX_LIFETIME_S"),
+        ({"POLLER_SESSION_MAX_LIFETIME_S": "0.5"}, "POLLER_SESSION_MAX_LIFETIME_S"),
         ({"POLLER_SESSION_MAX_LIFETIME_S": "28801"}, "POLLER_SESSION_MAX_LIFETIME_S"),
         ({"POLLER_HANDOFF_MARGIN_S": "-1"}, "POLLER_HANDOFF_MARGIN_S"),
         ({"POLLER_HANDOFF_MARGIN_S": "soon"}, "POLLER_HANDOFF_MARGIN_S"),
