@@ -294,7 +294,8 @@ def _resume(
     attempt; a loss uses one."""
     old_session = job.active_session_id or job.session_id
     attempt = attempts.current if handoff else attempts.current + 1
-    # boto3 takes session ids of 33 to 256 characters; the suffix makes the attempt visible.
+    # A session id is 33 to 256 characters (SessionType in the bedrock-agentcore service
+    # model, 2024-02-28): 32 hex digits and the suffix, which shows the attempt in logs.
     fresh = f"{uuid.uuid4().hex}-r{attempt}"
     now = utc_now()
     resumed = lease.record_resume(session_id=fresh, at=now, attempt=attempt, seen=job)
