@@ -34,6 +34,12 @@ class Metric(StrEnum):
     """Jobs whose outcome the table refused (too large, a value it does not accept)."""
     NOTIFICATIONS_REFUSED = "NotificationsRefused"
     """Jobs closed un-notified: SNS refused even their shortened notification."""
+    JOBS_RESUMED = "JobsResumed"
+    """Resumable jobs whose session was lost, started again in a fresh session (an attempt)."""
+    JOBS_HANDED_OFF = "JobsHandedOff"
+    """Resumable jobs moved to a fresh session before their session's max lifetime."""
+    EVENTS_DROPPED = "EventsDropped"
+    """History events the history table did not take: logged and dropped, the job goes on."""
 
 
 JOB_OUTCOME_METRICS = (

@@ -17,7 +17,7 @@ from agentjobs.limits import (
     cap_text,
 )
 from agentjobs.protocol import encode_json
-from agentjobs.record import JobError, StoredJob
+from agentjobs.record import JobError, JobRecord, StoredJob
 
 PREVIEW_CHARS = 500
 """How much of an inline result the JSON message carries; the whole result is in the table."""
@@ -68,12 +68,19 @@ class Notification:
     email_preview: bool = False
     """Whether the email quotes the beginning of an inline result. Off by default: an email
     leaves the encrypted topic, and the result is the job's data, not ours."""
+    attempt: int | None = None
+    """A resumable job's last attempt (None for a job that is not resumable)."""
+    max_attempts: int | None = None
 
     @classmethod
     def from_record(cls, job: StoredJob, *, email_preview: bool = False) -> Notification:
         """The notification of a job in a terminal status, as the table holds it (a malformed
         record's too: whatever of it could be read is published)."""
         inline = job.has_inline_result
+        attempt: int | None = None
+        max_attempts: int | None = None
+        if isinstance(job, JobRecord) and (job.resumable or job.max_attempts > 1):
+            attempt, max_attempts = job.attempt, job.max_attempts
         return cls(
             job_id=job.job_id,
             status=str(job.status) if job.status is not None else "UNKNOWN",
@@ -86,6 +93,8 @@ class Notification:
             result_uri=job.result_uri,
             error=job.error,
             email_preview=email_preview,
+            attempt=attempt,
+            max_attempts=max_attempts,
         )
 
     def shortened(self) -> Notification:
@@ -107,6 +116,9 @@ class Notification:
             "submitted_at": _optional_field(self.submitted_at),
             "finished_at": _optional_field(self.finished_at),
         }
+        if self.attempt is not None:
+            body["attempt"] = self.attempt
+            body["max_attempts"] = self.max_attempts
         if self.result_uri is not None:
             body["result_uri"] = cap_job_text(self.result_uri, MAX_S3_URI_CHARS)
         elif self.has_result:
@@ -136,8 +148,11 @@ class Notification:
             f"Kind:       {_name(self.kind or 'unknown')}",
             f"Submitted:  {_plain(self.submitted_at or 'unknown', 40)}",
             f"Finished:   {_plain(self.finished_at or 'unknown', 40)}",
-            "",
         ]
+        if self.attempt is not None and self.attempt > 1:
+            # A resumed job: its session was lost (or its work retried) on the way.
+            lines.append(f"Attempts:   took {self.attempt} attempts (at most {self.max_attempts})")
+        lines.append("")
         if self.result_uri is not None:
             lines.append(f"The result is stored at {_plain(self.result_uri, MAX_S3_URI_CHARS)}.")
         elif self.has_result and self.email_preview:

@@ -41,6 +41,9 @@ _ALWAYS = (
     Metric.JOBS_OVERDUE,
     Metric.RECORDS_REFUSED,
     Metric.NOTIFICATIONS_REFUSED,
+    Metric.JOBS_RESUMED,
+    Metric.JOBS_HANDED_OFF,
+    Metric.EVENTS_DROPPED,
 )
 
 

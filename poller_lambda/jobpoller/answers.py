@@ -1,4 +1,4 @@
-"""Read an agent's answer to `{"action": "result"}` into what the poller does next (pure)."""
+"""Read an agent's answer to `result` (or `resume`) into what the poller does next (pure)."""
 
 from __future__ import annotations
 
@@ -6,21 +6,27 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from agentjobs.limits import cap_job_text
-from agentjobs.protocol import ErrorCode, JobStatus, encode_json
+from agentjobs.limits import MAX_ATTEMPTS, cap_job_text
+from agentjobs.protocol import TERMINAL_STATUSES, ErrorCode, JobStatus, encode_json, parse_time
 from agentjobs.record import JobError, Progress
 
 
 @dataclass(frozen=True)
 class StillRunning:
-    """The job is running; here is how far it has come."""
+    """The job is running; here is how far it has come. A resumable job's answer also says
+    which attempt runs, when it last checkpointed, and when its process started (each None
+    when absent or malformed)."""
 
     progress: Progress
+    attempt: int | None = None
+    checkpoint_at: str | None = None
+    session_started_at: str | None = None
 
 
 @dataclass(frozen=True)
 class Finished:
-    """The job ended in the agent (or its stored outcome says so)."""
+    """The job ended in the agent (or its stored outcome says so). `attempt` is the attempt
+    that ended (None when the answer does not say)."""
 
     status: JobStatus
     finished_at: str | None
@@ -29,6 +35,7 @@ class Finished:
     result: Any = None
     has_result: bool = False
     result_uri: str | None = None
+    attempt: int | None = None
 
 
 @dataclass(frozen=True)
@@ -76,8 +83,96 @@ def read_answer_object(value: object, job_id: str) -> Answer:
         # From its stores, the agent says RUNNING with live false for a record no process of
         # the session runs: polled in its own session, the job's process is gone (lost).
         lost = status == JobStatus.UNKNOWN or value.get("live") is False
-        return NotKnown() if lost else StillRunning(progress)
+        return NotKnown() if lost else _running(progress, value)
     return _finished(JobStatus(status), progress, value)
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """The fresh session took the job: it runs it (`running`), or has already ended it there
+    (`running` None: its outcome is collected with `result`)."""
+
+    running: StillRunning | None
+
+
+@dataclass(frozen=True)
+class ResumeRefused:
+    """The agent refused to resume the job for a reason that asking again cannot cure."""
+
+    error: JobError
+
+
+ResumeAnswer = Resumed | ResumeRefused | Unusable
+
+PERMANENT_RESUME_ERRORS = frozenset(
+    {
+        ErrorCode.NOT_RESUMABLE,
+        ErrorCode.RESUME_FAILED,
+        ErrorCode.JOB_ENDED,
+        ErrorCode.UNKNOWN_KIND,
+        ErrorCode.KIND_UNAVAILABLE,
+        ErrorCode.INVALID_INPUT,
+    }
+)
+"""Refusals of `resume` that can never succeed: the job ends FAILED with the agent's error."""
+
+
+def read_resume_answer(body: bytes, job_id: str) -> ResumeAnswer:
+    """Decode the agent's answer to `{"action": "resume", "job_id"}` in a fresh session."""
+    try:
+        value = json.loads(body)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return Unusable(f"the answer to resume is not JSON ({len(body)} bytes)")
+    if isinstance(value, dict) and "status" not in value:
+        error = JobError.from_wire(value.get("error"))
+        if error is not None and error.code in PERMANENT_RESUME_ERRORS:
+            return ResumeRefused(error)
+    status = value.get("status") if isinstance(value, dict) else None
+    ended = isinstance(status, str) and status in _TERMINAL_NAMES
+    if ended and isinstance(value, dict) and value.get("job_id") == job_id:
+        # A resume sent again after the job ended in the fresh session is answered as its
+        # status, without the result: taken, and collected by the next `result`.
+        return Resumed(running=None)
+    answer = read_answer_object(value, job_id)
+    if isinstance(answer, StillRunning | Finished):
+        return Resumed(answer if isinstance(answer, StillRunning) else None)
+    return (
+        Unusable("the fresh session does not run the job")
+        if isinstance(answer, NotKnown)
+        else answer
+    )
+
+
+def attempt_of(value: object) -> int | None:
+    """An attempt number as an answer or a stored object gives it; None when it is not one."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ATTEMPTS:
+        return None
+    return value
+
+
+_TERMINAL_NAMES = frozenset(str(s) for s in TERMINAL_STATUSES)
+_TIME_CHARS = len("2026-01-01T00:00:00.000000+00:00")
+
+
+def time_of(value: object) -> str | None:
+    """A protocol time string as an agent gave it, when it is one (short, parseable, with a
+    time zone); None otherwise."""
+    if not isinstance(value, str) or not value or len(value) > _TIME_CHARS:
+        return None
+    try:
+        moment = parse_time(value)
+    except ValueError:
+        return None
+    return value if moment.tzinfo is not None else None
+
+
+def _running(progress: Progress, value: dict[str, Any]) -> StillRunning:
+    return StillRunning(
+        progress,
+        attempt=attempt_of(value.get("attempt")),
+        checkpoint_at=time_of(value.get("checkpoint_at")),
+        session_started_at=time_of(value.get("session_started_at")),
+    )
 
 
 def _without_status(value: dict[str, Any]) -> Answer:
@@ -96,6 +191,7 @@ def _finished(status: JobStatus, progress: Progress, value: dict[str, Any]) -> A
         finished_at=finished_at if isinstance(finished_at, str) and finished_at else None,
         progress=progress,
         error=JobError.from_wire(value.get("error")),
+        attempt=attempt_of(value.get("attempt")),
     )
     if status == JobStatus.SUCCEEDED:
         return _with_result(finished, value)

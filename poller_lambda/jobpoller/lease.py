@@ -15,7 +15,7 @@ from agentjobs.limits import (
     cap_job_text,
 )
 from agentjobs.protocol import TERMINAL_STATUSES, JobStatus, encode_json
-from agentjobs.record import NOTIFY_ERROR, JobError, Progress, StoredJob, read_item
+from agentjobs.record import NOTIFY_ERROR, JobError, JobRecord, Progress, StoredJob, read_item
 from agentjobs.store import JobStore, TransitionConflictError, table_errors
 
 LEASE_HOLDER = "lease_holder"
@@ -40,6 +40,9 @@ class Ending:
     error: JobError | None = None
     finished_at: str | None = None
     progress: Progress | None = None
+    attempt: int | None = None
+    """The attempt that ended, when it is later than the record's (the agent retried the job
+    in its process since the poller last wrote it)."""
 
     @classmethod
     def failed(cls, error: JobError, *, finished_at: str | None = None) -> Ending:
@@ -103,23 +106,98 @@ class Lease:
             return
         self.held = False
 
-    def record_progress(self, progress: Progress, seen_at: str) -> None:
-        """A RUNNING answer: store progress and the last-seen time, clear the failure count
-        and give the lease back, in one write. Only while the job is RUNNING."""
+    def record_progress(
+        self,
+        progress: Progress,
+        seen_at: str,
+        *,
+        attempt: int | None = None,
+        checkpoint_at: str | None = None,
+    ) -> None:
+        """A RUNNING answer: store progress and the last-seen time (and a resumable job's
+        attempt and last checkpoint time, when given), clear the failure count and give the
+        lease back, in one write. Only while the job is RUNNING."""
+        sets, names, values = _seen_running(progress, seen_at, attempt, checkpoint_at)
         self._update(
-            "SET progress = :p, last_seen_at = :at, updated_at = :at, poll_failures = :zero "
-            "REMOVE #lh, #lu, #lpe",
+            f"SET {', '.join(sets)} REMOVE #lh, #lu, #lpe",
             condition="#s = :running",
-            names={"#s": "status", "#lu": LEASE_UNTIL, "#lpe": LAST_POLL_ERROR},
+            names={"#s": "status", **names},
+            values={**values, ":running": {"S": str(JobStatus.RUNNING)}},
+            returns="NONE",
+        )
+        self.held = False
+
+    def record_resume(
+        self, *, session_id: str, at: str, attempt: int, seen: StoredJob
+    ) -> StoredJob:
+        """Give a resumable RUNNING job a fresh session: its run session, when it got it, its
+        attempt, `resume_pending` (until the agent takes the job there) and a fresh failure
+        count, in one write. Conditional on the job still being where `seen` had it (same
+        active session, same attempt), so that two pollers never start two attempts.
+        Returns the job as stored."""
+        old = seen.run_session_id
+        seen_attempt = seen.attempt if isinstance(seen, JobRecord) else 1
+        return read_item(
+            self._update(
+                "SET run_session_id = :sid, run_started_at = :at, #att = :attempt, "
+                "resume_pending = :true, poll_failures = :zero, updated_at = :at "
+                "REMOVE #lpe",
+                condition=(
+                    "#s = :running AND resumable = :true AND "
+                    "(attribute_not_exists(#att) OR #att = :seen_attempt) AND "
+                    + (
+                        "run_session_id = :old"
+                        if old is not None
+                        else "attribute_not_exists(run_session_id)"
+                    )
+                ),
+                names={"#s": "status", "#att": "attempt", "#lpe": LAST_POLL_ERROR},
+                values={
+                    ":sid": {"S": session_id},
+                    ":at": {"S": at},
+                    ":attempt": {"N": str(attempt)},
+                    ":seen_attempt": {"N": str(seen_attempt)},
+                    ":true": {"BOOL": True},
+                    ":zero": {"N": "0"},
+                    ":running": {"S": str(JobStatus.RUNNING)},
+                    **({":old": {"S": old}} if old is not None else {}),
+                },
+            )
+        )
+
+    def record_resume_taken(
+        self,
+        session_id: str,
+        seen_at: str,
+        *,
+        progress: Progress | None = None,
+        attempt: int | None = None,
+        checkpoint_at: str | None = None,
+    ) -> None:
+        """The fresh session took the job: clear `resume_pending`. With the job's progress (it
+        answered RUNNING), store it as a RUNNING answer would and give the lease back in the
+        same write; without (it had already ended there), keep the lease to collect it."""
+        sets = ["updated_at = :at"]
+        names: dict[str, str] = {"#s": "status"}
+        values: dict[str, Any] = {":at": {"S": seen_at}}
+        removes = ["resume_pending"]
+        if progress is not None:
+            sets, names, values = _seen_running(progress, seen_at, attempt, checkpoint_at)
+            names["#s"] = "status"
+            removes += ["#lh", "#lu", "#lpe"]
+        self._update(
+            f"SET {', '.join(sets)} REMOVE {', '.join(removes)}",
+            condition="#s = :running AND run_session_id = :sid",
+            names=names,
             values={
-                ":p": _progress_value(progress),
-                ":at": {"S": seen_at},
-                ":zero": {"N": "0"},
+                **values,
+                ":sid": {"S": session_id},
                 ":running": {"S": str(JobStatus.RUNNING)},
             },
             returns="NONE",
         )
-        self.held = False
+        if progress is not None:
+            self.held = False
 
     def record_poll_failure(self, reason: str, at: str) -> int:
         """Count one failed poll of a RUNNING job and keep its reason; return the count."""
@@ -165,6 +243,9 @@ class Lease:
         if ending.progress is not None:
             sets.append("progress = :p")
             values[":p"] = _progress_value(ending.progress)
+        if ending.attempt is not None:
+            sets.append("#attempt = :attempt")
+            values[":attempt"] = {"N": str(ending.attempt)}
         values.update(_terminal_values())
         written = " ".join(sets + removes)
         return read_item(
@@ -177,6 +258,7 @@ class Lease:
                         ("#s", "status"),
                         ("#result", "result"),
                         ("#error", "error"),
+                        ("#attempt", "attempt"),
                     )
                     if name == "#s" or name in written
                 },
@@ -313,6 +395,27 @@ def _terminal_condition() -> str:
 
 def _terminal_values() -> dict[str, Any]:
     return {f":t{i}": {"S": name} for i, name in enumerate(_TERMINAL)}
+
+
+def _seen_running(
+    progress: Progress, seen_at: str, attempt: int | None, checkpoint_at: str | None
+) -> tuple[list[str], dict[str, str], dict[str, Any]]:
+    """The SET clauses, names and values of a RUNNING answer's write."""
+    sets = ["progress = :p", "last_seen_at = :at", "updated_at = :at", "poll_failures = :zero"]
+    names = {"#lu": LEASE_UNTIL, "#lpe": LAST_POLL_ERROR}
+    values: dict[str, Any] = {
+        ":p": _progress_value(progress),
+        ":at": {"S": seen_at},
+        ":zero": {"N": "0"},
+    }
+    if attempt is not None:
+        sets.append("#attempt = :attempt")
+        names["#attempt"] = "attempt"
+        values[":attempt"] = {"N": str(attempt)}
+    if checkpoint_at is not None:
+        sets.append("checkpoint_at = :cp")
+        values[":cp"] = {"S": checkpoint_at}
+    return sets, names, values
 
 
 def _progress_value(progress: Progress) -> dict[str, Any]:

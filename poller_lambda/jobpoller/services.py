@@ -6,14 +6,19 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from aws_lambda_powertools import Logger
 from botocore.config import Config
 
+from agentjobs.history import Event, EventLog
 from agentjobs.metrics import Metric
 from agentjobs.notifier import Notifier
-from agentjobs.store import JobStore, ResultStore
+from agentjobs.record import JobRecord, StoredJob
+from agentjobs.store import JobStore, ResultStore, StoreError
 from jobpoller.agentcore import AgentRuntime, agentcore_client
 from jobpoller.report import TickReport
 from jobpoller.settings import PollerSettings
+
+logger = Logger(service="poller", child=True)
 
 
 @dataclass(frozen=True)
@@ -25,6 +30,8 @@ class PollerServices:
     agent: AgentRuntime
     notifier: Notifier
     settings: PollerSettings
+    events: EventLog | None = None
+    """The history table (EVENTS_TABLE); None: no history is kept."""
 
 
 @dataclass
@@ -54,6 +61,23 @@ class Pass:
         with self._lock:
             self._stopped.add(session_id)
 
+    def record_event(self, job: StoredJob, event: Event) -> None:
+        """Append one event to the job's history, if there is a history. Never raises: a job's
+        transition is already written, and an event the table refuses is logged, counted
+        (EventsDropped) and dropped rather than retried."""
+        events = self.services.events
+        if events is None or not isinstance(job, JobRecord):
+            # A malformed record has no TTL to give its events: they would be kept for good.
+            return
+        try:
+            events.append(job.job_id, event, job.expires_at)
+        except StoreError as exc:
+            logger.warning(
+                "the history table did not take the event; it is dropped",
+                extra={"job_id": job.job_id, "event": event.type, "reason": str(exc)},
+            )
+            self.report.count(Metric.EVENTS_DROPPED)
+
 
 def services_from_clients(
     settings: PollerSettings, *, dynamodb: Any, s3: Any, sns: Any, agentcore: Any
@@ -65,6 +89,7 @@ def services_from_clients(
         agent=AgentRuntime(agentcore, settings.agent_runtime_arn, settings.qualifier),
         notifier=Notifier(sns, settings.topic_arn),
         settings=settings,
+        events=EventLog(dynamodb, settings.events_table) if settings.events_table else None,
     )
 
 

@@ -16,7 +16,8 @@ class PollerSettings:
     """Everything the poller reads from its environment.
 
     Required: JOBS_TABLE, RESULTS_BUCKET, TOPIC_ARN, AGENT_RUNTIME_ARN. Every knob below
-    has a default that fits a Lambda with a 5-minute timeout run every minute.
+    has a default that fits a Lambda with a 5-minute timeout run every minute; EVENTS_TABLE
+    is optional.
     """
 
     jobs_table: str
@@ -53,11 +54,29 @@ class PollerSettings:
     """POLLER_EMAIL_RESULT_PREVIEW: `1` to quote the beginning of an inline result in the
     email. Off by default: the email leaves the encrypted topic for a mailbox; the JSON
     message (for SQS and other subscribers) always carries its short preview."""
+    events_table: str | None = None
+    """EVENTS_TABLE: the history table the poller appends a job's events to (session lost,
+    handed off, resumed, ended, notified). Unset: no history is written, nothing else
+    changes."""
+    session_max_lifetime_s: float = 28_800.0
+    """POLLER_SESSION_MAX_LIFETIME_S: the runtime's session max lifetime (AgentCore's
+    default and ceiling, 8 h). A resumable job's session this old, less the margin below,
+    is handed off to a fresh session before AgentCore ends it."""
+    handoff_margin_s: float = 900.0
+    """POLLER_HANDOFF_MARGIN_S: how long before its session's max lifetime a resumable job
+    is handed off. Must cover a few ticks, so that a missed tick or two still hands it off
+    in time (15 minutes: fifteen ticks at the deployed rate). Unset: 900, or a quarter of
+    the lifetime when that is shorter; it must be shorter than the lifetime."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> PollerSettings:
         """Read the settings; raise SettingsError naming the variable and the fix."""
         source = os.environ if env is None else env
+        # AgentCore's lifecycle settings take 60 to 28,800 s; a local runtime may end sessions
+        # within seconds, so that tests can reach the max lifetime.
+        lifetime = _number(
+            source, "POLLER_SESSION_MAX_LIFETIME_S", cls.session_max_lifetime_s, 1, 28_800
+        )
         settings = cls(
             jobs_table=_required(source, "JOBS_TABLE"),
             results_bucket=_required(source, "RESULTS_BUCKET"),
@@ -81,7 +100,23 @@ class PollerSettings:
             email_result_preview=_flag(
                 source, "POLLER_EMAIL_RESULT_PREVIEW", cls.email_result_preview
             ),
+            events_table=source.get("EVENTS_TABLE", "").strip() or None,
+            session_max_lifetime_s=lifetime,
+            handoff_margin_s=_number(
+                source,
+                "POLLER_HANDOFF_MARGIN_S",
+                min(cls.handoff_margin_s, lifetime / 4),
+                0,
+                28_800,
+            ),
         )
+        if settings.handoff_margin_s >= settings.session_max_lifetime_s:
+            raise SettingsError(
+                f"POLLER_HANDOFF_MARGIN_S={settings.handoff_margin_s:g} is not shorter than "
+                f"POLLER_SESSION_MAX_LIFETIME_S={settings.session_max_lifetime_s:g}: every "
+                "resumable job would be handed off at once; set the margin below the lifetime "
+                "(a few poller periods, say a quarter of it at most)"
+            )
         if settings.lease_s < 2 * settings.read_timeout_s:
             raise SettingsError(
                 f"POLLER_LEASE_S={settings.lease_s:g} is shorter than two AgentCore calls "
@@ -108,6 +143,9 @@ class PollerSettings:
             "POLLER_OVERDUE_AFTER_S": f"{self.overdue_after_s:g}",
             "POLLER_TICK_BUDGET_S": f"{self.tick_budget_s:g}",
             "POLLER_EMAIL_RESULT_PREVIEW": "1" if self.email_result_preview else "0",
+            "POLLER_SESSION_MAX_LIFETIME_S": f"{self.session_max_lifetime_s:g}",
+            "POLLER_HANDOFF_MARGIN_S": f"{self.handoff_margin_s:g}",
+            **({"EVENTS_TABLE": self.events_table} if self.events_table else {}),
         }
 
 

@@ -40,13 +40,13 @@ def run_tick(run: Pass, time_left: TimeLeft) -> None:
     )
     by_session: dict[str, list[StoredJob]] = defaultdict(list)
     for job in snapshot:
-        if job.session_id is not None:
-            by_session[job.session_id].append(job)
+        if job.active_session_id is not None:
+            by_session[job.active_session_id].append(job)
 
     def shared(job: StoredJob) -> bool:
         # Decided on this tick's snapshot, so that concurrent workers never both stop or
         # both skip a session: sessions with several jobs are stopped after the pool drains.
-        return len(by_session.get(job.session_id or "", ())) > 1
+        return len(by_session.get(job.active_session_id or "", ())) > 1
 
     todo = [v.job_id for v in snapshot if not (v.is_final and shared(v))]
     after = _reconcile_all(todo, run, shared, time_left)
@@ -67,10 +67,14 @@ def reconcile_jobs(job_ids: Iterable[str], run: Pass, time_left: TimeLeft) -> No
     lock = threading.Lock()
 
     def shared(job: StoredJob) -> bool:
+        session_id = job.active_session_id or ""
+        # The index finds the jobs submitted in the session; of those, the ones resumed
+        # elsewhere no longer use it. A session the poller minted for a resume is that one
+        # job's alone, so no job elsewhere runs in this one unless it was submitted here.
         others = [
             o
-            for o in run.services.store.jobs_in_flight_on_session(job.session_id or "")
-            if o.job_id != job.job_id
+            for o in run.services.store.jobs_in_flight_on_session(session_id)
+            if o.job_id != job.job_id and o.active_session_id == session_id
         ]
         if any(not o.is_final for o in others):
             return True
@@ -82,8 +86,8 @@ def reconcile_jobs(job_ids: Iterable[str], run: Pass, time_left: TimeLeft) -> No
     for job_id, others in waiting.items():
         job = after.get(job_id)
         closed = run.report.steps.get(job_id) == "closed"
-        if others and closed and job is not None and job.session_id is not None:
-            close_spent_session(job.session_id, others, run)
+        if others and closed and job is not None and job.active_session_id is not None:
+            close_spent_session(job.active_session_id, others, run)
     run.report.count(Metric.TICK_DURATION_MS, (time.monotonic() - started) * 1000)
 
 
@@ -140,7 +144,7 @@ def _stop_spent_sessions(sessions: list[list[StoredJob]], run: Pass, time_left: 
         if time_left() <= run.services.settings.safety_margin_s:
             run.report.count(Metric.JOBS_DEFERRED, len(jobs))
             return
-        session_id = jobs[0].session_id or ""
+        session_id = jobs[0].active_session_id or ""
         try:
             close_spent_session(session_id, [job.job_id for job in jobs], run)
         except Exception:
