@@ -22,7 +22,6 @@ from jobpoller.services import PollerServices, services_from_clients
 from jobpoller.settings import PollerSettings, SettingsError
 from moto import mock_aws
 
-from agentjobs import schema
 from agentjobs.history import Event, EventLog
 from agentjobs.metrics import Metric
 from agentjobs.notifier import Notification
@@ -194,10 +193,7 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     with mock_aws(config={"core": {"passthrough": {"urls": [AGENTCORE_URLS]}}}):
         session = boto3.session.Session(region_name="us-east-1")
         resources = create_resources(session, "unit")
-        events_table = "unit-events"
-        session.client("dynamodb").create_table(
-            TableName=events_table, **schema.events_table_definition()
-        )
+        events_table = resources.events_table
         settings = PollerSettings.from_env(
             {
                 "JOBS_TABLE": resources.table,
