@@ -26,6 +26,8 @@ ALARMING_JOB_METRICS = {
     "large or not encodable); the job ended FAILED with RECORD_REFUSED.",
     Metric.NOTIFICATIONS_REFUSED: "SNS refused every form of a job's notification; the job was "
     "closed without one (notify_error NOTIFY_REFUSED).",
+    Metric.EVENTS_DROPPED: "The history table refused or could not take a job's event; the job "
+    "went on, but `agentjobs events` misses that step.",
 }
 """Custom metrics the poller emits (namespace AgentJobs, dimension service=poller) whose
 any non-zero sum in a period needs an operator's look."""

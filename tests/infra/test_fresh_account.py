@@ -170,7 +170,7 @@ def test_every_alarm_topic_lets_cloudwatch_publish_for_exactly_these_alarms(
     default_synth: Synth,
 ) -> None:
     alarms = resources(default_synth, "AWS::CloudWatch::Alarm")
-    assert len(alarms) == 10
+    assert len(alarms) == 11
     arns = [alarm_arn(default_synth, a) for a in alarms.values()]
     topics = {json.dumps(t) for a in alarms.values() for t in a["Properties"]["AlarmActions"]}
     assert topics
