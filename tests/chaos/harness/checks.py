@@ -59,7 +59,8 @@ def check_world(world: World, items: dict[str, dict[str, Any]]) -> dict[str, lis
             continue
         _check_outcome(world, job_id, item, read, problems["outcome"])
         plan = world.plans.get(job_id)
-        if plan is not None and plan.max_attempts > 1 and status == "SUCCEEDED":
+        resumes = plan is not None and (plan.max_attempts > 1 or plan.outliving)
+        if plan is not None and resumes and status == "SUCCEEDED":
             problems["durable-ended"] += check_resumed_result(world, plan, item)
         _check_notified(world, job_id, item, messages.get(job_id, []), problems["notified"])
         _check_window(world, job_id, problems["duplicates"])

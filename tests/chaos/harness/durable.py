@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from builtin_jobs.synthetic import SyntheticInput, sized_result
 
 from agentjobs.history import EventLog, EventType
-from agentjobs.protocol import ErrorCode
+from agentjobs.protocol import ErrorCode, encode_json
 from agentjobs.store import StoreError
 
 if TYPE_CHECKING:
@@ -23,8 +23,6 @@ if TYPE_CHECKING:
 RESUMABLE_SHARE = 1 / 3
 """The share of ordinary jobs submitted resumable, with RESUMABLE_ATTEMPTS attempts."""
 RESUMABLE_ATTEMPTS = 3
-RESUME_FIELDS = ("resumed_from_s", "attempts")
-"""What a resumable synthetic job's result adds to its deterministic part."""
 
 DURABLE_INVARIANTS = {
     "durable-ended": "every resumable job with attempts left ended SUCCEEDED; LOST only at "
@@ -260,16 +258,17 @@ def check_resumed_result(world: World, plan: JobPlan, item: dict[str, Any]) -> l
     resumed_from = result.get("resumed_from_s")
     seconds = float(plan.job_input["seconds"])
     if not isinstance(resumed_from, int | float) or not 0 <= resumed_from <= seconds:
-        problems.append(f"{where} resumed_from_s {resumed_from!r} (job of {seconds} s)")
+        return [*problems, f"{where} resumed_from_s {resumed_from!r} (job of {seconds} s)"]
+    if problems:
+        return problems
     params = SyntheticInput(
         seconds=seconds,
         cpu=bool(plan.job_input.get("cpu", False)),
         result_bytes=int(plan.job_input["result_bytes"]),
     )
-    want = {k: v for k, v in sized_result(params).items() if k not in RESUME_FIELDS}
-    got = {k: v for k, v in result.items() if k not in RESUME_FIELDS}
-    if got.keys() != want.keys() or any(got[k] != want[k] for k in want if k != "data"):
-        problems.append(f"{where} {sorted(got)} differs from the job's {sorted(want)}")
+    want = sized_result(params, resumed_from_s=resumed_from, attempts=record.attempt)
+    if encode_json(result) != encode_json(want):
+        problems.append(f"{where} differs from the job's ({sorted(result)})")
     return problems
 
 

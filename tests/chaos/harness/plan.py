@@ -133,8 +133,10 @@ class JobPlan:
         whose result is not known in advance)."""
         if self.hostile is not None or self.job_input.get("fail") is not None:
             return None
-        if self.max_attempts > 1:
-            return None  # its result says which attempt ended it (durable.check_resumed_result)
+        if self.max_attempts > 1 or self.outliving:
+            # Its result says which attempt ended it and where that attempt resumed from (a
+            # handoff resumes too): durable.check_resumed_result.
+            return None
         params = SyntheticInput(
             seconds=float(self.job_input["seconds"]),
             cpu=bool(self.job_input.get("cpu", False)),
