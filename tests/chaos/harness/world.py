@@ -42,9 +42,6 @@ from tests.chaos.harness.plan import (
 )
 from tests.support.poller import LocalContext
 
-MIN_SESSION_LIFETIME_S = 60.0
-"""The shortest session max lifetime AgentCore's lifecycle settings (and the poller) take."""
-
 
 class SessionGate:
     """Room for a new session only while fewer than `limit` sessions are live across every
@@ -190,7 +187,10 @@ class World:
                 "POLLER_READ_TIMEOUT_S": f"{self.config.read_timeout_s:g}",
                 "POLLER_LEASE_S": f"{self.config.lease_s:g}",
                 "POLLER_SAFETY_MARGIN_S": "2",
-                **self._handoff_settings(lifetime),
+                # Resumable jobs move to a fresh session this long before the runtime's max
+                # lifetime ends theirs.
+                "POLLER_SESSION_MAX_LIFETIME_S": f"{lifetime:g}",
+                "POLLER_HANDOFF_MARGIN_S": f"{self.config.handoff_margin_s:g}",
             }
         )
         env = {
@@ -228,17 +228,6 @@ class World:
             if not body_done:
                 raise
             self.figures.violation("no-survivors", f"{self.name}: {exc}")
-
-    def _handoff_settings(self, lifetime: float) -> dict[str, str]:
-        """Resumable jobs move to a fresh session a margin before the runtime's max lifetime
-        ends theirs. The poller takes AgentCore's range (60 s and up): below it, it is not
-        told, and a job outliving its session is resumed after the loss instead."""
-        if lifetime < MIN_SESSION_LIFETIME_S:
-            return {}
-        return {
-            "POLLER_SESSION_MAX_LIFETIME_S": f"{lifetime:g}",
-            "POLLER_HANDOFF_MARGIN_S": f"{self.config.handoff_margin_s:g}",
-        }
 
     def submit(
         self, session_id: str, payload: dict[str, Any], hostile: str | None = None
