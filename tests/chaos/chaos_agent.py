@@ -7,6 +7,11 @@ and appends one line per garbled answer to CHAOS_GARBAGE_LOG, so the suite can c
 and switch them off. It never lies in a way a poller could not detect: every garbled answer
 is unusable (not JSON, not an object, an unknown status, another job's id, an HTTP error),
 never a well-formed answer with a wrong result.
+
+With CHAOS_RUNS_LOG set, the agent runs in this process with its `synthetic` job observed:
+each run of a job appends a JSON line when it starts, after each step of work and when it
+ends (job id, session, attempt, process id, time), so the suite can tell whether two runs of
+one job ever worked at the same time. A job run in a child process (`cpu`) is not observed.
 """
 
 from __future__ import annotations
@@ -14,20 +19,26 @@ from __future__ import annotations
 import json
 import os
 import random
+import runpy
 import subprocess
 import sys
 import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
+from functools import wraps
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 from emulator.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 AGENT_MAIN = REPO / "agent_src" / "main.py"
 GARBAGE_PREFIX = "garbage-"
+INNER = "--inner"
+"""The argument that starts the agent itself, behind a garbling proxy."""
 
 GARBAGE: dict[str, tuple[int, bytes]] = {
     "html": (200, b"<html><body>502 Bad Gateway</body></html>"),
@@ -107,7 +118,8 @@ def _run_proxy(session_id: str) -> None:
     inner_port = free_port()
     # Same process group as this proxy: the runtime's stop (a group signal) ends both.
     child = subprocess.Popen(
-        [sys.executable, str(AGENT_MAIN)], env={**os.environ, "PORT": str(inner_port)}
+        [sys.executable, str(Path(__file__).resolve()), INNER],
+        env={**os.environ, "PORT": str(inner_port)},
     )
 
     def follow_child() -> None:
@@ -125,10 +137,71 @@ def _run_proxy(session_id: str) -> None:
     ThreadingHTTPServer(("127.0.0.1", port), _Proxy).serve_forever()
 
 
+class _ObservedContext:
+    """The job's own context, noting a step each time the job reports progress."""
+
+    def __init__(self, ctx: Any, note: Callable[[str], None]) -> None:
+        self._ctx = ctx
+        self._note = note
+
+    def progress(self, percent: float, message: str) -> None:
+        self._ctx.progress(percent, message)
+        self._note("step")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ctx, name)
+
+
+def _observed(job: Callable[[Any, Any], Any], log: Path) -> Callable[[Any, Any], Any]:
+    @wraps(job)
+    def run(params: Any, ctx: Any) -> Any:
+        def note(what: str, how: str | None = None) -> None:
+            line = {
+                "t": time.time(),
+                "pid": os.getpid(),
+                "job": ctx.job_id,
+                "session": ctx.session_id,
+                "attempt": getattr(ctx, "attempt", None),
+                "what": what,
+            }
+            if how is not None:
+                line["how"] = how
+            # One short line per write, opened for appending: writers in several processes
+            # never interleave within a line.
+            with open(log, "a", encoding="utf-8") as stream:
+                stream.write(json.dumps(line) + "\n")
+
+        note("start")
+        how = "returned"
+        try:
+            return job(params, _ObservedContext(ctx, note))
+        except BaseException as exc:
+            how = type(exc).__name__
+            raise
+        finally:
+            note("end", how)
+
+    return run
+
+
+def _run_observed_agent(log: Path) -> None:
+    sys.path.insert(0, str(AGENT_MAIN.parent))
+    import builtin_jobs.synthetic as synthetic  # noqa: PLC0415
+
+    # Replaced before main.py imports it, so the agent registers the observed function.
+    synthetic.run_synthetic = _observed(synthetic.run_synthetic, log)  # type: ignore[assignment]
+    runpy.run_path(str(AGENT_MAIN), run_name="__main__")
+
+
 def main() -> None:
-    """Exec the real agent, or run it behind the garbling proxy."""
+    """Exec the real agent (observed when CHAOS_RUNS_LOG is set), or run it behind the
+    garbling proxy."""
     session_id = os.environ.get("AGENTCORE_SESSION_ID", "")
-    if not session_id.startswith(GARBAGE_PREFIX):
+    if sys.argv[1:] == [INNER] or not session_id.startswith(GARBAGE_PREFIX):
+        runs_log = os.environ.get("CHAOS_RUNS_LOG")
+        if runs_log:
+            _run_observed_agent(Path(runs_log))
+            return
         os.execv(sys.executable, [sys.executable, str(AGENT_MAIN)])
     _run_proxy(session_id)
 

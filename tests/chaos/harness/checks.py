@@ -16,6 +16,7 @@ from agentjobs.notifier import NotifyError
 from agentjobs.protocol import encode_json, parse_s3_uri
 from agentjobs.store import StoreError
 from testbed.inbox import drain_inbox
+from tests.chaos.harness.durable import DURABLE_INVARIANTS, check_durable, check_resumed_result
 from tests.chaos.harness.faults import InjectedError
 from tests.chaos.harness.plan import FAULT_KINDS, STOP_REASONS, TERMINAL, ChaosConfig
 from tests.chaos.harness.world import World, world_sessions
@@ -57,6 +58,10 @@ def check_world(world: World, items: dict[str, dict[str, Any]]) -> dict[str, lis
             problems["terminal"].append(f"{job_id}: {status}, attention={'attention' in item}")
             continue
         _check_outcome(world, job_id, item, read, problems["outcome"])
+        plan = world.plans.get(job_id)
+        resumes = plan is not None and (plan.max_attempts > 1 or plan.outliving)
+        if plan is not None and resumes and status == "SUCCEEDED":
+            problems["durable-ended"] += check_resumed_result(world, plan, item)
         _check_notified(world, job_id, item, messages.get(job_id, []), problems["notified"])
         _check_window(world, job_id, problems["duplicates"])
         finishes = [e for e in world.events.get(job_id, []) if e[1] == "finish-ok"]
@@ -70,6 +75,8 @@ def check_world(world: World, items: dict[str, dict[str, Any]]) -> dict[str, lis
     for job_id in messages:
         if job_id not in items:
             problems["notified"].append(f"notification for unknown job {job_id}")
+    for name, found in check_durable(world, items, sessions).items():
+        problems[name] += found
     return problems
 
 
@@ -85,6 +92,7 @@ INVARIANTS = {
     "answers": "no INTERNAL_ERROR answer, no 5xx; hostile requests refused clearly or run",
     "faults-fired": "every enabled fault kind fired at least once",
     "harness": "the harness itself ran as planned (threads, submits, its own checks)",
+    **DURABLE_INVARIANTS,
 }
 
 # What the poller may log with an exception and still be healthy: an injected bug, or an
@@ -163,6 +171,12 @@ def _check_outcome(
     raw = read(schema.outcome_key(job_id))
     outcome = json.loads(raw) if raw else None
     plan = world.plans.get(job_id)
+    attempt = int(item.get("attempt", {}).get("N", "1"))
+    if outcome is not None and int(outcome.get("attempt") or 1) < attempt:
+        # From an earlier attempt (its session was given up for lost just before it stored
+        # it): the poller ignores it, and so does this check.
+        world.figures.durable["stale outcomes ignored"] += 1
+        outcome = None
     if outcome is not None:
         expected = outcome.get("status")
         if expected == "FAILED" and (outcome.get("error") or {}).get("code") == "TIMED_OUT":

@@ -24,6 +24,10 @@ if TYPE_CHECKING:
 STEPS: dict[str, tuple[str, str | None]] = {
     "lease": ("dynamodb.UpdateItem", "SET #lh = :me"),
     "poll": ("bedrock-agentcore.InvokeAgentRuntime", None),
+    # A resumable job given a fresh session (a resume or a handoff), and a history append:
+    # the poller's only PutItem.
+    "resume": ("dynamodb.UpdateItem", "run_session_id"),
+    "history": ("dynamodb.PutItem", None),
     "progress": ("dynamodb.UpdateItem", "SET progress = :p, last_seen_at"),
     "finish": ("dynamodb.UpdateItem", "finished_at = :finished"),
     "publish": ("sns.Publish", None),
@@ -64,6 +68,14 @@ def step_of(operation: str, params: dict[str, Any]) -> str | None:
         if op == operation and (marker is None or marker in str(params.get("UpdateExpression"))):
             return step
     return None
+
+
+def history_append(operation: str, params: dict[str, Any]) -> tuple[str, str] | None:
+    """The job and event type of a history append (None: another call)."""
+    item = params.get("Item")
+    if operation != "dynamodb.PutItem" or not isinstance(item, dict) or "seq" not in item:
+        return None
+    return str(item.get("job_id", {}).get("S")), str(item.get("type", {}).get("S"))
 
 
 def job_of(params: dict[str, Any]) -> str | None:
@@ -124,17 +136,22 @@ class PollerFaults:
         step, job_id = step_of(operation, params), job_of(params)
         seq = self.world.seq()
         context["chaos"] = (operation, step, job_id, self.pass_id)
+        context["chaos_params"] = params
         self._local.burst = None
         if self.dead:
             raise Killed(operation)
         if step == "publish" and job_id:
             self.world.log_event(job_id, seq, "publish-start", self.pass_id)
+        appended = history_append(operation, params)
+        if appended is not None:
+            self.world.log_event(appended[0], seq, f"history-{appended[1]}-start", self.pass_id)
         with self._lock:
             armed, hit = self.armed, self.armed is not None and self.armed[0] == step
             if hit:
                 self.armed = None
         if hit and armed is not None:
             self.world.figures.fault(f"poller_{armed[1]}:before-{step}")
+            self.world.aborted_passes.add(self.pass_id)
             if armed[1] == "crash":
                 self.dead = True
                 raise Killed(step)
@@ -174,8 +191,11 @@ class PollerFaults:
         if status >= 300 or operation is None:
             return
         seq = self.world.seq()
-        if job_id and step in ("publish", "record-notified", "finish"):
+        if job_id and step in ("publish", "record-notified", "finish", "resume"):
             self.world.log_event(job_id, seq, f"{step}-ok", pass_id)
+        appended = history_append(operation, context.get("chaos_params") or {})
+        if appended is not None:
+            self.world.log_event(appended[0], seq, f"history-{appended[1]}-ok", pass_id)
         kind = AWS_SERVICES.get(operation.split(".", 1)[0])
         if (
             kind is not None

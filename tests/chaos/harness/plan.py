@@ -93,6 +93,7 @@ class ChaosConfig:
     idle_timeout_s: float = 4.0
     max_lifetime_s: float = 12.0
     lease_s: float = 8.0
+    handoff_margin_s: float = 5.0
     read_timeout_s: float = 4.0
     crash_rate: float = 0.25
     aws_fault_rate: float = 0.06
@@ -125,11 +126,16 @@ class JobPlan:
     cancelled: bool = False
     hostile: str | None = None
     outliving: bool = False  # outlives its session's max lifetime; the injector spares it
+    max_attempts: int = 1  # more than 1: a resumable job (see durable.py)
 
     def expected_result(self) -> bytes | None:
         """The synthetic job's deterministic result bytes (None for a failing job, or one
         whose result is not known in advance)."""
         if self.hostile is not None or self.job_input.get("fail") is not None:
+            return None
+        if self.max_attempts > 1 or self.outliving:
+            # Its result says which attempt ended it and where that attempt resumed from (a
+            # handoff resumes too): durable.check_resumed_result.
             return None
         params = SyntheticInput(
             seconds=float(self.job_input["seconds"]),
@@ -145,6 +151,7 @@ class Figures:
 
     faults: Counter[str] = field(default_factory=Counter)
     jobs_by_status: Counter[str] = field(default_factory=Counter)
+    durable: Counter[str] = field(default_factory=Counter)
     events: Counter[str] = field(default_factory=Counter)
     invariants: dict[str, tuple[bool, str]] = field(default_factory=dict)
     violations: list[tuple[str, str]] = field(default_factory=list)

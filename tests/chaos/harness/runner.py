@@ -24,6 +24,7 @@ from tests.chaos.harness.checks import (
     poller_log_problems,
     unfired_faults,
 )
+from tests.chaos.harness.durable import durable_lines
 from tests.chaos.harness.plan import (
     FAULT_KINDS,
     HOSTILE,
@@ -83,6 +84,7 @@ class ChaosReport:
             verdict = "held" if not found else f"VIOLATED x{len(found)}"
             lines.append(f"  {verdict:<14} {text}")
             lines += [f"      {p}" for p in found[:5]]
+        lines += durable_lines(f.durable)
         lines += [
             f"duplicates seen: {f.duplicates} (each within the documented window)",
             f"time to quiesce: {f.quiesce_s:.1f} s, {f.quiesce_ticks} ticks "
@@ -197,6 +199,7 @@ def run_chaos(config: ChaosConfig, moto: MotoEndpoint) -> ChaosReport:
         total.faults.update(world.figures.faults)
         total.events.update(world.figures.events)
         total.jobs_by_status.update(world.figures.jobs_by_status)
+        total.durable.update(world.figures.durable)
         total.duplicates += world.figures.duplicates
         total.hostile_refused += world.figures.hostile_refused
         total.peak_load = max(total.peak_load, world.figures.peak_load)

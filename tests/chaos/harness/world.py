@@ -31,6 +31,7 @@ from emulator.stack.event_source import run_event_source
 from emulator.stack.schedule import LambdaContext
 from testbed.aws import REGION, MotoEndpoint
 from testbed.local_runtime import RUNTIME_ARN, RuntimeProcess, agent_processes_of, local_runtime
+from tests.chaos.harness.durable import RESUMABLE_SHARE, resumable_input
 from tests.chaos.harness.faults import HookedSession, Killed, PollerFaults
 from tests.chaos.harness.plan import (
     CHAOS_AGENT_CMD,
@@ -114,6 +115,9 @@ class World:
         self.plans: dict[str, JobPlan] = {}
         self.history: dict[str, list[str]] = defaultdict(list)
         self.events: dict[str, list[tuple[int, str, str]]] = defaultdict(list)
+        self.aborted_passes: set[str] = set()  # passes a crash or raise cut short
+        self.active: dict[str, str] = {}  # job id -> the session its attempt runs in
+        self.runs_log = self.log_dir / "runs.log"  # every run of a job (chaos_agent.py)
         self.ticks: Counter[int] = Counter()
         self._jobs = jobs
         self._jobs_taken = 0
@@ -175,6 +179,8 @@ class World:
         """The runtime up, resources created, poller settings made; stopped at the end, and
         no agent process may outlive it."""
         self.resources = self.moto.create_resources()
+        idle = self.config.idle_timeout_s if self.config.on("idle_timeout") else 300
+        lifetime = self.config.max_lifetime_s if self.config.on("max_lifetime") else 900
         self.settings = PollerSettings.from_env(
             {
                 **self.resources.env(),
@@ -183,10 +189,12 @@ class World:
                 "POLLER_READ_TIMEOUT_S": f"{self.config.read_timeout_s:g}",
                 "POLLER_LEASE_S": f"{self.config.lease_s:g}",
                 "POLLER_SAFETY_MARGIN_S": "2",
+                # Resumable jobs move to a fresh session this long before the runtime's max
+                # lifetime ends theirs.
+                "POLLER_SESSION_MAX_LIFETIME_S": f"{lifetime:g}",
+                "POLLER_HANDOFF_MARGIN_S": f"{self.config.handoff_margin_s:g}",
             }
         )
-        idle = self.config.idle_timeout_s if self.config.on("idle_timeout") else 300
-        lifetime = self.config.max_lifetime_s if self.config.on("max_lifetime") else 900
         env = {
             **self.moto.env(),
             **self.resources.env(),
@@ -195,6 +203,7 @@ class World:
             "CHAOS_GARBAGE_LOG": str(self.garbage_log),
             "CHAOS_GARBAGE_RATE": f"{self.config.garbage_rate:g}",
             "CHAOS_SEED": str(self.config.seed),
+            "CHAOS_RUNS_LOG": str(self.runs_log),
             # The fast completion path: agents signal finished jobs on this queue.
             "COMPLETION_QUEUE_URL": self.resources.completion_queue_url,
         }
@@ -327,10 +336,16 @@ class World:
         for n in range(rng.choice((1, 1, 2, 3))):
             if n and not self.take_job(ordinary_only=True)[0]:
                 break
-            job_input, extra = self._job_input(rng)
+            resumable = rng.random() < RESUMABLE_SHARE
+            job_input, extra = resumable_input(rng) if resumable else self._job_input(rng)
             outliving = self._take_outliving()
             if outliving:
-                job_input.update(seconds=self.config.max_lifetime_s + 3, cpu=False)
+                if self._outliving_left == 0:
+                    # A world's second outliving job is resumable: handed off before its
+                    # session's max lifetime ends, or resumed after.
+                    job_input, extra = resumable_input(rng)
+                    job_input.pop("fail_attempts", None)
+                job_input.update(seconds=self.config.max_lifetime_s + 3, cpu=False, fail=None)
             payload = {
                 "action": "submit",
                 "kind": "synthetic",
@@ -341,11 +356,17 @@ class World:
             job_id = self.submit(session_id, payload)
             if job_id is None:
                 continue
-            plan = JobPlan(job_id, session_id, job_input, outliving=outliving)
+            plan = JobPlan(
+                job_id,
+                session_id,
+                job_input,
+                outliving=outliving,
+                max_attempts=int(extra.get("max_attempts", 1)),
+            )
             with self._lock:
                 self.plans[job_id] = plan
             mine.append(job_id)
-            if rng.random() < 0.05:
+            if plan.max_attempts == 1 and rng.random() < 0.05:
                 time.sleep(rng.uniform(0.1, 0.6))
                 plan.cancelled = self._cancel(session_id, job_id)
             time.sleep(rng.uniform(0.0, 0.4))
@@ -481,18 +502,21 @@ class World:
                 running = [
                     p
                     for j, p in self.plans.items()
-                    if self._last(j) == "RUNNING" and p.session_id not in targeted
+                    if self._last(j) == "RUNNING"
+                    and self.active.get(j, p.session_id) not in targeted
                 ]
                 spared = {p.session_id for p in self.plans.values() if p.outliving}
                 running = [p for p in running if p.session_id not in spared]
             if not running:
                 continue
             plan = self.rng.choice(running)
-            targeted.add(plan.session_id)  # each session is hit once: a fault, not a siege
+            # A resumed job is hit where it runs now, so it may lose more than one session.
+            session_id = self.active.get(plan.job_id, plan.session_id)
+            targeted.add(session_id)  # each session is hit once: a fault, not a siege
             if self.rng.choice(kinds) == "agent_sigkill":
-                if self._sigkill(plan.session_id):
+                if self._sigkill(session_id):
                     self.figures.fault("agent_sigkill")
-            elif self._stop(plan.session_id):
+            elif self._stop(session_id):
                 self.figures.fault("session_stop")
 
     def _sigkill(self, session_id: str) -> bool:
@@ -528,6 +552,9 @@ class World:
         with self._lock:
             for job_id, item in items.items():
                 status = item.get("status", {}).get("S", "?")
+                active = item.get("run_session_id", item.get("session_id", {})).get("S")
+                if active:
+                    self.active[job_id] = active
                 history = self.history[job_id]
                 if history and history[-1] != status:
                     if history[-1] in TERMINAL:
