@@ -113,6 +113,8 @@ class JobApp(BedrockAgentCoreApp):
         *,
         cpu: CpuRule = False,
         availability: Availability | None = None,
+        resumable: bool = False,
+        retry_on: tuple[type[Exception], ...] = (),
     ) -> Callable[[F], F]:
         """Declare the decorated function as the job `name`.
 
@@ -120,7 +122,10 @@ class JobApp(BedrockAgentCoreApp):
         for the raw object); an optional second parameter gets the JobContext. `cpu=True`
         (or a function of the validated input saying when) runs the job in a child process,
         which a cancel terminates. `availability()` is asked at each submit and returns why
-        the job cannot run now (a missing setting, say), or None. Bad declarations raise
+        the job cannot run now (a missing setting, say), or None. `resumable=True` lets the
+        job store checkpoints (`ctx.checkpoint`) and be resumed from the last one in a fresh
+        session when its own is lost; `retry_on` (resumable jobs only) names exceptions that
+        are retried in place with backoff, each try an attempt. Bad declarations raise
         JobDeclarationError at import, naming the function.
         """
         if callable(name) and not isinstance(name, str):
@@ -130,7 +135,14 @@ class JobApp(BedrockAgentCoreApp):
             )
 
         def register(func: F) -> F:
-            spec = declare_job(name, func, cpu=cpu, availability=availability)
+            spec = declare_job(
+                name,
+                func,
+                cpu=cpu,
+                availability=availability,
+                resumable=resumable,
+                retry_on=retry_on,
+            )
             known = self.jobs.get(spec.name)
             if known is not None:
                 raise JobDeclarationError(

@@ -7,6 +7,7 @@ import threading
 from typing import Any
 
 from agentjobs.agent.settings import Settings
+from agentjobs.history import EventLog
 from agentjobs.signals import CompletionQueue
 from agentjobs.store import JobStore, ResultStore, StoreError
 
@@ -28,6 +29,7 @@ class AgentStores:
         self._jobs: JobStore | None = None
         self._results: ResultStore | None = None
         self._completions: CompletionQueue | None = None
+        self._events: EventLog | None = None
 
     def jobs(self) -> JobStore:
         """The job table; StoreError when JOBS_TABLE is not set."""
@@ -63,6 +65,17 @@ class AgentStores:
                         _client("sqs", _SIGNAL_CLIENT_CONFIG), queue_url
                     )
         return self._completions
+
+    def events(self) -> EventLog | None:
+        """The history table; None when EVENTS_TABLE is not set (no history is kept)."""
+        table = self._settings.events_table
+        if table is None:
+            return None
+        if self._events is None:
+            with self._lock:
+                if self._events is None:
+                    self._events = EventLog(_client("dynamodb"), table)
+        return self._events
 
     def warm_up(self) -> None:
         """Create the clients ahead of the first submit; failures wait for that submit."""
