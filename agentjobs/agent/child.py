@@ -105,7 +105,10 @@ def _sigterm_held() -> Iterator[None]:
 
 
 def _raise_stopped(signum: int, frame: object) -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # Once: the session's stop signals the whole process group and the parent asks again;
+    # a second JobStopped would cut the last checkpoint short. SIGKILL ends a child that
+    # overstays its grace.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise JobStopped
 
 

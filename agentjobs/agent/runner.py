@@ -251,14 +251,18 @@ class JobRunner:
                 retention_days=self._settings.result_retention_days,
                 resumable=spec.resumable,
             )
+            input_kept = False
             try:
                 if spec.resumable:
                     known_record = self._keep_input(record, request)
                     if known_record is not None:
                         return idempotent_answer(known_record, fingerprint)
+                    input_kept = True
                 stored, created = self._stores.jobs().create_running(record)
             except StoreError as exc:
                 log.warning("job %s (session %s) not recorded: %s", job_id, session_id, exc)
+                if input_kept:
+                    self._drop_input(job_id)
                 raise ProtocolError(
                     ErrorCode.JOB_STORE_UNAVAILABLE,
                     f"the job could not be recorded, so nothing was started ({exc}); retry later",
@@ -302,6 +306,13 @@ class JobRunner:
             },
         )
         return None
+
+    def _drop_input(self, job_id: str) -> None:
+        # The submit changes nothing when it fails: the input of a job never recorded goes.
+        try:
+            self._stores.results().delete_input(job_id)
+        except StoreError as exc:
+            log.warning("job %s: input of an unrecorded job left in S3: %s", job_id, exc)
 
     def _check_available(self, spec: JobSpec) -> None:
         unavailable = spec.unavailable()
