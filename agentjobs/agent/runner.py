@@ -436,6 +436,10 @@ class JobRunner:
             if known is not None:
                 if known.session_id != session_id:
                     return _not_here(job_id)
+                if not known.spec.resumable:
+                    raise ProtocolError(ErrorCode.NOT_RESUMABLE, _not_resumable(known.record))
+                # Also once it ended here: its answer, rather than an error, lets the poller
+                # collect the end it missed.
                 return self._live_answer(known, with_outcome=False)
             record = self._resumable_record(job_id, session_id)
             if record is None:
@@ -498,11 +502,7 @@ class JobRunner:
                 ErrorCode.JOB_ENDED, f"job {job_id} has ended ({record.status}); nothing to resume"
             )
         if not record.resumable:
-            raise ProtocolError(
-                ErrorCode.NOT_RESUMABLE,
-                f"job {job_id} is a {record.kind} job, which is not declared resumable; only a "
-                "job declared @app.job(..., resumable=True) can be resumed",
-            )
+            raise ProtocolError(ErrorCode.NOT_RESUMABLE, _not_resumable(record))
         if record.active_session_id != session_id:
             return None
         return record
@@ -912,6 +912,13 @@ class JobRunner:
             with self._lock:
                 record = job.record
             self._outcomes.signal(record)
+
+
+def _not_resumable(record: JobRecord) -> str:
+    return (
+        f"job {record.job_id} is a {record.kind} job, which is not declared resumable; only a "
+        "job declared @app.job(..., resumable=True) can be resumed"
+    )
 
 
 def _not_here(job_id: str) -> dict[str, Any]:
