@@ -52,7 +52,8 @@ calls) starts the job in that caller's session, for that caller."""
 
 def is_job_request(payload: object) -> bool:
     """Whether a payload is for the job protocol rather than the app's own entrypoint: an
-    object whose `action` is submit, status, result or cancel, or `{"method": "ping"}`."""
+    object whose `action` is one of the protocol's (submit, status, result, cancel, and the
+    poller's resume and suspend), or `{"method": "ping"}`."""
     if not isinstance(payload, dict):
         return False
     action = payload.get("action")
@@ -170,6 +171,7 @@ class JobApp(BedrockAgentCoreApp):
         client_token: str | None = None,
         max_runtime_s: float | None = None,
         session_id: str | None = None,
+        max_attempts: int | None = None,
     ) -> dict[str, Any]:
         """Start job `name` as a submit would, from the app's entrypoint or a tool it calls:
         in the invocation's session and for its caller unless `session_id` is given. Returns
@@ -184,6 +186,8 @@ class JobApp(BedrockAgentCoreApp):
             payload["client_token"] = client_token
         if max_runtime_s is not None:
             payload["max_runtime_s"] = max_runtime_s
+        if max_attempts is not None:
+            payload["max_attempts"] = max_attempts
         caller = _CALLER.get()
         session = session_id or (caller.session_id if caller else None)
         return self._job_handler().handle(payload, session, caller.owner if caller else None)

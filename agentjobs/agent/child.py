@@ -59,7 +59,7 @@ class _PipeContext:
         if not self._work.resumable:
             raise CheckpointError(not_resumable_message(self._work.name))
         text = encode_state(state)
-        with _sigterm_held():
+        with _STOP.held():
             self._conn.send(("checkpoint", text))
             reply, message = self._conn.recv()
         if reply == "stopped":
@@ -93,23 +93,39 @@ def not_resumable_message(name: str) -> str:
     )
 
 
-@contextlib.contextmanager
-def _sigterm_held() -> Iterator[None]:
-    # A stop (SIGTERM raising JobStopped) in the middle of a message would leave half of it in
-    # the pipe: it waits until the checkpoint's exchange is whole.
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+class _StopSignal:
+    """SIGTERM in a resumable job's process: JobStopped once, where the job is, except in the
+    middle of a message to the parent, which it would leave half-sent: there it waits until
+    the message is whole. Later signals are ignored (the session's stop signals the whole
+    process group, and the parent asks again); SIGKILL ends a child that overstays."""
+
+    def __init__(self) -> None:
+        self._fired = False
+        self._held = False
+        self._pending = False
+
+    def handle(self, signum: int, frame: object) -> None:
+        if self._fired:
+            return
+        self._fired = True
+        if self._held:
+            self._pending = True
+            return
+        raise JobStopped
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        self._held = True
+        try:
+            yield
+        finally:
+            self._held = False
+        if self._pending:
+            self._pending = False
+            raise JobStopped
 
 
-def _raise_stopped(signum: int, frame: object) -> None:
-    # Once: the session's stop signals the whole process group and the parent asks again;
-    # a second JobStopped would cut the last checkpoint short. SIGKILL ends a child that
-    # overstays its grace.
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise JobStopped
+_STOP = _StopSignal()
 
 
 def _exit_when_orphaned(parent_pid: int) -> None:
@@ -147,11 +163,11 @@ def child_main(conn: Connection, work: ChildWork, parent_pid: int) -> None:
         os.nice(JOB_NICENESS)
     if work.resumable:
         # Stopped by SIGTERM, a resumable job sees JobStopped and may store a last checkpoint.
-        signal.signal(signal.SIGTERM, _raise_stopped)
+        signal.signal(signal.SIGTERM, _STOP.handle)
     context = _PipeContext(conn, work)
     try:
         ended = _run(work, context)
-        with _sigterm_held():
+        with contextlib.suppress(JobStopped), _STOP.held():
             conn.send(ended)
     finally:
         conn.close()

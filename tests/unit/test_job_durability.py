@@ -639,3 +639,16 @@ def _plain_waiting_app() -> JobApp:
     app = JobApp()
     app.job("plain_wait")(plain_wait)
     return app
+
+
+def test_start_job_passes_max_attempts_on(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JOBS_TABLE", world.resources.table)
+    monkeypatch.setenv("RESULTS_BUCKET", world.resources.bucket)
+    app = durable_app()
+    refused = app.start_job("plain", {}, max_attempts=2, session_id=SESSION)
+    assert refused["error"]["code"] == "INVALID_INPUT"
+    started = app.start_job("counting", {"steps": 1}, max_attempts=2, session_id=SESSION)
+    assert started["status"] == "RUNNING"
+    record = world.jobs.get(started["job_id"])
+    assert record is not None and record.max_attempts == 2
+    world.runners.append(app._ensure_runtime().runner)
