@@ -23,6 +23,20 @@ CHECKPOINT_EVENT_EVERY_S = 60.0
 """A job's history gets its first `checkpointed` event, then at most one a minute: a job that
 checkpoints every second would otherwise fill its history with them."""
 
+CHECKPOINT_EVENT_MAX_GAP_S = 3600.0
+"""The gap between two `checkpointed` events doubles from CHECKPOINT_EVENT_EVERY_S up to this,
+so that a 72-hour job's history stays within MAX_EVENTS_PER_JOB: about 15 such events per
+8-hour session."""
+
+
+def next_checkpoint_event_gap(noted: int) -> float:
+    """How long after its last `checkpointed` event a job's next one may be, when `noted` have
+    been written in this process."""
+    return min(
+        CHECKPOINT_EVENT_EVERY_S * 2.0 ** min(max(noted - 1, 0), 30), CHECKPOINT_EVENT_MAX_GAP_S
+    )
+
+
 RETRY_BASE_S = 1.0
 """The backoff before the first in-place retry; it doubles with each attempt."""
 

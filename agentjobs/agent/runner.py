@@ -20,10 +20,10 @@ from agentjobs.agent.admission import (
     submit_answer,
 )
 from agentjobs.agent.checkpoints import (
-    CHECKPOINT_EVENT_EVERY_S,
     CheckpointWriter,
     JobMovedError,
     encode_state,
+    next_checkpoint_event_gap,
     retry_delay,
 )
 from agentjobs.agent.child import ChildJob, ChildWork, not_resumable_message
@@ -108,6 +108,7 @@ class _Job:
     milestone: int = 0
     """The last multiple of 10 % the job's progress crossed in this attempt."""
     checkpoint_event_at: float | None = None
+    checkpoint_events: int = 0
     task_id: int | None = None
     child: ChildJob | None = None
     stop_reason: StopReason | None = None
@@ -812,9 +813,11 @@ class JobRunner:
             job.state_text = state_text
             job.record = job.record.evolve(checkpoint_at=at)
             last = job.checkpoint_event_at
-            noted = last is None or now - last >= CHECKPOINT_EVENT_EVERY_S
+            gap = next_checkpoint_event_gap(job.checkpoint_events)
+            noted = last is None or now - last >= gap
             if noted:
                 job.checkpoint_event_at = now
+                job.checkpoint_events += 1
             record = job.record
         if noted:
             self._history(

@@ -82,6 +82,8 @@ class AgentStores:
         for make in (self.jobs, self.results):
             with contextlib.suppress(StoreError):
                 make()
+        with contextlib.suppress(Exception):  # made, or logged, at the first event instead
+            self.events()
         # A queue client that cannot be made now is made (or logged) at the first signal.
         with contextlib.suppress(Exception):
             self.completions()

@@ -25,12 +25,18 @@ from agentjobs.agent import (
     JobFailed,
     JobStopped,
 )
-from agentjobs.agent.checkpoints import RETRY_BASE_S, RETRY_MAX_S, encode_state, retry_delay
+from agentjobs.agent.checkpoints import (
+    RETRY_BASE_S,
+    RETRY_MAX_S,
+    encode_state,
+    next_checkpoint_event_gap,
+    retry_delay,
+)
 from agentjobs.agent.runner import JobRunner
 from agentjobs.agent.settings import Settings
 from agentjobs.agent.stores import AgentStores
 from agentjobs.history import Event, EventLog
-from agentjobs.limits import MAX_CHECKPOINT_BYTES
+from agentjobs.limits import MAX_ATTEMPTS, MAX_CHECKPOINT_BYTES, MAX_EVENTS_PER_JOB
 from agentjobs.protocol import Action, ErrorCode, JobQuery, ProtocolError, SubmitRequest
 from agentjobs.record import request_fingerprint
 from agentjobs.store import JobStore, ResultStore
@@ -493,6 +499,18 @@ def test_progress_milestones_are_kept_once_per_tenth(world: World) -> None:
     assert [e.detail["percent"] for e in progress] == [10.0 * n for n in range(1, 11)]
     # One checkpoint event: the first; the next is a minute away.
     assert [e.type for e in world.events(job_id)].count("checkpointed") == 1
+
+
+def test_checkpoint_events_thin_out_so_a_72_hour_job_keeps_its_history_bounded() -> None:
+    assert [next_checkpoint_event_gap(n) for n in range(1, 5)] == [60.0, 120.0, 240.0, 480.0]
+    assert next_checkpoint_event_gap(50) == 3600.0
+    at, noted = 0.0, 1
+    while at + next_checkpoint_event_gap(noted) <= 8 * 3600:
+        at += next_checkpoint_event_gap(noted)
+        noted += 1
+    # Each session (a process: 9 for 72 h) and each attempt starts afresh; 10 milestones each.
+    sessions = 72 // 8 + MAX_ATTEMPTS
+    assert sessions * (noted + 10 + 1) + 20 <= MAX_EVENTS_PER_JOB
 
 
 def test_without_a_history_table_jobs_run_and_nothing_fails(world: World) -> None:
