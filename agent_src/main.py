@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from builtin_jobs.analyst import missing_model, run_analyst
 from builtin_jobs.data_report import run_data_report
-from builtin_jobs.synthetic import burns_cpu, run_synthetic
+from builtin_jobs.synthetic import TransientFailure, burns_cpu, run_synthetic
 
 from agentjobs.agent import JobApp
 
 # Only definitions at import time: a job's child process imports this module again, and
 # /ping must answer within 2 s of start, so Strands and boto3 load inside the jobs.
 app = JobApp(default_job="agent")
-app.job("synthetic", cpu=burns_cpu)(run_synthetic)
+app.job("synthetic", cpu=burns_cpu, resumable=True, retry_on=(TransientFailure,))(run_synthetic)
 app.job("data_report", cpu=True)(run_data_report)
 app.job("agent", cpu=True, availability=missing_model)(run_analyst)
 

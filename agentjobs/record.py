@@ -489,11 +489,22 @@ def new_job_id(
     return uuid.uuid5(_CLIENT_TOKEN_NAMESPACE, f"{scope}\x1f{client_token}").hex
 
 
-def request_fingerprint(kind: str, job_input: dict[str, Any], max_runtime_s: float) -> str:
-    """sha256 (hex) of a submit's kind, input and effective max_runtime_s as canonical JSON
-    (sorted keys, compact, UTF-8): equal requests, however their fields were ordered, match."""
+def request_fingerprint(
+    kind: str, job_input: dict[str, Any], max_runtime_s: float, max_attempts: int = 1
+) -> str:
+    """sha256 (hex) of a submit's kind, input, effective max_runtime_s and max_attempts as
+    canonical JSON (sorted keys, compact, UTF-8): equal requests, however their fields were
+    ordered, match. max_attempts enters only when it is not 1, so the fingerprints of requests
+    from before it existed are unchanged."""
+    fields: dict[str, Any] = {
+        "input": job_input,
+        "kind": str(kind),
+        "max_runtime_s": float(max_runtime_s),
+    }
+    if max_attempts != 1:
+        fields["max_attempts"] = int(max_attempts)
     canonical = json.dumps(
-        {"input": job_input, "kind": str(kind), "max_runtime_s": float(max_runtime_s)},
+        fields,
         sort_keys=True,
         separators=(",", ":"),
         ensure_ascii=False,

@@ -267,6 +267,13 @@ class ResultStore:
         """A resumable job's kept input; None when there is none (or it is not an object)."""
         return self._get_object(schema.input_key(job_id))
 
+    def delete_input(self, job_id: str) -> None:
+        """Remove a kept input whose job was never recorded (its submit failed after it)."""
+        try:
+            self._s3.delete_object(Bucket=self.bucket, Key=schema.input_key(job_id))
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError("the results bucket refused the delete") from exc
+
     def put_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Store a job's checkpoint object (`{"job_id", "attempt", "session_id", "at",
         "state"?}`): the newest write wins."""

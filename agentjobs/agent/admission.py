@@ -30,6 +30,7 @@ def new_record(
     owner: str | None,
     fingerprint: str,
     retention_days: int,
+    resumable: bool = False,
 ) -> JobRecord:
     """The RUNNING record a submit writes before any work starts."""
     submitted_at = utc_now()
@@ -49,7 +50,31 @@ def new_record(
         owner=owner,
         expires_at=int((submitted + timedelta(days=retention_days)).timestamp()),
         request_fingerprint=fingerprint,
+        resumable=resumable,
+        attempt=1,
+        max_attempts=request.max_attempts,
     )
+
+
+def check_durability(kind: str, resumable: bool, request: SubmitRequest) -> None:
+    """Refuse (INVALID_INPUT) what only a resumable job may ask for: more than one attempt, or a
+    max_runtime_s past the 8-hour session cap."""
+    if resumable:
+        return
+    if request.max_attempts != 1:
+        raise ProtocolError(
+            ErrorCode.INVALID_INPUT,
+            f"'max_attempts' must be 1 for job {kind}, which is not declared resumable; got "
+            f"{request.max_attempts} (only a job declared @app.job(..., resumable=True) is "
+            "tried again)",
+        )
+    if request.max_runtime_s is not None and request.max_runtime_s > MAX_RUNTIME_S:
+        raise ProtocolError(
+            ErrorCode.INVALID_INPUT,
+            f"'max_runtime_s' must be at most {MAX_RUNTIME_S} (8 hours, AgentCore's session cap) "
+            f"for job {kind}, which is not declared resumable; got {request.max_runtime_s:g} "
+            "(only a job declared resumable=True outlives its session)",
+        )
 
 
 def idempotent_answer(record: JobRecord, fingerprint: str) -> dict[str, Any]:
@@ -58,9 +83,9 @@ def idempotent_answer(record: JobRecord, fingerprint: str) -> dict[str, Any]:
     if record.request_fingerprint not in (None, fingerprint):
         raise ProtocolError(
             ErrorCode.IDEMPOTENCY_MISMATCH,
-            "this client_token was already used for a different request (kind, input or "
-            "max_runtime_s differ) and nothing was started; use a new client_token for a new "
-            "job, or repeat the first request exactly to get its job",
+            "this client_token was already used for a different request (kind, input, "
+            "max_runtime_s or max_attempts differ) and nothing was started; use a new "
+            "client_token for a new job, or repeat the first request exactly to get its job",
         )
     return submit_answer(record)
 

@@ -52,7 +52,8 @@ calls) starts the job in that caller's session, for that caller."""
 
 def is_job_request(payload: object) -> bool:
     """Whether a payload is for the job protocol rather than the app's own entrypoint: an
-    object whose `action` is submit, status, result or cancel, or `{"method": "ping"}`."""
+    object whose `action` is one of the protocol's (submit, status, result, cancel, and the
+    poller's resume and suspend), or `{"method": "ping"}`."""
     if not isinstance(payload, dict):
         return False
     action = payload.get("action")
@@ -113,6 +114,8 @@ class JobApp(BedrockAgentCoreApp):
         *,
         cpu: CpuRule = False,
         availability: Availability | None = None,
+        resumable: bool = False,
+        retry_on: tuple[type[Exception], ...] = (),
     ) -> Callable[[F], F]:
         """Declare the decorated function as the job `name`.
 
@@ -120,7 +123,10 @@ class JobApp(BedrockAgentCoreApp):
         for the raw object); an optional second parameter gets the JobContext. `cpu=True`
         (or a function of the validated input saying when) runs the job in a child process,
         which a cancel terminates. `availability()` is asked at each submit and returns why
-        the job cannot run now (a missing setting, say), or None. Bad declarations raise
+        the job cannot run now (a missing setting, say), or None. `resumable=True` lets the
+        job store checkpoints (`ctx.checkpoint`) and be resumed from the last one in a fresh
+        session when its own is lost; `retry_on` (resumable jobs only) names exceptions that
+        are retried in place with backoff, each try an attempt. Bad declarations raise
         JobDeclarationError at import, naming the function.
         """
         if callable(name) and not isinstance(name, str):
@@ -130,7 +136,14 @@ class JobApp(BedrockAgentCoreApp):
             )
 
         def register(func: F) -> F:
-            spec = declare_job(name, func, cpu=cpu, availability=availability)
+            spec = declare_job(
+                name,
+                func,
+                cpu=cpu,
+                availability=availability,
+                resumable=resumable,
+                retry_on=retry_on,
+            )
             known = self.jobs.get(spec.name)
             if known is not None:
                 raise JobDeclarationError(
@@ -158,6 +171,7 @@ class JobApp(BedrockAgentCoreApp):
         client_token: str | None = None,
         max_runtime_s: float | None = None,
         session_id: str | None = None,
+        max_attempts: int | None = None,
     ) -> dict[str, Any]:
         """Start job `name` as a submit would, from the app's entrypoint or a tool it calls:
         in the invocation's session and for its caller unless `session_id` is given. Returns
@@ -172,6 +186,8 @@ class JobApp(BedrockAgentCoreApp):
             payload["client_token"] = client_token
         if max_runtime_s is not None:
             payload["max_runtime_s"] = max_runtime_s
+        if max_attempts is not None:
+            payload["max_attempts"] = max_attempts
         caller = _CALLER.get()
         session = session_id or (caller.session_id if caller else None)
         return self._job_handler().handle(payload, session, caller.owner if caller else None)

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from agentjobs.agent.context import JobContext
+from agentjobs.agent.context import JobContext, JobFailed, JobStopped
 from agentjobs.limits import MAX_ERROR_MESSAGE_CHARS, cap_text
 from agentjobs.protocol import ErrorCode, ProtocolError, encode_json, job_name_problem
 
@@ -22,6 +22,9 @@ CpuRule = bool | Callable[[Any], bool]
 Availability = Callable[[], str | None]
 """Called at each submit: why the job cannot run in this agent now (say, a setting it needs
 is missing), or None when it can."""
+
+RetryOn = tuple[type[Exception], ...]
+"""Exceptions a resumable job retries in place (with backoff), each try counted as an attempt."""
 
 MAX_PROBLEMS_SHOWN = 10
 """An INVALID_INPUT message names at most this many of the input's problems."""
@@ -42,6 +45,9 @@ class JobSpec:
     takes_context: bool
     cpu: CpuRule = False
     availability: Availability | None = None
+    resumable: bool = False
+    """Declared `resumable=True`: its checkpoints let a fresh session continue it."""
+    retry_on: RetryOn = ()
 
     @property
     def label(self) -> str:
@@ -100,6 +106,8 @@ def declare(
     *,
     cpu: CpuRule = False,
     availability: Availability | None = None,
+    resumable: object = False,
+    retry_on: object = (),
 ) -> JobSpec:
     """Check a declaration and describe the job; JobDeclarationError saying what is wrong."""
     problem = job_name_problem(name)
@@ -120,6 +128,9 @@ def declare(
         )
     if availability is not None and not callable(availability):
         raise JobDeclarationError(f"{where}: availability must be a function; got {availability!r}")
+    if not isinstance(resumable, bool):
+        raise JobDeclarationError(f"{where}: resumable must be True or False; got {resumable!r}")
+    retried = _retry_on(where, retry_on, resumable)
     input_model, takes_context = _signature(where, func)
     if cpu is not False:
         _check_importable(where, func, input_model)
@@ -130,7 +141,35 @@ def declare(
         takes_context=takes_context,
         cpu=cpu,
         availability=availability,
+        resumable=resumable,
+        retry_on=retried,
     )
+
+
+def _retry_on(where: str, retry_on: object, resumable: bool) -> RetryOn:
+    expected = "a tuple of exception classes, such as retry_on=(TimeoutError, ConnectionError)"
+    if isinstance(retry_on, type):
+        raise JobDeclarationError(
+            f"{where}: retry_on must be {expected}; write retry_on=({retry_on.__name__},)"
+        )
+    if not isinstance(retry_on, tuple):
+        raise JobDeclarationError(f"{where}: retry_on must be {expected}; got {retry_on!r}")
+    for cls in retry_on:
+        if not (isinstance(cls, type) and issubclass(cls, Exception)):
+            raise JobDeclarationError(f"{where}: retry_on must be {expected}; got {cls!r} in it")
+        for never in (JobFailed, JobStopped):
+            # A broader class (Exception) is fine: JobFailed and JobStopped are caught first.
+            if issubclass(cls, never):
+                raise JobDeclarationError(
+                    f"{where}: retry_on may not hold {cls.__name__}: {never.__name__} ends a "
+                    "job as it asks and is never retried; name the transient errors only"
+                )
+    if retry_on and not resumable:
+        raise JobDeclarationError(
+            f"{where}: retry_on needs resumable=True: each retry is an attempt, and it "
+            "continues from the job's last checkpoint"
+        )
+    return retry_on
 
 
 _EXPECTED = (

@@ -8,6 +8,7 @@ from typing import Any
 
 from agentjobs.agent.runner import JobRunner
 from agentjobs.protocol import (
+    Action,
     ErrorCode,
     PingRequest,
     ProtocolError,
@@ -44,6 +45,12 @@ class RequestHandler:
                 answer = self._runner.submit(request, session, caller.owner)
             elif isinstance(request, PingRequest):
                 answer = self._runner.ping(session, caller.owner)
+            elif request.action == Action.RESUME and request.job_id is not None:
+                job_id = request.job_id
+                answer = self._runner.resume(request.job_id, session, caller.owner)
+            elif request.action == Action.SUSPEND and request.job_id is not None:
+                job_id = request.job_id
+                answer = self._runner.suspend(request.job_id, session, caller.owner)
             else:
                 job_id = request.job_id
                 answer = self._runner.answer(request, session, caller.owner)

@@ -31,6 +31,19 @@ class StopReason(StrEnum):
     CANCEL = "cancel"
     DEADLINE = "deadline"
     SHUTDOWN = "shutdown"
+    SUSPEND = "suspend"
+    """The poller moves the (resumable) job to a fresh session: no outcome, no signal."""
+    MOVED = "moved"
+    """The job's record gives it to another session (or ended it): this process lets go."""
+
+    @property
+    def keeps_job_open(self) -> bool:
+        """Whether a job stopped for this reason has no end here: no outcome is stored and no
+        completion signalled, since it ends (or resumes) elsewhere."""
+        return self in _OPEN_ENDED
+
+
+_OPEN_ENDED = frozenset({StopReason.SHUTDOWN, StopReason.SUSPEND, StopReason.MOVED})
 
 
 @dataclass
@@ -101,10 +114,11 @@ class OutcomeWriter:
         log.info("job %s finished %s", job_id, final.status)
         return final
 
-    def signal(self, record: JobRecord) -> None:
+    def signal(self, record: JobRecord, *, interrupted: bool = False) -> None:
         """Tell the poller the job ended (the fast completion path), after its outcome is
-        stored and its task completed. Best effort: a lost signal costs the schedule's
-        latency, never the job."""
+        stored and its task completed; `interrupted`: it did not end but lost its process
+        (a resumable job at shutdown), so that the poller resumes it now. Best effort: a lost
+        signal costs the schedule's latency, never the job."""
         try:
             queue = self._stores.completions()
             if queue is not None:
@@ -112,8 +126,8 @@ class OutcomeWriter:
                     CompletionSignal(
                         job_id=record.job_id,
                         session_id=record.session_id,
-                        status=str(record.status),
-                        finished_at=record.finished_at,
+                        status=str(JobStatus.RUNNING if interrupted else record.status),
+                        finished_at=None if interrupted else record.finished_at,
                     )
                 )
         except Exception as exc:

@@ -24,6 +24,9 @@ class Settings:
     completion path); unset, the poller's schedule alone notices finished jobs."""
     max_jobs_per_session: int = DEFAULT_MAX_JOBS_PER_SESSION
     """MAX_JOBS_PER_SESSION: jobs one session may run at once; a submit past it is refused."""
+    events_table: str | None = None
+    """EVENTS_TABLE: the history table jobs' events are appended to; unset, no history is
+    kept and nothing else changes."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -39,6 +42,7 @@ class Settings:
             max_jobs_per_session=_positive_int(
                 source, "MAX_JOBS_PER_SESSION", DEFAULT_MAX_JOBS_PER_SESSION, "jobs"
             ),
+            events_table=source.get("EVENTS_TABLE", "").strip() or None,
         )
 
 

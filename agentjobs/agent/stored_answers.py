@@ -15,6 +15,7 @@ from agentjobs.protocol import (
     JobQuery,
     ProtocolError,
     parse_s3_uri,
+    parse_time,
 )
 from agentjobs.protocol import JobStatus as Status
 from agentjobs.record import JobError, JobRecord, Progress, visible_to
@@ -145,6 +146,13 @@ def outcome_record(record: JobRecord, outcome: dict[str, Any]) -> JobRecord | No
         finished_at=finished_at if isinstance(finished_at, str) else record.updated_at,
         error=JobError.from_wire(outcome.get("error")),
     )
+    # A resumable job's end says which try ended it and its last checkpoint, as it answered.
+    attempt = outcome.get("attempt")
+    if isinstance(attempt, int) and not isinstance(attempt, bool) and attempt > record.attempt:
+        ended = ended.evolve(attempt=min(attempt, record.max_attempts))
+    checkpoint_at = outcome.get("checkpoint_at")
+    if isinstance(checkpoint_at, str) and _is_time(checkpoint_at):
+        ended = ended.evolve(checkpoint_at=checkpoint_at)
     if status != Status.SUCCEEDED:
         return ended
     uri = outcome.get("result_uri")
@@ -153,6 +161,16 @@ def outcome_record(record: JobRecord, outcome: dict[str, Any]) -> JobRecord | No
     if "result" in outcome and uri is None:
         return ended.evolve(result=outcome["result"])
     return None
+
+
+def _is_time(text: str) -> bool:
+    if len(text) > len("2000-01-01T00:00:00.000Z"):
+        return False
+    try:
+        parse_time(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _is_s3_uri(uri: str) -> bool:

@@ -7,6 +7,7 @@ import threading
 from typing import Any
 
 from agentjobs.agent.settings import Settings
+from agentjobs.history import EventLog
 from agentjobs.signals import CompletionQueue
 from agentjobs.store import JobStore, ResultStore, StoreError
 
@@ -28,6 +29,7 @@ class AgentStores:
         self._jobs: JobStore | None = None
         self._results: ResultStore | None = None
         self._completions: CompletionQueue | None = None
+        self._events: EventLog | None = None
 
     def jobs(self) -> JobStore:
         """The job table; StoreError when JOBS_TABLE is not set."""
@@ -64,11 +66,24 @@ class AgentStores:
                     )
         return self._completions
 
+    def events(self) -> EventLog | None:
+        """The history table; None when EVENTS_TABLE is not set (no history is kept)."""
+        table = self._settings.events_table
+        if table is None:
+            return None
+        if self._events is None:
+            with self._lock:
+                if self._events is None:
+                    self._events = EventLog(_client("dynamodb"), table)
+        return self._events
+
     def warm_up(self) -> None:
         """Create the clients ahead of the first submit; failures wait for that submit."""
         for make in (self.jobs, self.results):
             with contextlib.suppress(StoreError):
                 make()
+        with contextlib.suppress(Exception):  # made, or logged, at the first event instead
+            self.events()
         # A queue client that cannot be made now is made (or logged) at the first signal.
         with contextlib.suppress(Exception):
             self.completions()

@@ -54,10 +54,14 @@ def test_submit_fails_clearly_and_starts_nothing_when_the_job_table_fails(
 def test_a_failing_results_bucket_never_keeps_the_session_busy(
     moto: MotoEndpoint, resources: LocalResources
 ) -> None:
-    broken = replace(resources, bucket="no-such-bucket")
-    with running_agent(agent_env(moto, broken)) as agent:
-        small = agent.submit("synthetic", {"seconds": 0.1})
-        large = agent.submit("synthetic", {"seconds": 0.1, "result_bytes": 100_000})
+    with running_agent(agent_env(moto, resources)) as agent:
+        small = agent.submit("synthetic", {"seconds": 2})
+        large = agent.submit("synthetic", {"seconds": 2, "result_bytes": 100_000})
+        # Gone once the jobs run (a resumable job's submit keeps its input there first).
+        s3 = moto.client("s3")
+        for listed in s3.list_objects_v2(Bucket=resources.bucket).get("Contents", []):
+            s3.delete_object(Bucket=resources.bucket, Key=listed["Key"])
+        s3.delete_bucket(Bucket=resources.bucket)
         # The outcome cannot be stored, yet every job ends and the task completes.
         assert agent.wait_for_end(small["job_id"])["status"] == "SUCCEEDED"
         answer = agent.wait_for_end(large["job_id"])

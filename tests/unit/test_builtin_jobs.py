@@ -37,6 +37,12 @@ class RecordingContext:
     stop_after_reports: int | None = None
     job_id: str = "0" * 32
     session_id: str = "unit-test-session-" + "0" * 20
+    attempt: int = 1
+    resumed_state: Any = None
+    checkpoints: list[Any] = field(default_factory=list)
+
+    def checkpoint(self, state: Any) -> None:
+        self.checkpoints.append(state)
 
     def progress(self, percent: float, message: str) -> None:
         self.reports.append((percent, message))
