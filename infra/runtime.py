@@ -464,6 +464,15 @@ class AgentRuntime(Construct):
                 ],
             )
         )
+        # A resumable submit whose record could not be created removes the input it kept
+        # first, so that a refused submit leaves nothing behind; no other object is deleted.
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="RemoveUnrecordedInput",
+                actions=["s3:DeleteObject"],
+                resources=[store.bucket.arn_for_objects(schema.input_key("*"))],
+            )
+        )
         store.grant_append_events(role)
         # A re-invoked session whose job ended before the poller collected it answers from the
         # durable outcome. ListBucket (on the results prefix only) makes a missing outcome read

@@ -93,6 +93,11 @@ def test_agent_stores_and_reads_a_resumable_jobs_input_and_checkpoint_only(
         joined(getatt(ids["bucket"]), f"/{schema.input_key('*')}"),
         joined(getatt(ids["bucket"]), f"/{schema.checkpoint_key('*')}"),
     ]
+    removal = by_sid(default_synth, role, "RemoveUnrecordedInput")
+    assert actions_of(removal) == ["s3:DeleteObject"]
+    assert removal["Resource"] == joined(getatt(ids["bucket"]), f"/{schema.input_key('*')}")
+    deletes = [s for s in statements(default_synth, role) if "s3:DeleteObject" in actions_of(s)]
+    assert deletes == [removal]
     # The agent creates records and never changes one: the poller owns every later write.
     actions = {a for s in statements(default_synth, role) for a in actions_of(s)}
     assert "dynamodb:UpdateItem" not in actions
