@@ -202,6 +202,9 @@ class JobRunner:
         self._checkpoints = CheckpointWriter(stores)
         self._journal = JobJournal(stores)
         self._resume_lock = threading.Lock()
+        self._starting: dict[str, JobRecord] = {}
+        """Jobs recorded (or being recorded) whose work has not started yet: a poll in that
+        moment is answered RUNNING from here, never as a job this process does not know."""
         self.started_at = utc_now()
         """When this process began serving: a live answer's `session_started_at`, from which
         the poller tells a session's age."""
@@ -252,6 +255,8 @@ class JobRunner:
                 retention_days=self._settings.result_retention_days,
                 resumable=spec.resumable,
             )
+            with self._lock:
+                self._starting[job_id] = record
             input_kept = False
             try:
                 if spec.resumable:
@@ -281,6 +286,8 @@ class JobRunner:
             self._start(_Job(record, spec, params, self._deadline(record), session_id))
             started = True
         finally:
+            with self._lock:
+                self._starting.pop(job_id, None)
             if not started:
                 self._release(session_id)
         return submit_answer(record)
@@ -356,6 +363,7 @@ class JobRunner:
         job_id = record.job_id
         with self._lock:
             self._jobs[job_id] = job
+            self._starting.pop(job_id, None)
             self._latest[job.session_id] = job_id
             job.task_id = self._tracker.add_async_task(f"{record.kind} job", {"job_id": job_id})
         log.info(
@@ -404,6 +412,13 @@ class JobRunner:
         with self._lock:
             job_id = query.job_id or self._latest.get(session_id)
             job = self._jobs.get(job_id) if job_id is not None else None
+            starting = self._starting.get(job_id) if job is None and job_id else None
+        if starting is not None and visible_to(starting, session_id, owner):
+            # Its record may already be in the table, where a poller can find it: answered
+            # as the running job it is about to be, not as one this process does not know.
+            answer = starting.to_answer(with_outcome=False)
+            answer["session_started_at"] = self.started_at
+            return answer
         if job is not None and not visible_to(job.record, session_id, owner):
             # Answered exactly as a job nobody knows: a stranger learns nothing, not even
             # that the id exists or which job the session ran last.

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from agentjobs import schema
 from agentjobs.history import Event, EventLog
 from agentjobs.limits import MAX_ATTEMPTS, MAX_CHECKPOINT_BYTES
 from agentjobs.store import ResultStore
@@ -19,7 +18,7 @@ from emulator.ports import free_port
 from emulator.resources import LocalResources
 from testbed.agent import AgentClient, agent_env
 from testbed.aws import MotoEndpoint
-from testbed.local_runtime import RUNTIME_ARN, LocalRuntime, local_runtime, new_session_id
+from testbed.local_runtime import RUNTIME_ARN, RuntimeProcess, local_runtime, new_session_id
 from testbed.processes import REPO, VENV_BIN, running
 
 GIVE_UP_S = 60.0
@@ -29,9 +28,7 @@ GIVE_UP_S = 60.0
 def world(moto: MotoEndpoint) -> tuple[LocalResources, str]:
     """A table, bucket and queues for this module's jobs, and a history table."""
     resources = moto.create_resources()
-    events_table = resources.table.removesuffix("-jobs") + "-events"
-    moto.client("dynamodb").create_table(TableName=events_table, **schema.events_table_definition())
-    return resources, events_table
+    return resources, resources.events_table
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +43,7 @@ def env(moto: MotoEndpoint, world: tuple[LocalResources, str]) -> dict[str, str]
 
 
 @pytest.fixture(scope="module")
-def runtime(env: dict[str, str]) -> Iterator[LocalRuntime]:
+def runtime(env: dict[str, str]) -> Iterator[RuntimeProcess]:
     # Past the agent's own 5 s shutdown grace, so that a stop lets it store a last checkpoint.
     with local_runtime(agent_cmd_line="python agent_src/main.py", env=env, stop_grace_s=10) as rt:
         yield rt
@@ -62,7 +59,9 @@ def results(moto: MotoEndpoint, resources: LocalResources) -> ResultStore:
     return ResultStore(moto.client("s3"), resources.bucket)
 
 
-def submit(runtime: LocalRuntime, session_id: str, job_input: dict[str, Any], **fields: Any) -> Any:
+def submit(
+    runtime: RuntimeProcess, session_id: str, job_input: dict[str, Any], **fields: Any
+) -> Any:
     return runtime.invoke(
         session_id, {"action": "submit", "kind": "synthetic", "input": job_input, **fields}
     )
@@ -78,7 +77,7 @@ def wait_for(check: Callable[[], Any], what: str, timeout_s: float = GIVE_UP_S) 
     raise TimeoutError(f"{what} did not happen within {timeout_s} s")
 
 
-def wait_for_end(runtime: LocalRuntime, session_id: str, job_id: str) -> dict[str, Any]:
+def wait_for_end(runtime: RuntimeProcess, session_id: str, job_id: str) -> dict[str, Any]:
     def ended() -> dict[str, Any] | None:
         answer = runtime.invoke(session_id, {"action": "result", "job_id": job_id})
         return answer if answer["status"] != "RUNNING" else None
@@ -131,7 +130,7 @@ def signals(moto: MotoEndpoint, resources: LocalResources) -> list[dict[str, Any
 
 
 def test_a_resumable_job_checkpoints_as_it_works_and_its_answers_say_so(
-    runtime: LocalRuntime,
+    runtime: RuntimeProcess,
     moto: MotoEndpoint,
     world: tuple[LocalResources, str],
     results: ResultStore,
@@ -166,7 +165,7 @@ def test_a_resumable_job_checkpoints_as_it_works_and_its_answers_say_so(
 
 @pytest.mark.parametrize("cpu", [False, True], ids=["in-process", "child-process"])
 def test_a_stopped_session_keeps_a_last_checkpoint_and_a_fresh_session_resumes_from_it(
-    runtime: LocalRuntime,
+    runtime: RuntimeProcess,
     moto: MotoEndpoint,
     resources: LocalResources,
     results: ResultStore,
@@ -212,7 +211,7 @@ def test_a_stopped_session_keeps_a_last_checkpoint_and_a_fresh_session_resumes_f
 
 
 def test_a_transient_failure_is_retried_in_place_and_the_history_shows_it(
-    runtime: LocalRuntime,
+    runtime: RuntimeProcess,
     moto: MotoEndpoint,
     world: tuple[LocalResources, str],
     results: ResultStore,
@@ -252,7 +251,7 @@ def test_a_transient_failure_is_retried_in_place_and_the_history_shows_it(
     ],
 )
 def test_bad_durability_fields_are_refused_and_start_nothing(
-    runtime: LocalRuntime, fields: dict[str, Any], kind: str, says: str
+    runtime: RuntimeProcess, fields: dict[str, Any], kind: str, says: str
 ) -> None:
     session = new_session_id()
     answer = runtime.invoke(
@@ -268,7 +267,7 @@ def test_bad_durability_fields_are_refused_and_start_nothing(
 
 
 def test_a_resume_of_a_job_not_resumable_or_ended_is_refused_clearly(
-    runtime: LocalRuntime, moto: MotoEndpoint, resources: LocalResources
+    runtime: RuntimeProcess, moto: MotoEndpoint, resources: LocalResources
 ) -> None:
     session = new_session_id()
     report = runtime.invoke(

@@ -216,11 +216,7 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     with mock_aws():
         session = boto3.session.Session(region_name=REGION)
         resources = create_resources(session, "durable")
-        events_table = "durable-events"
-        boto3.client("dynamodb").create_table(
-            TableName=events_table, **schema.events_table_definition()
-        )
-        made = World(resources, events_table)
+        made = World(resources, resources.events_table)
         yield made
         for runner in made.runners:
             runner.shutdown(2.0)
@@ -670,3 +666,40 @@ def test_start_job_passes_max_attempts_on(world: World, monkeypatch: pytest.Monk
     record = world.jobs.get(started["job_id"])
     assert record is not None and record.max_attempts == 2
     world.runners.append(app._ensure_runtime().runner)
+
+
+# -- the moment between a job's record and its work ----------------------------------------
+
+
+def test_a_poll_between_the_record_and_the_work_is_answered_running(world: World) -> None:
+    # The record is in the table (a poller can find it) before the job's work is registered
+    # in the process. A poll in that moment once read as "this process does not know the job",
+    # which the poller takes for a lost session. Asked right after the table took the record:
+    config = Settings(
+        jobs_table=world.resources.table,
+        results_bucket=world.resources.bucket,
+        events_table=world.events_table,
+    )
+    stores = AgentStores(config)
+    runner = JobRunner(config, stores, Tracker(), durable_app().jobs)
+    world.runners.append(runner)
+    seen: list[dict[str, Any]] = []
+    recorded: list[str] = []
+
+    def remember(params: dict[str, Any], **_: Any) -> None:
+        if params.get("TableName") == world.resources.table:
+            recorded.append(params["Item"]["job_id"]["S"])
+
+    def ask(**_: Any) -> None:
+        if recorded and not seen:
+            seen.append(runner.answer(JobQuery(Action.STATUS, recorded[0]), SESSION))
+
+    events = stores.jobs().dynamodb.meta.events
+    events.register("before-parameter-build.dynamodb.PutItem", remember)
+    events.register("after-call.dynamodb.PutItem", ask)
+    job_id = submit(runner, "counting", {"steps": 2})
+    assert recorded == [job_id]
+    assert seen, "no poll was made in the moment after the record was written"
+    assert seen[0]["status"] == "RUNNING"
+    assert seen[0].get("live") is not False
+    assert wait_for_end(runner, job_id)["status"] == "SUCCEEDED"
