@@ -84,6 +84,8 @@ class DemoSettings:
 
     fast: bool
     job_seconds: float
+    resume_job_seconds: float
+    """Step 4's resumable job: long enough to be stopped mid-run and resumed."""
     poller_interval_s: float
     """The demo's poller tick: progress reaches the table once per tick, so a tick of 1 s
     shows each of the job's steps; the stack's own default stays 2 s."""
@@ -95,8 +97,8 @@ class DemoSettings:
         if text not in {"0", "1"}:
             raise DemoError(f"DEMO_FAST must be 0 or 1 (1: the short form); got {text!r}")
         if text == "1":
-            return cls(fast=True, job_seconds=8.0, poller_interval_s=0.5)
-        return cls(fast=False, job_seconds=24.0, poller_interval_s=1.0)
+            return cls(fast=True, job_seconds=8.0, resume_job_seconds=5.0, poller_interval_s=0.5)
+        return cls(fast=False, job_seconds=24.0, resume_job_seconds=8.0, poller_interval_s=1.0)
 
 
 def parse_json(ran: subprocess.CompletedProcess[str], command: str) -> Any:
@@ -162,8 +164,7 @@ class Demo:
         """Run the `agentjobs` CLI against the local stack, printing the command first. Its
         output goes straight to the terminal unless `capture`; captured, it is shown as the
         CLI printed it unless `show` is false (the caller shows it)."""
-        local_env = [] if self.default_state_dir else ["--local-env", str(self.env_path)]
-        argv = [*args, *local_env]
+        argv = [*args, *self.local_env_args()]
         self.show_command(shlex.join(["agentjobs", *argv]))
         ran = subprocess.run(  # noqa: S603 - our own console script, arguments built here
             [str(VENV_BIN / "agentjobs"), *argv],
@@ -177,6 +178,22 @@ class Demo:
             self.out.write(ran.stdout)
             self.out.flush()
         return ran
+
+    def local_env_args(self) -> list[str]:
+        """The CLI's `--local-env` option when the stack is not in the default place."""
+        return [] if self.default_state_dir else ["--local-env", str(self.env_path)]
+
+    def quiet_json(self, *args: str) -> Any:
+        """Run an `agentjobs ... --json` command without showing it: the demo's own look."""
+        ran = subprocess.run(  # noqa: S603 - our own console script, arguments built here
+            [str(VENV_BIN / "agentjobs"), *args, "--json", *self.local_env_args()],
+            cwd=REPO_ROOT,
+            env=self.base_env(),
+            stdout=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
+        return parse_json(ran, args[0])
 
     def agentjobs_json(self, *args: str) -> Any:
         """Run an `agentjobs ... --json` command, show its output; the output parsed."""
@@ -385,23 +402,7 @@ def fetch_result_two_ways(demo: Demo, job_id: str, session_id: str) -> None:
     demo.show_command(f"set -a; . {env_file}; set +a")
     demo.show_command(f"SESSION_ID={session_id} python - <<'EOF'")
     demo.say(REINVOKE_SNIPPET + "EOF")
-    env = {
-        **{k: v for k, v in demo.base_env().items() if not k.startswith("AWS_")},
-        **demo.stack_values(),
-        "SESSION_ID": session_id,
-    }
-    ran = subprocess.run(  # noqa: S603 - the interpreter, running the snippet printed above
-        [sys.executable, "-c", REINVOKE_SNIPPET],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        text=True,
-        check=False,
-    )
-    demo.out.write(ran.stdout)
-    if ran.returncode != 0:
-        raise DemoError(f"re-invoking session {session_id} failed (exit {ran.returncode})")
-    answer = json.loads(ran.stdout)
+    answer = json.loads(run_snippet(demo, REINVOKE_SNIPPET, session_id))
     same = answer.get("job_id") == job_id and answer.get("result") == from_table
     if same:
         demo.check(
@@ -415,17 +416,113 @@ def fetch_result_two_ways(demo: Demo, job_id: str, session_id: str) -> None:
 
 def resume_after_lost_session(demo: Demo) -> None:
     """Step 4: a resumable job whose session is stopped mid-run resumes in a fresh session
-    from its checkpoint and finishes; its event history (`agentjobs events`) is printed.
+    from its checkpoint and finishes; its event history (`agentjobs events`) is printed."""
+    seconds = demo.settings.resume_job_seconds
+    demo.caption(
+        "4. A session lost mid-run: the job resumes in a fresh session from its checkpoint"
+    )
+    demo.say(
+        f"A resumable {seconds:g} s job that checkpoints its work every 0.5 s, allowed 2 attempts:"
+    )
+    answer = demo.agentjobs_json(
+        "submit",
+        "synthetic",
+        "--set",
+        f"seconds={seconds:g}",
+        "--set",
+        "checkpoint_every_s=0.5",
+        "--set",
+        "result_bytes=0",
+        "--max-attempts",
+        "2",
+    )
+    job_id, session_id = str(answer["job_id"]), str(answer["session_id"])
+    percent = wait_for_progress(demo, job_id, RESUME_STOP_AT_PERCENT)
+    demo.say(
+        f"At {percent:g} % its session is stopped, as AgentCore stops or recycles one (the "
+        "agent gets SIGTERM, stores a last checkpoint, and tells the poller):"
+    )
+    demo.show_command(f"SESSION_ID={session_id} python - <<'EOF'")
+    demo.say(STOP_SNIPPET + "EOF")
+    run_snippet(demo, STOP_SNIPPET, session_id)
+    demo.say("The poller finds the session lost and starts attempt 2 in a fresh session:")
+    timeout_s = seconds + WAIT_MARGIN_S
+    ran = demo.agentjobs("wait", job_id, "--interval", "0.5", "--timeout", f"{timeout_s:g}")
+    if ran.returncode != 0:
+        raise DemoError(
+            f"the resumed job did not succeed (`agentjobs wait` exited {ran.returncode})"
+        )
+    result = demo.agentjobs_json("result", job_id)["result"]
+    demo.say("Its history, oldest first:")
+    demo.agentjobs("events", job_id)
+    events = demo.quiet_json("events", job_id)
+    resumed = [e for e in events if e["type"] == "resumed"]
+    resumed_from = float(result.get("resumed_from_s", 0.0))
+    notes = demo.quiet_json("notifications", "--job", job_id, "--wait", str(NOTIFICATION_WAIT_S))[
+        "notifications"
+    ]
+    if resumed and result.get("attempts") == 2 and resumed_from > 0:
+        demo.check(
+            "resume",
+            f"job {job_id} resumed in session {resumed[0].get('session_id')} from its "
+            f"checkpoint at {resumed_from:g} s of {seconds:g} s, succeeded on attempt 2, "
+            f"{len(notes)} notification(s)",
+        )
+    else:
+        demo.miss(f"job {job_id} resuming from a checkpoint in a fresh session")
 
-    Written once durable jobs exist (`max_attempts`, checkpoints, `agentjobs events`); until
-    then the step says it was skipped."""
-    demo.caption("4. A session lost mid-run, and the job resumes from its checkpoint")
-    if not demo.has_cli_command("events"):
-        demo.say("(skipped: this version has no durable jobs yet: no `agentjobs events`)")
-        demo.check("resume", "skipped: no durable jobs in this version")
-        return
-    demo.say("(not shown yet: durable jobs exist, this step is still to be written)")
-    demo.check("resume", "skipped: the step is not written yet")
+
+RESUME_STOP_AT_PERCENT = 40.0
+"""How far the resumable job gets before its session is stopped."""
+
+STOP_SNIPPET = """\
+import os, boto3
+agentcore = boto3.client("bedrock-agentcore")
+agentcore.stop_runtime_session(
+    agentRuntimeArn=os.environ["AGENT_RUNTIME_ARN"],
+    runtimeSessionId=os.environ["SESSION_ID"])
+print("stopped", os.environ["SESSION_ID"])
+"""
+"""What stops a session: the same call AgentCore's own console and SDKs make."""
+
+
+def wait_for_progress(demo: Demo, job_id: str, percent: float) -> float:
+    """Wait (quietly) until the job's recorded progress reaches `percent`; the progress seen."""
+    deadline = time.monotonic() + demo.settings.resume_job_seconds + WAIT_MARGIN_S
+    while time.monotonic() < deadline:
+        status = demo.quiet_json("status", job_id)
+        seen = float(status.get("progress", {}).get("percent", 0.0))
+        if status.get("status") != "RUNNING":
+            raise DemoError(
+                f"job {job_id} ended ({status.get('status')}) before its session was stopped"
+            )
+        if seen >= percent:
+            return seen
+        time.sleep(0.2)
+    raise DemoError(f"job {job_id} did not reach {percent:g} % in time")
+
+
+def run_snippet(demo: Demo, snippet: str, session_id: str) -> str:
+    """Run a printed boto3 snippet against the local stack, as a caller with only the env file
+    would; its output shown and returned."""
+    env = {
+        **{k: v for k, v in demo.base_env().items() if not k.startswith("AWS_")},
+        **demo.stack_values(),
+        "SESSION_ID": session_id,
+    }
+    ran = subprocess.run(  # noqa: S603 - the interpreter, running the snippet printed above
+        [sys.executable, "-c", snippet],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+        check=False,
+    )
+    demo.out.write(ran.stdout)
+    demo.out.flush()
+    if ran.returncode != 0:
+        raise DemoError(f"the boto3 call on session {session_id} failed (exit {ran.returncode})")
+    return ran.stdout
 
 
 # -- teardown -------------------------------------------------------------------------

@@ -798,6 +798,12 @@ class JobRunner:
         return None
 
     def _stopped(self, job: _Job) -> Outcome:
+        with self._lock:
+            if job.stop_reason is None:
+                # Stopped without this process asking: a child job that the session's stop
+                # signal (sent to the whole process group) reached before this process's own
+                # shutdown began. The agent is going away: no outcome, as at shutdown.
+                job.stop_reason = StopReason.SHUTDOWN
         return stopped_outcome(job.stop_reason, job.record.max_runtime_s)
 
     def _should_stop(self, job: _Job) -> bool:
@@ -926,10 +932,17 @@ class JobRunner:
         # Not for an open-ended stop: at shutdown the session is going away, and invoking it
         # would only start a fresh one (shutdown itself signals resumable jobs); a suspended
         # or moved job is the poller's doing.
+        with self._lock:
+            record = job.record
+            # Stopped from outside before shutdown began (see _stopped): shutdown will not
+            # find it running, so the fast path is taken here.
+            interrupted_early = (
+                job.stop_reason == StopReason.SHUTDOWN and job.spec.resumable and not self._closing
+            )
         if not open_ended:
-            with self._lock:
-                record = job.record
             self._outcomes.signal(record)
+        elif interrupted_early:
+            self._outcomes.signal(record, interrupted=True)
 
 
 def _not_resumable(record: JobRecord) -> str:

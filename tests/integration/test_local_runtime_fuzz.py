@@ -11,7 +11,7 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from agentjobs import limits
@@ -187,6 +187,9 @@ def test_any_session_id_is_answered_and_logs_only_inside_the_log_folder(
         header: str | bytes = session_id.encode("utf-8")
     except UnicodeEncodeError:
         header = session_id.encode("utf-8", "backslashreplace")
+    # A CR or LF in a header value never leaves an HTTP client (http.client refuses it, as
+    # botocore does): no runtime can be sent one, so there is nothing to answer.
+    assume(b"\r" not in header and b"\n" not in header)
     before = _files_under(root)
     status, answer_headers, answer = send(
         runtime,

@@ -28,7 +28,7 @@ STEPS: dict[str, tuple[str, str | None]] = {
     # the poller's only PutItem.
     "resume": ("dynamodb.UpdateItem", "run_session_id"),
     "history": ("dynamodb.PutItem", None),
-    "progress": ("dynamodb.UpdateItem", "SET progress = :p, last_seen_at"),
+    "progress": ("dynamodb.UpdateItem", "last_seen_at = :at"),
     "finish": ("dynamodb.UpdateItem", "finished_at = :finished"),
     "publish": ("sns.Publish", None),
     "record-notified": ("dynamodb.UpdateItem", "notified_at = if_not_exists"),
