@@ -1,17 +1,14 @@
-"""The job runner: this process's jobs, their background work and their durable outcomes."""
+"""The job runner: the requests about this process's jobs, from submit to suspend, and shutdown."""
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-from agentjobs import schema
 from agentjobs.agent.admission import (
     DEFAULT_MAX_RUNTIME_S,
     check_durability,
@@ -19,36 +16,25 @@ from agentjobs.agent.admission import (
     new_record,
     submit_answer,
 )
-from agentjobs.agent.checkpoints import (
-    CheckpointWriter,
-    JobMovedError,
-    encode_state,
-    next_checkpoint_event_gap,
-    retry_delay,
-)
-from agentjobs.agent.child import ChildJob, ChildWork, not_resumable_message
-from agentjobs.agent.context import CheckpointError, JobFailed, JobStopped
-from agentjobs.agent.declarations import JobSpec, call_job, plain_result
+from agentjobs.agent.checkpoints import CheckpointWriter
+from agentjobs.agent.declarations import JobSpec
+from agentjobs.agent.execution import JobExecutor
 from agentjobs.agent.journal import JobJournal
-from agentjobs.agent.outcomes import (
-    CRASHED,
-    NOT_JSON,
-    Outcome,
-    OutcomeWriter,
-    StopReason,
-    job_failed,
-    stopped_outcome,
+from agentjobs.agent.live_job import LiveJob, TaskTracker, monotonic_deadline
+from agentjobs.agent.outcomes import CRASHED, OutcomeWriter, StopReason
+from agentjobs.agent.resumption import (
+    drop_input,
+    from_checkpoint,
+    keep_input,
+    not_here,
+    not_resumable,
+    resumable_record,
+    stored_params,
 )
 from agentjobs.agent.settings import Settings
-from agentjobs.agent.stored_answers import (
-    RETRY_MESSAGE,
-    StoredAnswers,
-    ping_entry,
-    unknown_job_answer,
-)
+from agentjobs.agent.stored_answers import RETRY_MESSAGE, StoredAnswers, ping_entry
 from agentjobs.agent.stores import AgentStores
-from agentjobs.history import Event, EventType
-from agentjobs.limits import MAX_ERROR_MESSAGE_CHARS, MAX_PROGRESS_MESSAGE_CHARS, cap_job_text
+from agentjobs.history import EventType
 from agentjobs.protocol import (
     Action,
     ErrorCode,
@@ -56,18 +42,9 @@ from agentjobs.protocol import (
     JobStatus,
     ProtocolError,
     SubmitRequest,
-    encode_json,
-    parse_time,
     utc_now,
 )
-from agentjobs.record import (
-    JobError,
-    JobRecord,
-    Progress,
-    new_job_id,
-    request_fingerprint,
-    visible_to,
-)
+from agentjobs.record import JobRecord, new_job_id, request_fingerprint, visible_to
 from agentjobs.store import StoreError
 
 log = logging.getLogger(__name__)
@@ -81,97 +58,6 @@ POLLER_ONLY = (
     "X-Amzn-Bedrock-AgentCore-Runtime-User-Id header), in the session it gave the job; a user "
     "asks for status, result or cancel"
 )
-
-
-class TaskTracker(Protocol):
-    """The part of BedrockAgentCoreApp that turns /ping HealthyBusy while work runs."""
-
-    def add_async_task(self, name: str, metadata: dict[str, Any] | None = None) -> int: ...
-
-    def complete_async_task(self, task_id: int) -> bool: ...
-
-
-@dataclass
-class _Job:
-    """One job in this process. `record` is replaced, never mutated, under the runner's lock."""
-
-    record: JobRecord
-    spec: JobSpec
-    params: Any
-    deadline: float
-    session_id: str
-    """Where this process runs the job: the submit's session, or the one it was resumed in."""
-    state_text: str | None = None
-    """The last checkpoint's state, encoded: what a retry or a resumed attempt continues from."""
-    resumed_text: str | None = None
-    """The state this attempt started from (its `resumed_state`), encoded."""
-    milestone: int = 0
-    """The last multiple of 10 % the job's progress crossed in this attempt."""
-    checkpoint_event_at: float | None = None
-    checkpoint_events: int = 0
-    task_id: int | None = None
-    child: ChildJob | None = None
-    stop_reason: StopReason | None = None
-    stop: threading.Event = field(default_factory=threading.Event)
-    done: threading.Event = field(default_factory=threading.Event)
-
-    @property
-    def attempt(self) -> int:
-        return self.record.attempt
-
-
-@dataclass(frozen=True)
-class _Retry:
-    """A try of the job ended with one of its `retry_on` exceptions."""
-
-    error_type: str
-    message: str
-
-
-class _ThreadContext:
-    """The JobContext of a job running on a thread of this process: stops are cooperative."""
-
-    def __init__(self, runner: JobRunner, job: _Job) -> None:
-        self._runner = runner
-        self._job = job
-
-    @property
-    def job_id(self) -> str:
-        return self._job.record.job_id
-
-    @property
-    def session_id(self) -> str:
-        return self._job.session_id
-
-    @property
-    def attempt(self) -> int:
-        return self._job.attempt
-
-    @property
-    def resumed_state(self) -> Any:
-        text = self._job.resumed_text
-        return json.loads(text) if text is not None else None
-
-    def checkpoint(self, state: Any) -> None:
-        if not self._job.spec.resumable:
-            raise CheckpointError(not_resumable_message(self._job.spec.name))
-        self._runner._checkpoint(self._job, encode_state(state))
-
-    def progress(self, percent: float, message: str) -> None:
-        self._runner._progress(self._job, percent, message)
-
-    def sleep(self, seconds: float) -> None:
-        end = time.monotonic() + seconds
-        while True:
-            self.check_stop()
-            now = time.monotonic()
-            if now >= end:
-                return
-            self._job.stop.wait(max(min(end, self._job.deadline) - now, 0.0))
-
-    def check_stop(self) -> None:
-        if self._runner._should_stop(self._job):
-            raise JobStopped
 
 
 class JobRunner:
@@ -192,15 +78,23 @@ class JobRunner:
         self._specs = jobs
         self._default_job = default_job
         self._lock = threading.Lock()
-        self._jobs: dict[str, _Job] = {}
+        self._jobs: dict[str, LiveJob] = {}
         self._latest: dict[str, str] = {}
         self._active: dict[str, int] = {}
         """Per session: jobs running or being recorded, held to max_jobs_per_session."""
         self._closing = False
         self._stored = StoredAnswers(settings, stores)
         self._outcomes = OutcomeWriter(stores, lambda: self._closing)
-        self._checkpoints = CheckpointWriter(stores)
         self._journal = JobJournal(stores)
+        self._executor = JobExecutor(
+            self._lock,
+            tracker,
+            outcomes=self._outcomes,
+            checkpoints=CheckpointWriter(stores),
+            journal=self._journal,
+            release=self._release,
+            closing=lambda: self._closing,
+        )
         self._resume_lock = threading.Lock()
         self._starting: dict[str, JobRecord] = {}
         """Jobs recorded (or being recorded) whose work has not started yet: a poll in that
@@ -260,7 +154,7 @@ class JobRunner:
             input_kept = False
             try:
                 if spec.resumable:
-                    known_record = self._keep_input(record, request)
+                    known_record = keep_input(self._stores, record, request)
                     if known_record is not None:
                         return idempotent_answer(known_record, fingerprint)
                     input_kept = True
@@ -268,7 +162,7 @@ class JobRunner:
             except StoreError as exc:
                 log.warning("job %s (session %s) not recorded: %s", job_id, session_id, exc)
                 if input_kept:
-                    self._drop_input(job_id)
+                    drop_input(self._stores, job_id)
                 raise ProtocolError(
                     ErrorCode.JOB_STORE_UNAVAILABLE,
                     f"the job could not be recorded, so nothing was started ({exc}); retry later",
@@ -277,13 +171,13 @@ class JobRunner:
                 with self._lock:
                     known = self._jobs.get(job_id)
                 return idempotent_answer(known.record if known else stored, fingerprint)
-            self._history(
+            self._executor.history(
                 record,
                 EventType.SUBMITTED,
                 session_id,
                 {"kind": record.kind, "max_attempts": record.max_attempts},
             )
-            self._start(_Job(record, spec, params, self._deadline(record), session_id))
+            self._start(LiveJob(record, spec, params, monotonic_deadline(record), session_id))
             started = True
         finally:
             with self._lock:
@@ -292,36 +186,6 @@ class JobRunner:
                 self._release(session_id)
         return submit_answer(record)
 
-    def _keep_input(self, record: JobRecord, request: SubmitRequest) -> JobRecord | None:
-        """Store a resumable job's input, before its record, so that a record of a resumable
-        job always has its input; the existing record instead when a retried submit (same
-        client_token) finds one, whose input is then left as it is. StoreError when S3 or the
-        table cannot be reached."""
-        if request.client_token is not None:
-            try:
-                existing = self._stores.jobs().get(record.job_id)
-            except ValueError as exc:
-                raise StoreError("the job's existing record could not be read") from exc
-            if existing is not None:
-                return existing
-        self._stores.results().put_input(
-            record.job_id,
-            {
-                "job_id": record.job_id,
-                "kind": record.kind,
-                "input": request.input,
-                "max_runtime_s": record.max_runtime_s,
-            },
-        )
-        return None
-
-    def _drop_input(self, job_id: str) -> None:
-        # The submit changes nothing when it fails: the input of a job never recorded goes.
-        try:
-            self._stores.results().delete_input(job_id)
-        except StoreError as exc:
-            log.warning("job %s: input of an unrecorded job left in S3: %s", job_id, exc)
-
     def _check_available(self, spec: JobSpec) -> None:
         unavailable = spec.unavailable()
         if unavailable is not None:
@@ -329,15 +193,6 @@ class JobRunner:
                 ErrorCode.KIND_UNAVAILABLE,
                 f"job {spec.name} cannot run in this agent now: {unavailable}",
             )
-
-    def _deadline(self, record: JobRecord) -> float:
-        """The monotonic time the job must end by: its record's deadline (for a resumed job,
-        what is left of it)."""
-        deadline = record.deadline()
-        if deadline is None:
-            return time.monotonic() + record.max_runtime_s
-        left = (deadline - parse_time(utc_now())).total_seconds()
-        return time.monotonic() + min(left, record.max_runtime_s)
 
     def _spec(self, name: str | None) -> JobSpec:
         """The job a submit names (None: the default job); UNKNOWN_KIND listing this agent's
@@ -358,7 +213,7 @@ class JobRunner:
             )
         return spec
 
-    def _start(self, job: _Job) -> None:
+    def _start(self, job: LiveJob) -> None:
         record = job.record
         job_id = record.job_id
         with self._lock:
@@ -376,11 +231,11 @@ class JobRunner:
         try:
             # Daemon: the lifespan shutdown stops the work; a thread must never hold the exit.
             threading.Thread(
-                target=self._work, args=(job,), name=f"job-{job_id[:8]}", daemon=True
+                target=self._executor.work, args=(job,), name=f"job-{job_id[:8]}", daemon=True
             ).start()
         except RuntimeError:
             log.exception("job %s could not be started", job_id)
-            self._end(job, CRASHED)
+            self._executor.end(job, CRASHED)
 
     def _admit(self, session_id: str) -> bool:
         """Take one of the session's places (under the lock); False when none is free."""
@@ -430,7 +285,7 @@ class JobRunner:
             self._cancel(job)
         return self._live_answer(job, with_outcome=query.action != "status")
 
-    def _live_answer(self, job: _Job, *, with_outcome: bool) -> dict[str, Any]:
+    def _live_answer(self, job: LiveJob, *, with_outcome: bool) -> dict[str, Any]:
         with self._lock:
             record = job.record
         answer = record.to_answer(with_outcome=with_outcome)
@@ -451,15 +306,15 @@ class JobRunner:
                 known = self._jobs.get(job_id)
             if known is not None:
                 if known.session_id != session_id:
-                    return _not_here(job_id)
+                    return not_here(job_id)
                 if not known.spec.resumable:
-                    raise ProtocolError(ErrorCode.NOT_RESUMABLE, _not_resumable(known.record))
+                    raise ProtocolError(ErrorCode.NOT_RESUMABLE, not_resumable(known.record))
                 # Also once it ended here: its answer, rather than an error, lets the poller
                 # collect the end it missed.
                 return self._live_answer(known, with_outcome=False)
-            record = self._resumable_record(job_id, session_id)
+            record = resumable_record(self._stores, job_id, session_id)
             if record is None:
-                return _not_here(job_id)
+                return not_here(job_id)
             spec = self._spec(record.kind)
             if not spec.resumable:
                 raise ProtocolError(
@@ -468,8 +323,8 @@ class JobRunner:
                     "resumable (@app.job(..., resumable=True)); it cannot be resumed here",
                 )
             self._check_available(spec)
-            params = self._stored_params(record, spec)
-            live, state_text = self._from_checkpoint(record)
+            params = stored_params(self._stores, record, spec)
+            live, state_text = from_checkpoint(self._stores, record)
             with self._lock:
                 admitted = self._admit(session_id)
             if not admitted:
@@ -478,11 +333,11 @@ class JobRunner:
                     f"this session already runs {self._settings.max_jobs_per_session} jobs at "
                     "once; nothing was started: retry when one has ended",
                 )
-            job = _Job(
+            job = LiveJob(
                 live,
                 spec,
                 params,
-                self._deadline(live),
+                monotonic_deadline(live),
                 session_id,
                 state_text=state_text,
                 resumed_text=state_text,
@@ -496,80 +351,6 @@ class JobRunner:
         answer["attempt"] = live.attempt
         answer["max_attempts"] = live.max_attempts
         return answer
-
-    def _resumable_record(self, job_id: str, session_id: str) -> JobRecord | None:
-        """The job's record when this session may resume it; None when it is not this
-        session's to run. ProtocolError when it has ended or is not resumable."""
-        try:
-            record = self._stores.jobs().get(job_id)
-        except StoreError as exc:
-            log.warning("job %s: record unreadable for resume: %s", job_id, exc)
-            raise ProtocolError(ErrorCode.JOB_STORE_UNAVAILABLE, RETRY_MESSAGE) from exc
-        except ValueError:
-            log.error("job %s: its record is malformed; it cannot be resumed", job_id)
-            raise ProtocolError(
-                ErrorCode.RESUME_FAILED,
-                f"job {job_id} cannot be resumed: its record in the job table is not readable",
-            ) from None
-        if record is None or not visible_to(record, session_id, None):
-            return None
-        if record.is_terminal:
-            raise ProtocolError(
-                ErrorCode.JOB_ENDED, f"job {job_id} has ended ({record.status}); nothing to resume"
-            )
-        if not record.resumable:
-            raise ProtocolError(ErrorCode.NOT_RESUMABLE, _not_resumable(record))
-        if record.active_session_id != session_id:
-            return None
-        return record
-
-    def _stored_params(self, record: JobRecord, spec: JobSpec) -> Any:
-        where = schema.input_key(record.job_id)
-        try:
-            stored = self._stores.results().get_input(record.job_id)
-        except StoreError as exc:
-            log.warning("job %s: input unreadable for resume: %s", record.job_id, exc)
-            raise ProtocolError(ErrorCode.JOB_STORE_UNAVAILABLE, RETRY_MESSAGE) from exc
-        job_input = stored.get("input") if stored is not None else None
-        if (
-            stored is None
-            or stored.get("job_id") != record.job_id
-            or not isinstance(job_input, dict)
-        ):
-            raise ProtocolError(
-                ErrorCode.RESUME_FAILED,
-                f"job {record.job_id} cannot be resumed: its stored input ({where} in the "
-                "results bucket) is missing or unreadable",
-            )
-        try:
-            return spec.parse(job_input)
-        except ProtocolError as exc:
-            raise ProtocolError(
-                ErrorCode.RESUME_FAILED,
-                f"job {record.job_id} cannot be resumed: its stored input is no longer valid "
-                f"for job {spec.name}: {exc.message}",
-            ) from None
-
-    def _from_checkpoint(self, record: JobRecord) -> tuple[JobRecord, str | None]:
-        """The record as the resumed attempt starts it (the attempt the checkpoint object
-        counted, if more), and the last checkpoint's state, encoded."""
-        try:
-            checkpoint = self._stores.results().get_checkpoint(record.job_id)
-        except StoreError as exc:
-            log.warning("job %s: checkpoint unreadable for resume: %s", record.job_id, exc)
-            raise ProtocolError(ErrorCode.JOB_STORE_UNAVAILABLE, RETRY_MESSAGE) from exc
-        live = record.evolve(updated_at=utc_now())
-        if checkpoint is None or checkpoint.get("job_id") != record.job_id:
-            return live, None
-        counted = checkpoint.get("attempt")
-        if isinstance(counted, int) and not isinstance(counted, bool) and counted > live.attempt:
-            live = live.evolve(attempt=min(counted, live.max_attempts))
-        if "state" not in checkpoint:
-            return live, None
-        at = checkpoint.get("at")
-        if isinstance(at, str):
-            live = live.evolve(checkpoint_at=at)
-        return live, encode_json(checkpoint["state"])
 
     def suspend(self, job_id: str, session_id: str, owner: str | None) -> dict[str, Any]:
         """Stop a resumable job this process runs without ending it (it may store a last
@@ -666,236 +447,7 @@ class JobRunner:
         answer["jobs"].extend(ping_entry(job.record, live=False) for job in stored)
         return answer
 
-    # -- the work ---------------------------------------------------------------------
-
-    def _work(self, job: _Job) -> None:
-        outcome = CRASHED
-        try:
-            outcome = self._execute(job)
-        except Exception:
-            log.exception("job %s (session %s) crashed", job.record.job_id, job.session_id)
-        finally:
-            self._end(job, outcome)
-
-    def _execute(self, job: _Job) -> Outcome:
-        """Run the job's tries until one ends it (a `retry_on` exception with attempts and
-        time left starts the next)."""
-        while True:
-            if self._should_stop(job):
-                return self._stopped(job)
-            if job.spec.in_child(job.params):
-                ended = self._try_in_child(job)
-            else:
-                ended = self._try_in_thread(job)
-            if isinstance(ended, Outcome):
-                return ended
-            stopped = self._retry(job, ended)
-            if stopped is not None:
-                return stopped
-
-    def _try_in_thread(self, job: _Job) -> Outcome | _Retry:
-        spec = job.spec
-        try:
-            value = call_job(spec.func, spec.takes_context, job.params, _ThreadContext(self, job))
-        except JobStopped:
-            return self._stopped(job)
-        except JobFailed as exc:
-            return Outcome(JobStatus.FAILED, error=job_failed(exc.message))
-        except spec.retry_on as exc:
-            log.warning(
-                "job %s: attempt %d failed (%s)", job.record.job_id, job.attempt, type(exc).__name__
-            )
-            return _Retry(type(exc).__name__, str(exc))
-        try:
-            return Outcome(JobStatus.SUCCEEDED, value=plain_result(value))
-        except (TypeError, ValueError):
-            log.error(
-                "job %s returned a %s, which JSON cannot carry", job.record.job_id, type(value)
-            )
-            return Outcome(JobStatus.FAILED, error=NOT_JSON)
-
-    def _try_in_child(self, job: _Job) -> Outcome | _Retry:
-        record = job.record
-        work = ChildWork(
-            func=job.spec.func,
-            takes_context=job.spec.takes_context,
-            params=job.params,
-            job_id=record.job_id,
-            session_id=job.session_id,
-            name=job.spec.name,
-            resumable=job.spec.resumable,
-            retry_on=job.spec.retry_on,
-            attempt=job.attempt,
-            state_text=job.resumed_text,
-        )
-        child = ChildJob(job.spec.name, work)
-        with self._lock:
-            job.child = child
-        try:
-            ended = child.follow(
-                on_progress=lambda percent, message: self._progress(job, percent, message),
-                should_stop=lambda: self._should_stop(job),
-                on_checkpoint=lambda text: self._checkpoint_from_child(job, text),
-            )
-        except JobStopped:
-            return self._stopped(job)
-        finally:
-            with self._lock:
-                job.child = None
-        if ended.retry is not None:
-            return _Retry(*ended.retry)
-        if ended.failed is not None:
-            return Outcome(JobStatus.FAILED, error=job_failed(ended.failed))
-        if ended.not_json is not None:
-            return Outcome(JobStatus.FAILED, error=NOT_JSON)
-        if ended.crashed is not None:
-            log.error("job %s: %s", job.record.job_id, ended.crashed)
-            return Outcome(
-                JobStatus.FAILED, error=JobError.of(ErrorCode.JOB_CRASHED, ended.crashed)
-            )
-        return Outcome(JobStatus.SUCCEEDED, value=ended.value)
-
-    def _retry(self, job: _Job, failed: _Retry) -> Outcome | None:
-        """Prepare the next try after a `retry_on` exception: None once it may start (the
-        event appended, the attempt recorded, the backoff waited), else how the job ends."""
-        attempt = job.attempt
-        gave_up = Outcome(JobStatus.FAILED, error=job_failed(failed.message))
-        if attempt >= job.record.max_attempts:
-            log.info("job %s: no attempt left after %d", job.record.job_id, attempt)
-            return gave_up
-        delay = retry_delay(attempt)
-        if time.monotonic() + delay >= job.deadline:
-            log.info("job %s: no time left for another attempt", job.record.job_id)
-            return gave_up
-        following = attempt + 1
-        self._history(
-            job.record,
-            EventType.RETRIED,
-            job.session_id,
-            {
-                "error_type": failed.error_type,
-                "message": cap_job_text(failed.message, MAX_ERROR_MESSAGE_CHARS),
-                "backoff_s": round(delay, 3),
-            },
-            attempt=following,
-        )
-        try:
-            # Counted before the backoff: a session lost meanwhile resumes as this attempt.
-            self._checkpoints.write(job.record.job_id, job.session_id, following, job.state_text)
-        except JobMovedError:
-            self._moved(job)
-            return self._stopped(job)
-        except CheckpointError as exc:
-            log.warning("job %s: attempt %d not recorded: %s", job.record.job_id, following, exc)
-        job.stop.wait(delay)
-        if self._should_stop(job):
-            return self._stopped(job)
-        with self._lock:
-            job.record = job.record.evolve(attempt=following, updated_at=utc_now())
-            job.resumed_text = job.state_text
-            job.milestone = 0
-        log.info("job %s: attempt %d starts", job.record.job_id, following)
-        return None
-
-    def _stopped(self, job: _Job) -> Outcome:
-        with self._lock:
-            if job.stop_reason is None:
-                # Stopped without this process asking: a child job that the session's stop
-                # signal (sent to the whole process group) reached before this process's own
-                # shutdown began. The agent is going away: no outcome, as at shutdown.
-                job.stop_reason = StopReason.SHUTDOWN
-        return stopped_outcome(job.stop_reason, job.record.max_runtime_s)
-
-    def _should_stop(self, job: _Job) -> bool:
-        if job.stop.is_set():
-            return True
-        if time.monotonic() >= job.deadline:
-            with self._lock:
-                job.stop_reason = job.stop_reason or StopReason.DEADLINE
-            job.stop.set()
-            return True
-        return False
-
-    def _moved(self, job: _Job) -> None:
-        with self._lock:
-            job.stop_reason = StopReason.MOVED
-        job.stop.set()
-
-    def _checkpoint(self, job: _Job, state_text: str) -> None:
-        """Store a checkpoint of the job (fenced: JobStopped when its record gives it to
-        another session now), then note it; returns once S3 has it."""
-        try:
-            at = self._checkpoints.write(job.record.job_id, job.session_id, job.attempt, state_text)
-        except JobMovedError:
-            self._moved(job)
-            raise JobStopped from None
-        now = time.monotonic()
-        with self._lock:
-            job.state_text = state_text
-            job.record = job.record.evolve(checkpoint_at=at)
-            last = job.checkpoint_event_at
-            gap = next_checkpoint_event_gap(job.checkpoint_events)
-            noted = last is None or now - last >= gap
-            if noted:
-                job.checkpoint_event_at = now
-                job.checkpoint_events += 1
-            record = job.record
-        if noted:
-            self._history(
-                record, EventType.CHECKPOINTED, job.session_id, {"bytes": len(state_text.encode())}
-            )
-
-    def _checkpoint_from_child(self, job: _Job, state_text: str) -> tuple[str, str | None]:
-        try:
-            self._checkpoint(job, state_text)
-        except JobStopped:
-            return ("stopped", None)
-        except CheckpointError as exc:
-            return ("error", str(exc))
-        except Exception:
-            log.exception("job %s: checkpoint from its process failed", job.record.job_id)
-            return ("error", "the checkpoint could not be stored; the agent logged why")
-        return ("ok", None)
-
-    def _progress(self, job: _Job, percent: float, message: str) -> None:
-        # A job's own words: capped and made encodable here, where they are stored.
-        text = cap_job_text(str(message), MAX_PROGRESS_MESSAGE_CHARS)
-        milestone: JobRecord | None = None
-        with self._lock:
-            if job.record.status == JobStatus.RUNNING:
-                shown = float(percent) if math.isfinite(percent) else job.record.progress.percent
-                progress = Progress(min(max(shown, 0.0), 100.0), text)
-                job.record = job.record.evolve(progress=progress, updated_at=utc_now())
-                tenth = int(progress.percent // 10)
-                if tenth > job.milestone:
-                    job.milestone = tenth
-                    milestone = job.record
-        if milestone is not None:
-            self._history(
-                milestone,
-                EventType.PROGRESS,
-                job.session_id,
-                {"percent": milestone.progress.to_wire()["percent"], "message": text},
-            )
-
-    def _history(
-        self,
-        record: JobRecord,
-        kind: EventType,
-        session_id: str,
-        detail: dict[str, str | int | float | bool | None],
-        *,
-        attempt: int | None = None,
-    ) -> None:
-        event = Event(
-            type=str(kind),
-            attempt=record.attempt if attempt is None else attempt,
-            session_id=session_id,
-            detail=detail,
-        )
-        self._journal.record(record.job_id, event, record.expires_at)
-
-    def _cancel(self, job: _Job) -> None:
+    def _cancel(self, job: LiveJob) -> None:
         with self._lock:
             if job.done.is_set():
                 return
@@ -906,53 +458,3 @@ class JobRunner:
         if child is not None:
             child.request_stop()
         job.done.wait(CANCEL_WAIT_S)
-
-    # -- the end of a job -------------------------------------------------------------
-
-    def _end(self, job: _Job, outcome: Outcome) -> None:
-        """Make the outcome durable, then mark the job finished, then complete its task:
-        whoever sees a finished job can rely on its outcome being in S3. A job that ends (or
-        resumes) elsewhere (shutdown, suspend, moved) stores nothing here."""
-        open_ended = job.stop_reason is not None and job.stop_reason.keeps_job_open
-        try:
-            with self._lock:
-                record = job.record
-            final = self._outcomes.finish(record, outcome, durable=not open_ended)
-            with self._lock:
-                job.record = final
-                job.params = None
-                job.child = None
-        except Exception:
-            log.exception("job %s could not be finished cleanly", job.record.job_id)
-        finally:
-            if job.task_id is not None:
-                self._tracker.complete_async_task(job.task_id)
-            job.done.set()
-            self._release(job.session_id)
-        # Not for an open-ended stop: at shutdown the session is going away, and invoking it
-        # would only start a fresh one (shutdown itself signals resumable jobs); a suspended
-        # or moved job is the poller's doing.
-        with self._lock:
-            record = job.record
-            # Stopped from outside before shutdown began (see _stopped): shutdown will not
-            # find it running, so the fast path is taken here.
-            interrupted_early = (
-                job.stop_reason == StopReason.SHUTDOWN and job.spec.resumable and not self._closing
-            )
-        if not open_ended:
-            self._outcomes.signal(record)
-        elif interrupted_early:
-            self._outcomes.signal(record, interrupted=True)
-
-
-def _not_resumable(record: JobRecord) -> str:
-    return (
-        f"job {record.job_id} is a {record.kind} job, which is not declared resumable; only a "
-        "job declared @app.job(..., resumable=True) can be resumed"
-    )
-
-
-def _not_here(job_id: str) -> dict[str, Any]:
-    return unknown_job_answer(
-        job_id, "no job with this id in this session or the job table that this caller may read"
-    )
