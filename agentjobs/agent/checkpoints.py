@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import logging
 import random
-import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from agentjobs.agent.context import CheckpointError
-from agentjobs.agent.stores import AgentStores
+from agentjobs.agent.stores import AgentStores, with_store_retries
 from agentjobs.limits import MAX_CHECKPOINT_BYTES
 from agentjobs.protocol import JobStatus, utc_now
 from agentjobs.store import StoreError
@@ -151,17 +150,12 @@ class CheckpointWriter:
             raise JobMovedError
 
     def _with_retries(self, job_id: str, call: Callable[[], T]) -> T:
-        delay = STORE_FIRST_DELAY_S
-        for attempt in range(1, STORE_ATTEMPTS + 1):
-            try:
-                return call()
-            except StoreError as exc:
-                if attempt == STORE_ATTEMPTS:
-                    raise CheckpointError(
-                        f"the checkpoint could not be stored ({exc}); the job may go on and "
-                        "checkpoint again later"
-                    ) from exc
-                log.warning("job %s: checkpoint store attempt %d failed: %s", job_id, attempt, exc)
-                time.sleep(delay)
-                delay *= 2
-        raise AssertionError("unreachable")
+        try:
+            return with_store_retries(
+                job_id, call, attempts=STORE_ATTEMPTS, first_delay_s=STORE_FIRST_DELAY_S
+            )
+        except StoreError as exc:
+            raise CheckpointError(
+                f"the checkpoint could not be stored ({exc}); the job may go on and "
+                "checkpoint again later"
+            ) from exc

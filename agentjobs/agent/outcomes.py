@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, TypeVar
 
 from agentjobs.agent.declarations import NOT_JSON_MESSAGE
-from agentjobs.agent.stores import AgentStores
+from agentjobs.agent.stores import AgentStores, with_store_retries
 from agentjobs.limits import MAX_ERROR_MESSAGE_CHARS, cap_job_text
 from agentjobs.protocol import ErrorCode, JobStatus, encode_json, utc_now
 from agentjobs.record import INLINE_RESULT_LIMIT, JobError, JobRecord, Progress
@@ -165,14 +164,10 @@ class OutcomeWriter:
         return record.evolve(status=JobStatus.SUCCEEDED, result_uri=uri, progress=done)
 
     def _with_retries(self, job_id: str, call: Callable[[], T]) -> T:
-        delay = STORE_FIRST_DELAY_S
-        for attempt in range(1, STORE_ATTEMPTS + 1):
-            try:
-                return call()
-            except StoreError as exc:
-                if attempt == STORE_ATTEMPTS or self._closing():
-                    raise
-                log.warning("job %s: store attempt %d failed (%s); retrying", job_id, attempt, exc)
-                time.sleep(delay)
-                delay *= 2
-        raise AssertionError("unreachable")
+        return with_store_retries(
+            job_id,
+            call,
+            attempts=STORE_ATTEMPTS,
+            first_delay_s=STORE_FIRST_DELAY_S,
+            give_up=self._closing,
+        )

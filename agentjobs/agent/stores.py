@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
-from typing import Any
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from agentjobs.agent.settings import Settings
 from agentjobs.history import EventLog
 from agentjobs.signals import CompletionQueue
 from agentjobs.store import JobStore, ResultStore, StoreError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # Short timeouts and few attempts: a submit waits on the table, and a caller is better
 # served by a prompt JOB_STORE_UNAVAILABLE than by a request that hangs.
@@ -103,3 +110,26 @@ def _client(service: str, config: dict[str, Any] | None = None) -> Any:
     from botocore.config import Config  # noqa: PLC0415
 
     return boto3.session.Session().client(service, config=Config(**(config or _CLIENT_CONFIG)))
+
+
+def with_store_retries(
+    job_id: str,
+    call: Callable[[], T],
+    *,
+    attempts: int,
+    first_delay_s: float,
+    give_up: Callable[[], bool] = lambda: False,
+) -> T:
+    """`call`, tried again with a doubling delay while it raises StoreError, at most `attempts`
+    times (fewer once `give_up` says so); the last StoreError is raised."""
+    delay = first_delay_s
+    for attempt in range(1, attempts + 1):
+        try:
+            return call()
+        except StoreError as exc:
+            if attempt == attempts or give_up():
+                raise
+            log.warning("job %s: store attempt %d failed (%s); retrying", job_id, attempt, exc)
+            time.sleep(delay)
+            delay *= 2
+    raise AssertionError("unreachable")
