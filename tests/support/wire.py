@@ -39,3 +39,11 @@ def s3_error(url: str, code: str, message: str, status: int) -> AWSResponse:
     """S3's answer refusing a request (REST-XML protocol)."""
     xml = f"<Error><Code>{code}</Code><Message>{message}</Message></Error>"
     return AWSResponse(url, status, {"Content-Type": "application/xml"}, RawBody(xml.encode()))
+
+
+def agentcore_answer(url: str, status: int, body: dict[str, Any]) -> AWSResponse:
+    """AgentCore's answer to an invocation (a JSON body; an error names its type)."""
+    headers = {"Content-Type": "application/json"}
+    if status >= 300:
+        headers["x-amzn-ErrorType"] = str(body.get("__type", "InternalServerException"))
+    return AWSResponse(url, status, headers, RawBody(json.dumps(body).encode()))

@@ -3,9 +3,7 @@ moto's mock_aws and an agent answered at the transport."""
 
 from __future__ import annotations
 
-import io
 import json
-import os
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -15,12 +13,10 @@ from typing import Any
 import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
-from botocore.config import Config
 from jobpoller.events import process_event
 from jobpoller.report import TickReport
-from jobpoller.services import PollerServices, services_from_clients
+from jobpoller.services import PollerServices
 from jobpoller.settings import PollerSettings, SettingsError
-from moto import mock_aws
 
 from agentjobs.history import Event, EventLog
 from agentjobs.metrics import Metric
@@ -28,29 +24,16 @@ from agentjobs.notifier import Notification
 from agentjobs.protocol import JobStatus, format_time
 from agentjobs.record import JobRecord
 from agentjobs.store import JobStore, ResultStore
-from emulator.resources import LocalResources, create_resources
+from emulator.resources import LocalResources
+from tests.support.poller_rig import poller_rig, session_of
+from tests.support.wire import agentcore_answer
 
-RUNTIME_ARN = "arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/unit-agent"
-AGENTCORE_URLS = r"https://bedrock-agentcore\..*"
 SESSION = "unit-session-0000000000000000000000001"
 """The caller's session (AgentCore session ids are at least 33 characters)."""
 RUN_SESSION = "unit-session-0000000000000000000000002"
 JOB = "0123456789abcdef0123456789abcdef"
 Handler = Callable[[str, dict[str, Any]], tuple[int, dict[str, Any]]]
 """What the agent answers a payload in a session: an HTTP status and a JSON body."""
-
-
-class _Raw:
-    """An HTTP body as botocore reads it: streamed for errors, read for the invocation."""
-
-    def __init__(self, body: bytes) -> None:
-        self._body = io.BytesIO(body)
-
-    def stream(self, **_: Any) -> Iterator[bytes]:
-        yield self._body.read()
-
-    def read(self, amt: int | None = None) -> bytes:
-        return self._body.read(amt)
 
 
 @dataclass
@@ -64,26 +47,18 @@ class Agent:
 
     def before_send(self, event_name: str, request: Any, **_: Any) -> AWSResponse:
         url = str(request.url)
-        session_id = request.headers.get("X-Amzn-Bedrock-AgentCore-Runtime-Session-Id")
-        session_id = str(session_id.decode() if isinstance(session_id, bytes) else session_id)
+        session_id = session_of(request)
         if event_name.endswith("StopRuntimeSession"):
             self.stopped.append(session_id)
-            return _json(url, 200, {"runtimeSessionId": session_id})
+            return agentcore_answer(url, 200, {"runtimeSessionId": session_id})
         payload = json.loads(request.body)
         self.calls.append((session_id, payload))
         handler = self.handlers.get(payload["action"], unknown)
         status, body = handler(session_id, payload)
-        return _json(url, status, body)
+        return agentcore_answer(url, status, body)
 
     def sent(self, action: str) -> list[tuple[str, dict[str, Any]]]:
         return [(s, p) for s, p in self.calls if p["action"] == action]
-
-
-def _json(url: str, status: int, body: dict[str, Any]) -> AWSResponse:
-    headers = {"Content-Type": "application/json"}
-    if status >= 300:
-        headers["x-amzn-ErrorType"] = str(body.get("__type", "InternalServerException"))
-    return AWSResponse(url, status, headers, _Raw(json.dumps(body).encode()))
 
 
 def unknown(session_id: str, payload: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -183,40 +158,9 @@ class World:
 
 @pytest.fixture
 def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    for name in list(os.environ):
-        if name.startswith("AWS_ENDPOINT_URL"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    # moto's AgentCore has no data plane: its calls pass through to the agent's transport.
-    with mock_aws(config={"core": {"passthrough": {"urls": [AGENTCORE_URLS]}}}):
-        session = boto3.session.Session(region_name="us-east-1")
-        resources = create_resources(session, "unit")
-        events_table = resources.events_table
-        settings = PollerSettings.from_env(
-            {
-                "JOBS_TABLE": resources.table,
-                "RESULTS_BUCKET": resources.bucket,
-                "TOPIC_ARN": resources.topic_arn,
-                "AGENT_RUNTIME_ARN": RUNTIME_ARN,
-                "POLLER_MAX_POLL_FAILURES": "2",
-                "EVENTS_TABLE": events_table,
-            }
-        )
-        agent = Agent()
-        agentcore = session.client(
-            "bedrock-agentcore", config=Config(retries={"total_max_attempts": 1})
-        )
-        agentcore.meta.events.register("before-send.bedrock-agentcore", agent.before_send)
-        services = services_from_clients(
-            settings,
-            dynamodb=session.client("dynamodb"),
-            s3=session.client("s3"),
-            sns=session.client("sns"),
-            agentcore=agentcore,
-        )
-        yield World(session, resources, agent, services, events_table)
+    agent = Agent()
+    with poller_rig(monkeypatch, agent.before_send, EVENTS_TABLE="unit-events") as rig:
+        yield World(rig.session, rig.resources, agent, rig.services, rig.resources.events_table)
 
 
 def _types(events: list[Event]) -> list[str]:

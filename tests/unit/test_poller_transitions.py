@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import io
 import json
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -13,41 +11,26 @@ from typing import Any
 import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
-from botocore.config import Config
 from handler import signal_batch_response
 from jobpoller.events import Tick, parse_event, process_event
 from jobpoller.lease import Lease
 from jobpoller.report import TickReport
-from jobpoller.services import PollerServices, services_from_clients
+from jobpoller.services import PollerServices
 from jobpoller.settings import PollerSettings
-from moto import mock_aws
 
 from agentjobs import schema
 from agentjobs.metrics import Metric
 from agentjobs.protocol import JobStatus, format_time
 from agentjobs.record import INLINE_RESULT_LIMIT, JobRecord
 from agentjobs.store import JobStore, ResultStore
-from emulator.resources import LocalResources, create_resources
+from emulator.resources import LocalResources
+from tests.support.poller_rig import poller_rig, session_of
+from tests.support.wire import agentcore_answer
 
-RUNTIME_ARN = "arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/unit-agent"
-AGENTCORE_URLS = r"https://bedrock-agentcore\..*"
 SESSION = "unit-session-0000000000000000000000001"
 """AgentCore session ids are at least 33 characters."""
 Answer = Callable[[dict[str, Any]], tuple[int, dict[str, Any]]]
 """What the agent answers a payload: an HTTP status and a JSON body."""
-
-
-class _Raw:
-    """An HTTP body as botocore reads it: streamed for errors, read for the invocation."""
-
-    def __init__(self, body: bytes) -> None:
-        self._body = io.BytesIO(body)
-
-    def stream(self, **_: Any) -> Iterator[bytes]:
-        yield self._body.read()
-
-    def read(self, amt: int | None = None) -> bytes:
-        return self._body.read(amt)
 
 
 @dataclass
@@ -61,23 +44,15 @@ class Agent:
 
     def before_send(self, event_name: str, request: Any, **_: Any) -> AWSResponse:
         url = str(request.url)
-        session_id = request.headers.get("X-Amzn-Bedrock-AgentCore-Runtime-Session-Id")
-        session_id = session_id.decode() if isinstance(session_id, bytes) else session_id
+        session_id = session_of(request)
         if event_name.endswith("StopRuntimeSession"):
-            self.stopped.append(str(session_id))
-            return _json(url, 200, {"runtimeSessionId": session_id})
+            self.stopped.append(session_id)
+            return agentcore_answer(url, 200, {"runtimeSessionId": session_id})
         payload = json.loads(request.body)
         self.asked.append(payload)
         answer = self.answers.get(payload["job_id"], _unknown)
         status, body = answer(payload) if payload["action"] == "result" else (200, {})
-        return _json(url, status, body)
-
-
-def _json(url: str, status: int, body: dict[str, Any]) -> AWSResponse:
-    headers = {"Content-Type": "application/json"}
-    if status >= 300:
-        headers["x-amzn-ErrorType"] = str(body.get("__type", "InternalServerException"))
-    return AWSResponse(url, status, headers, _Raw(json.dumps(body).encode()))
+        return agentcore_answer(url, status, body)
 
 
 def _unknown(payload: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -153,38 +128,9 @@ class World:
 
 @pytest.fixture
 def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    for name in list(os.environ):
-        if name.startswith("AWS_ENDPOINT_URL"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    # moto's AgentCore has no data plane: its calls pass through to the agent's transport.
-    with mock_aws(config={"core": {"passthrough": {"urls": [AGENTCORE_URLS]}}}):
-        session = boto3.session.Session(region_name="us-east-1")
-        resources = create_resources(session, "unit")
-        settings = PollerSettings.from_env(
-            {
-                "JOBS_TABLE": resources.table,
-                "RESULTS_BUCKET": resources.bucket,
-                "TOPIC_ARN": resources.topic_arn,
-                "AGENT_RUNTIME_ARN": RUNTIME_ARN,
-                "POLLER_MAX_POLL_FAILURES": "2",
-            }
-        )
-        agent = Agent()
-        agentcore = session.client(
-            "bedrock-agentcore", config=Config(retries={"total_max_attempts": 1})
-        )
-        agentcore.meta.events.register("before-send.bedrock-agentcore", agent.before_send)
-        services = services_from_clients(
-            settings,
-            dynamodb=session.client("dynamodb"),
-            s3=session.client("s3"),
-            sns=session.client("sns"),
-            agentcore=agentcore,
-        )
-        yield World(session, resources, agent, settings, services)
+    agent = Agent()
+    with poller_rig(monkeypatch, agent.before_send) as rig:
+        yield World(rig.session, rig.resources, agent, rig.services.settings, rig.services)
 
 
 def test_a_running_answer_records_progress_and_gives_the_lease_back(world: World) -> None:
