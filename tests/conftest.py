@@ -8,6 +8,11 @@ import pytest
 
 from emulator.resources import LocalResources
 from testbed.aws import MotoEndpoint, moto_server
+from tests.support.botocore_files import share_parsed_data_files
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    share_parsed_data_files()
 
 
 @pytest.fixture(scope="session")
