@@ -33,4 +33,4 @@ def share_parsed_data_files() -> None:
             return data
 
     load_file.shares_parsed_files = True  # type: ignore[attr-defined]
-    JSONFileLoader.load_file = load_file  # type: ignore[method-assign]
+    JSONFileLoader.load_file = load_file
