@@ -1,13 +1,35 @@
-"""Fixtures every tier may use: one moto server per test session, fresh resources per test."""
+"""What every tier shares: one moto server per test session, fresh resources per test, and how
+the suite is split across xdist workers."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
+from xdist.scheduler import LoadFileScheduling  # type: ignore[import-untyped]
 
 from emulator.resources import LocalResources
 from testbed.aws import MotoEndpoint, moto_server
+from tests.support.botocore_files import share_parsed_data_files
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    share_parsed_data_files()
+
+
+class _InfraOnOneWorker(LoadFileScheduling):  # type: ignore[misc]
+    """`--dist loadfile`, but tests/infra is one unit: its synthesized apps are session
+    fixtures, made once per worker, and each worker's first synth also starts the jsii runtime."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        scope = super()._split_scope(nodeid)
+        return "tests/infra" if scope.startswith("tests/infra/") else scope
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> LoadFileScheduling | None:
+    if config.getvalue("dist") != "loadfile":
+        return None
+    return _InfraOnOneWorker(config, log)
 
 
 @pytest.fixture(scope="session")
