@@ -1,4 +1,4 @@
-"""The poller's hold on a job, and the conditional writes that move a job while it is held."""
+"""The poller's lease on a job and the writes under it, one module as all share its condition."""
 
 from __future__ import annotations
 

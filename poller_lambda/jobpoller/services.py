@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,9 @@ from jobpoller.report import TickReport
 from jobpoller.settings import PollerSettings
 
 logger = Logger(service="poller", child=True)
+
+SessionShared = Callable[[StoredJob], bool]
+"""Whether other jobs in flight use this job's session, so it must not be stopped yet."""
 
 
 @dataclass(frozen=True)
