@@ -203,6 +203,9 @@ class ChildOutcome:
     crashed: str | None = None
     retry: tuple[str, str] | None = None
     """A `retry_on` exception ended the try: its type's name and its message."""
+    killed_by: int | None = None
+    """The signal that ended the child, when one did without the parent asking (`crashed`
+    says so too): the session's stop, an OOM kill, a kill by hand."""
 
 
 class ChildJob:
@@ -289,7 +292,9 @@ class ChildJob:
         if not ended and should_stop():
             raise JobStopped  # it died because it was told to
         if not ended:
-            outcome.crashed = f"{CRASH_MESSAGE} (exit code {self._process.exitcode})"
+            code = self._process.exitcode
+            outcome.crashed = f"{CRASH_MESSAGE} (exit code {code})"
+            outcome.killed_by = -code if code is not None and code < 0 else None
         return outcome
 
     def _take(

@@ -19,7 +19,7 @@ from agentjobs.agent.checkpoints import (
     next_checkpoint_event_gap,
     retry_delay,
 )
-from agentjobs.agent.child import ChildJob, ChildWork, not_resumable_message
+from agentjobs.agent.child import ChildJob, ChildOutcome, ChildWork, not_resumable_message
 from agentjobs.agent.context import CheckpointError, JobFailed, JobStopped
 from agentjobs.agent.declarations import call_job, plain_result
 from agentjobs.agent.journal import JobJournal
@@ -47,6 +47,8 @@ class _Retry:
 
     error_type: str
     message: str
+    code: ErrorCode = ErrorCode.JOB_FAILED
+    """The error the job ends with when no attempt is left."""
 
 
 class _ThreadContext:
@@ -195,8 +197,20 @@ class JobExecutor:
         finally:
             with self._lock:
                 job.child = None
+        return self._child_ending(job, ended)
+
+    def _child_ending(self, job: LiveJob, ended: ChildOutcome) -> Outcome | _Retry:
         if ended.retry is not None:
             return _Retry(*ended.retry)
+        if ended.killed_by is not None and job.spec.resumable:
+            # A resumable job's process killed from outside (not asked to stop): the try is
+            # lost, not the job; the next attempt goes on from the last checkpoint.
+            log.warning("job %s: %s", job.record.job_id, ended.crashed)
+            return _Retry(
+                "ProcessKilled",
+                f"{ended.crashed}: killed by signal {ended.killed_by}",
+                ErrorCode.JOB_CRASHED,
+            )
         if ended.failed is not None:
             return Outcome(JobStatus.FAILED, error=job_failed(ended.failed))
         if ended.not_json is not None:
@@ -212,7 +226,8 @@ class JobExecutor:
         """Prepare the next try after a `retry_on` exception: None once it may start (the
         event appended, the attempt recorded, the backoff waited), else how the job ends."""
         attempt = job.attempt
-        gave_up = Outcome(JobStatus.FAILED, error=job_failed(failed.message))
+        error = job_failed(failed.message)
+        gave_up = Outcome(JobStatus.FAILED, error=JobError.of(failed.code, error.message))
         if attempt >= job.record.max_attempts:
             log.info("job %s: no attempt left after %d", job.record.job_id, attempt)
             return gave_up

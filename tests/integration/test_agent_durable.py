@@ -4,11 +4,13 @@ when the session is stopped, a resume in a fresh session, in-place retries, clea
 from __future__ import annotations
 
 import json
+import signal
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import psutil
 import pytest
 
 from agentjobs.history import Event, EventLog
@@ -330,3 +332,53 @@ def test_a_checkpoint_too_large_or_not_json_is_refused_with_what_is_expected(
     assert "it holds a set" in refused["not_json"]
     assert "resumable=True" in refused["not_resumable"]
     assert all(results.get_checkpoint(job_id) is None for job_id in jobs.values())
+
+
+def job_process_of(runtime: RuntimeProcess, session_id: str) -> Any:
+    """The child process a `cpu` job of this session runs in (multiprocessing's spawn)."""
+    for process in runtime.agent_processes():
+        try:
+            if process.environ().get("AGENTCORE_SESSION_ID") == session_id and any(
+                "spawn_main" in part for part in process.cmdline()
+            ):
+                return process
+        except psutil.Error:
+            continue
+    return None
+
+
+def test_a_resumable_jobs_process_killed_from_outside_is_one_lost_attempt_not_a_lost_job(
+    runtime: RuntimeProcess,
+    moto: MotoEndpoint,
+    world: tuple[LocalResources, str],
+    results: ResultStore,
+) -> None:
+    # An OOM kill, a kill by hand: the agent lives on, its job's process does not. The try
+    # is retried in place from the last checkpoint, counted as an attempt.
+    events_table = world[1]
+    session = new_session_id()
+    job_input = {"seconds": 4, "cpu": True, "checkpoint_every_s": 0.25}
+    job_id = submit(runtime, session, job_input, max_attempts=2)["job_id"]
+    wait_for(lambda: results.get_checkpoint(job_id), "a first checkpoint")
+    child = wait_for(lambda: job_process_of(runtime, session), "the job's process")
+    child.send_signal(signal.SIGKILL)
+    ended = wait_for_end(runtime, session, job_id)
+    assert ended["status"] == "SUCCEEDED", ended
+    assert ended["result"]["attempts"] == 2 and ended["result"]["resumed_from_s"] > 0
+    retried = [e for e in events_of(moto, events_table, job_id) if e.type == "retried"]
+    assert [e.detail.get("error_type") for e in retried] == ["ProcessKilled"]
+    assert "killed by signal 9" in str(retried[0].detail.get("message"))
+
+
+def test_a_killed_process_on_the_last_attempt_ends_the_job_crashed(
+    runtime: RuntimeProcess, results: ResultStore
+) -> None:
+    session = new_session_id()
+    job_input = {"seconds": 4, "cpu": True, "checkpoint_every_s": 0.25}
+    job_id = submit(runtime, session, job_input)["job_id"]
+    child = wait_for(lambda: job_process_of(runtime, session), "the job's process")
+    child.send_signal(signal.SIGKILL)
+    ended = wait_for_end(runtime, session, job_id)
+    assert ended["status"] == "FAILED"
+    assert ended["error"]["code"] == "JOB_CRASHED"
+    assert "killed by signal 9" in ended["error"]["message"]

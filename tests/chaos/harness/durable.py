@@ -241,6 +241,13 @@ def _ending_problems(job_id: str, plan: JobPlan, record: _RecordView) -> list[st
         and code == ErrorCode.JOB_FAILED
     ):
         return []  # its own transient failure, on its last attempt
+    if (
+        status == "FAILED"
+        and attempt == most
+        and code == ErrorCode.JOB_CRASHED
+        and "killed by signal" in message
+    ):
+        return []  # its process killed (an injected SIGKILL or stop) on its last attempt
     return [f"{where}: {code} {message[:160]}"]
 
 
@@ -280,8 +287,10 @@ def _history_reader(world: World) -> EventLog | None:
 
 def _append_excused(world: World, job_id: str) -> bool:
     """Whether a `resumed` event of this job may be missing because the harness made it so:
-    its append failed under an injected fault, or the pass that resumed the job died (or
-    raised) before appending it. The poller never fails a transition for its history."""
+    its append failed under an injected fault, the pass that resumed the job died (or
+    raised) before appending it, or the resume write's answer was lost (applied, but seen as
+    failed: that pass appends nothing, and the next one only sends `resume` again). The
+    poller never fails a transition for its history."""
     events = world.events.get(job_id, [])
     started = {(what, who) for _, what, who in events}
     failed = any(
@@ -294,7 +303,8 @@ def _append_excused(world: World, job_id: str) -> bool:
         and ("history-resumed-start", who) not in started
         for what, who in started
     )
-    return failed or died
+    lost_answer = any(what == "resume-answer-lost" for what, _ in started)
+    return failed or died or lost_answer
 
 
 def durable_lines(durable: Counter[str]) -> list[str]:

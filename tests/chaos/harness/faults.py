@@ -205,6 +205,9 @@ class PollerFaults:
             and self.rng.random() < self.config.lost_answer_rate
         ):
             self.world.figures.fault(f"{kind}:answer lost")
+            if job_id and step == "resume":
+                # Applied, but the pass saw an error: it writes none of the resume's history.
+                self.world.log_event(job_id, self.world.seq(), "resume-answer-lost", pass_id)
             raise BotoReadTimeoutError(endpoint_url="chaos://answer-lost")
 
 
