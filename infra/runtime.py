@@ -8,7 +8,6 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import jsii
 from aws_cdk import (
@@ -44,6 +43,7 @@ from infra.bundling import (
     write_source_tree,
 )
 from infra.completion import CompletionSignals
+from infra.delivery_policy import DELIVERY_POLICY_ID, fix_delivery_policy
 from infra.job_store import JobStore
 from infra.nag import (
     acknowledge,
@@ -53,6 +53,23 @@ from infra.nag import (
     wildcard,
 )
 from infra.settings import LIBRARY_PACKAGE, ArtifactKind
+
+__all__ = [
+    "AGENT_PYTHON",
+    "AGENT_PYTHON_VERSION",
+    "DELIVERY_POLICY_ID",
+    "DOCKERFILE",
+    "ENTRYPOINT",
+    "IMAGE_CONTEXTS",
+    "LEFT_OUT_OF_BUNDLE",
+    "LIBRARY_EXTRAS",
+    "LOG_RETENTION",
+    "VENDED_LOGS_PREFIX",
+    "AgentRuntime",
+    "AgentRuntimeProps",
+    "agent_bundle",
+    "model_resources",
+]
 
 AGENT_PYTHON = agentcore.AgentCoreRuntime.PYTHON_3_13
 AGENT_PYTHON_VERSION = AGENT_PYTHON.value.removeprefix("PYTHON_").replace("_", ".")
@@ -76,8 +93,6 @@ VENDED_LOGS_PREFIX = "/aws/vendedlogs/bedrock-agentcore"
 ours: CloudWatch Logs' log-delivery role may write there (aws-cdk-lib's Runtime docs for
 manageDeliveryResourcePolicy, aws/aws-cdk PR #38372), so the default stack takes none of the
 region's 10 CloudWatch Logs resource-policy slots (aws/aws-cdk#37956, #38342)."""
-DELIVERY_POLICY_ID = "CdkLogGroupLogsDeliveryPolicy"
-"""The stack-level logs resource policy the L2 Runtime adds when it manages delivery policies."""
 
 
 @dataclass(frozen=True)
@@ -283,7 +298,7 @@ class AgentRuntime(Construct):
             props.completion.grant_signal(self.role)
         self._grant_model(props.model_id, props.marketplace_product_id)
         if props.tracing:
-            self._fix_delivery_policy()
+            fix_delivery_policy(self.application_logs)
         self._acknowledge_grants(store, props)
         self._tidy_dependencies()
 
@@ -551,44 +566,6 @@ class AgentRuntime(Construct):
                     resources=["*"],
                 )
             )
-
-    def _fix_delivery_policy(self) -> None:
-        """Name the log streams in the form that matches, in the L2's logs delivery policy.
-
-        The L2 appends `:log-stream:*` to the log group's `Arn` attribute, which already
-        ends in `:*` (aws/aws-cdk#18253): `...:log-group:NAME:*:log-stream:*` matches no
-        stream. The statement is rebuilt from the group's name instead.
-        """
-        stack = Stack.of(self)
-        policy = stack.node.try_find_child(DELIVERY_POLICY_ID)
-        if not isinstance(policy, logs.ResourcePolicy):
-            raise LookupError(f"the L2 Runtime no longer adds {DELIVERY_POLICY_ID}")
-        streams = stack.format_arn(
-            service="logs",
-            resource="log-group",
-            resource_name=f"{self.application_logs.log_group_name}:log-stream:*",
-            arn_format=ArnFormat.COLON_RESOURCE_NAME,
-        )
-        document: dict[str, Any] = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": "delivery.logs.amazonaws.com"},
-                    "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-                    "Resource": streams,
-                    "Condition": {
-                        "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
-                        "ArnLike": {
-                            "aws:SourceArn": stack.format_arn(service="logs", resource="*")
-                        },
-                    },
-                }
-            ],
-        }
-        cfn_policy = policy.node.default_child
-        assert isinstance(cfn_policy, CfnResource)
-        cfn_policy.add_property_override("PolicyDocument", stack.to_json_string(document))
 
     def _tidy_dependencies(self) -> None:
         cfn_runtime = self.runtime.node.default_child
