@@ -1,83 +1,64 @@
-"""The agent on AgentCore Runtime: code artifact (or Dockerfile), lifecycle, execution role."""
+"""The agent on AgentCore Runtime: the runtime, its lifecycle, logs and execution role, wired."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import jsii
-from aws_cdk import (
-    ArnFormat,
-    Aws,
-    CfnResource,
-    Duration,
-    IStableStringProducer,
-    Lazy,
-    RemovalPolicy,
-    Stack,
-)
+from aws_cdk import CfnResource, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_bedrockagentcore as agentcore
-from aws_cdk import aws_ecr_assets as ecr_assets
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
-from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
-from agentjobs import schema
-from agentjobs.model_ids import split_profile
-from infra.bundling import (
-    PROJECT_ROOT,
-    BundlingError,
-    PipInstallError,
-    PythonBundle,
-    SourceTree,
-    bundling_options,
-    folder_requirements,
-    publish_staging,
-    requirements_from_pyproject,
-    write_source_tree,
+from infra.agent_artifact import (
+    AGENT_PYTHON,
+    AGENT_PYTHON_VERSION,
+    DOCKERFILE,
+    ENTRYPOINT,
+    IMAGE_CONTEXTS,
+    LEFT_OUT_OF_BUNDLE,
+    LIBRARY_EXTRAS,
+    agent_artifact,
+    agent_bundle,
 )
+from infra.agent_role import (
+    acknowledge_grants,
+    execution_role,
+    grant_job_store,
+    grant_model,
+    grant_platform,
+    model_resources,
+)
+from infra.bundling import PROJECT_ROOT
 from infra.completion import CompletionSignals
+from infra.delivery_policy import DELIVERY_POLICY_ID, fix_delivery_policy
 from infra.job_store import JobStore
-from infra.nag import (
-    acknowledge,
-    attribute_ref,
-    default_policy,
-    drop_redundant_depends_on,
-    wildcard,
-)
-from infra.settings import LIBRARY_PACKAGE, ArtifactKind
+from infra.nag import default_policy, drop_redundant_depends_on
+from infra.settings import ArtifactKind
 
-AGENT_PYTHON = agentcore.AgentCoreRuntime.PYTHON_3_13
-AGENT_PYTHON_VERSION = AGENT_PYTHON.value.removeprefix("PYTHON_").replace("_", ".")
-"""'3.13': pip fetches wheels built for the runtime's interpreter."""
-ENTRYPOINT = "main.py"
-"""The default entrypoint; `agentEntrypoint` names another file at the top of the agent folder.
-AgentCore's direct code deployment runs an entrypoint .py file of the zip, its dependencies
-beside it at the root (AgentCore developer guide, "Direct code deployment for Python"; the
-CodeConfiguration's EntryPoint holds one or two elements, e.g. ["main.py"])."""
-LIBRARY_EXTRAS = ("agent",)
-"""What the bundled library needs at run time: its base dependencies and the `agent` extra."""
-DOCKERFILE = Path(__file__).with_name("agent.Dockerfile")
-IMAGE_CONTEXTS = Path(".build") / "agent-image"
-"""Under the project root: one staged Docker build context per content, never rewritten."""
-LEFT_OUT_OF_BUNDLE = frozenset({"node_modules", "cdk.out", "__pycache__"})
-"""Top-level entries of an agent folder that are never the agent's code. Names starting
-with a dot (.venv, .git, .env with its secrets) and virtual environments are left out too."""
+__all__ = [
+    "AGENT_PYTHON",
+    "AGENT_PYTHON_VERSION",
+    "DELIVERY_POLICY_ID",
+    "DOCKERFILE",
+    "ENTRYPOINT",
+    "IMAGE_CONTEXTS",
+    "LEFT_OUT_OF_BUNDLE",
+    "LIBRARY_EXTRAS",
+    "LOG_RETENTION",
+    "VENDED_LOGS_PREFIX",
+    "AgentRuntime",
+    "AgentRuntimeProps",
+    "agent_bundle",
+    "model_resources",
+]
+
 LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
 VENDED_LOGS_PREFIX = "/aws/vendedlogs/bedrock-agentcore"
 """Same-account delivery to a log group under /aws/vendedlogs/ needs no resource policy of
 ours: CloudWatch Logs' log-delivery role may write there (aws-cdk-lib's Runtime docs for
 manageDeliveryResourcePolicy, aws/aws-cdk PR #38372), so the default stack takes none of the
 region's 10 CloudWatch Logs resource-policy slots (aws/aws-cdk#37956, #38342)."""
-DELIVERY_POLICY_ID = "CdkLogGroupLogsDeliveryPolicy"
-"""The stack-level logs resource policy the L2 Runtime adds when it manages delivery policies."""
 
 
 @dataclass(frozen=True)
@@ -104,121 +85,6 @@ class AgentRuntimeProps:
     """The file at the top of `agent_dir` that AgentCore runs."""
 
 
-@jsii.implements(IStableStringProducer)
-class _Later:
-    """A string known only once the construct tree is built (for `Lazy.string`)."""
-
-    def __init__(self, produce: Callable[[], str]) -> None:
-        self._produce = produce
-
-    def produce(self) -> str:
-        return self._produce()
-
-
-def agent_bundle(project_root: Path, agent_dir: Path | None = None) -> PythonBundle:
-    """The agent's zip: the agent folder at the root (default `agent_src`), the agentjobs
-    library beside it, the library's run-time dependencies and the folder's own requirements.
-
-    Raises BundlingError, naming the file and line, when the folder's requirements are not
-    plain requirement specifiers.
-    """
-    folder = agent_dir or project_root / "agent_src"
-    try:
-        own = folder_requirements(folder, provided=[LIBRARY_PACKAGE])
-    except BundlingError as exc:
-        raise BundlingError(f"agentDir {folder}: {exc}") from None
-    library = requirements_from_pyproject(project_root / "pyproject.toml", LIBRARY_EXTRAS)
-    return PythonBundle(
-        trees=_agent_trees(project_root, folder),
-        requirements=(*library, *(r for r in own if r not in library)),
-        python_version=AGENT_PYTHON_VERSION,
-    )
-
-
-def _agent_trees(project_root: Path, folder: Path, target: str = "") -> tuple[SourceTree, ...]:
-    return (
-        SourceTree(folder, target, exclude=_not_agent_code(folder)),
-        # The CLI is the users' tool; the agent never imports it (nor typer/rich).
-        SourceTree(
-            project_root / LIBRARY_PACKAGE, f"{target}/{LIBRARY_PACKAGE}".lstrip("/"), ("cli",)
-        ),
-    )
-
-
-def _not_agent_code(folder: Path) -> tuple[str, ...]:
-    """Top-level entries of the agent folder that stay out of the bundle."""
-    if not folder.is_dir():
-        return ()
-    return tuple(
-        sorted(
-            entry.name
-            for entry in folder.iterdir()
-            if entry.name.startswith(".")
-            or entry.name in LEFT_OUT_OF_BUNDLE
-            or (entry / "pyvenv.cfg").is_file()
-        )
-    )
-
-
-def _check_requirements_install(bundle: PythonBundle, folder: Path, cache_root: Path) -> None:
-    """Run the bundle's pip install now, so a requirement of the user's that has no wheel for
-    the runtime stops the synth with one line, not inside CDK's bundling callback."""
-    try:
-        bundle.dependencies_dir(cache_root)
-    except PipInstallError as exc:
-        own = folder_requirements(folder, provided=[LIBRARY_PACKAGE])
-        if not own:
-            raise
-        raise BundlingError(
-            f"agentDir {folder}: its requirements ({', '.join(own)}) do not install for "
-            f"Linux arm64 / Python {bundle.python_version} with the agentjobs library's: "
-            f"{exc.pip_said}; expected: requirements with wheels for {bundle.platform} "
-            "(or agentArtifact=docker, which builds from source)"
-        ) from None
-
-
-def _image_context(root: Path, folder: Path, bundle: PythonBundle, entrypoint: str) -> Path:
-    """Stage the Docker build context: the agent folder and the library under `agent/`, the
-    combined requirements and the Dockerfile beside it, so no file of the user's is replaced.
-
-    Keyed by content and moved into place whole: synths running side by side never see a
-    half-written context, nor remove one another's.
-    """
-    dockerfile = DOCKERFILE.read_text() + f"CMD {json.dumps(['python', entrypoint])}\n"
-    requirements = "\n".join(bundle.requirements) + "\n"
-    key = hashlib.sha256(f"{bundle.asset_hash()}|{dockerfile}|{requirements}".encode()).hexdigest()[
-        :24
-    ]
-    target = root / IMAGE_CONTEXTS / key
-    if target.is_dir():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix="staging-", dir=target.parent))
-    write_source_tree(_agent_trees(root, folder, "agent"), staging)
-    (staging / "Dockerfile").write_text(dockerfile)
-    (staging / "requirements.txt").write_text(requirements)
-    publish_staging(staging, target)
-    return target
-
-
-def model_resources(model_id: str) -> tuple[list[str], list[str]]:
-    """(inference-profile ARNs, foundation-model ARNs) that invoking `model_id` touches.
-
-    A cross-region profile routes each request to the base model in any region of its
-    group, so the base model is allowed in every region, but only through this profile.
-    """
-    partition, region, account = Aws.PARTITION, Aws.REGION, Aws.ACCOUNT_ID
-    prefix, base = split_profile(model_id)
-    if prefix is None:
-        return [], [f"arn:{partition}:bedrock:{region}::foundation-model/{model_id}"]
-    profile = f"arn:{partition}:bedrock:{region}:{account}:inference-profile/{model_id}"
-    models = [f"arn:{partition}:bedrock:*::foundation-model/{base}"]
-    if prefix == "global":
-        # Global profiles name the model without a region (AWS docs, global inference).
-        models.append(f"arn:{partition}:bedrock:::foundation-model/{base}")
-    return [profile], models
-
-
 class AgentRuntime(Construct):
     """The AgentCore Runtime that runs agent_src/main.py, and exactly the rights it uses.
 
@@ -232,7 +98,6 @@ class AgentRuntime(Construct):
         store = props.store
         stack = Stack.of(self)
         self.max_lifetime = props.max_lifetime
-        self._code_asset = props.artifact == "code"
         self.application_logs = logs.LogGroup(
             self,
             "ApplicationLogs",
@@ -240,8 +105,15 @@ class AgentRuntime(Construct):
             retention=LOG_RETENTION,
             removal_policy=RemovalPolicy.DESTROY,
         )
-        self.role = self._execution_role()
-        artifact = self._artifact(props)
+        self.role = execution_role(self, lambda: self.runtime.agent_runtime_name)
+        artifact = agent_artifact(
+            self,
+            self.role,
+            project_root=props.project_root,
+            agent_dir=props.agent_dir,
+            kind=props.artifact,
+            entrypoint=props.entrypoint,
+        )
         self.runtime = agentcore.Runtime(
             self,
             "Runtime",
@@ -277,14 +149,20 @@ class AgentRuntime(Construct):
                 )
             ],
         )
-        self._grant_platform()
-        self._grant_job_store(store)
+        grant_platform(self.role)
+        grant_job_store(self.role, store)
         if props.completion is not None:
             props.completion.grant_signal(self.role)
-        self._grant_model(props.model_id, props.marketplace_product_id)
+        grant_model(self.role, props.model_id, props.marketplace_product_id)
         if props.tracing:
-            self._fix_delivery_policy()
-        self._acknowledge_grants(store, props)
+            fix_delivery_policy(self.application_logs)
+        acknowledge_grants(
+            self.role,
+            store,
+            model_id=props.model_id,
+            pulls_image=props.artifact != "code",
+            marketplace_product_id=props.marketplace_product_id,
+        )
         self._tidy_dependencies()
 
     @property
@@ -297,299 +175,6 @@ class AgentRuntime(Construct):
         """The DEFAULT endpoint's ARN: invoking is authorized against it too."""
         return f"{self.runtime.agent_runtime_arn}/runtime-endpoint/DEFAULT"
 
-    def _execution_role(self) -> iam.Role:
-        # The trust the L2 would give its own role: AgentCore, for this account's runtime
-        # of this name only (confused deputy). The name is generated when the tree is built.
-        stack = Stack.of(self)
-        runtime_arn = Lazy.string(
-            _Later(
-                lambda: stack.format_arn(
-                    service="bedrock-agentcore",
-                    resource="runtime",
-                    resource_name=f"{self.runtime.agent_runtime_name}*",
-                )
-            )
-        )
-        return iam.Role(
-            self,
-            "ExecutionRole",
-            assumed_by=iam.ServicePrincipal(
-                "bedrock-agentcore.amazonaws.com",
-                conditions={
-                    "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
-                    "ArnLike": {"aws:SourceArn": runtime_arn},
-                },
-            ),
-            description="agentjobs: the agent on AgentCore Runtime",
-            max_session_duration=Duration.hours(8),
-        )
-
-    def _artifact(self, props: AgentRuntimeProps) -> agentcore.AgentRuntimeArtifact:
-        root = props.project_root
-        folder = props.agent_dir or root / "agent_src"
-        bundle = agent_bundle(root, folder)
-        if props.artifact == "docker":
-            # The Docker route: synth only stages a build context; `cdk deploy` builds it.
-            context = _image_context(root, folder, bundle, props.entrypoint)
-            image = ecr_assets.DockerImageAsset(
-                self, "Image", directory=str(context), platform=ecr_assets.Platform.LINUX_ARM64
-            )
-            # ECR scopes pulls to a repository, not an image: the bootstrap's repository.
-            image.repository.grant_pull(self.role)
-            return agentcore.AgentRuntimeArtifact.from_ecr_repository(
-                image.repository, image.image_tag
-            )
-        _check_requirements_install(bundle, folder, root / ".build")
-        code = s3_assets.Asset(
-            self,
-            "Code",
-            path=str(folder),
-            **bundling_options(bundle, root / ".build"),
-        )
-        # AgentCore fetches the zip with the execution role: this one object, nothing else
-        # of the bootstrap bucket.
-        self.role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="ReadAgentCode",
-                actions=["s3:GetObject"],
-                resources=[code.bucket.arn_for_objects(code.s3_object_key)],
-            )
-        )
-        return agentcore.AgentRuntimeArtifact.from_s3(
-            s3.Location(bucket_name=code.s3_bucket_name, object_key=code.s3_object_key),
-            AGENT_PYTHON,
-            [props.entrypoint],
-        )
-
-    def _grant_platform(self) -> None:
-        """What AgentCore's execution-role docs list, as the L2 grants it to its own role."""
-        stack = Stack.of(self)
-
-        def log_groups(name: str) -> str:
-            return stack.format_arn(
-                service="logs",
-                resource="log-group",
-                resource_name=name,
-                arn_format=ArnFormat.COLON_RESOURCE_NAME,
-            )
-
-        identity = stack.format_arn(
-            service="bedrock-agentcore", resource="workload-identity-directory"
-        )
-        statements = [
-            iam.PolicyStatement(
-                sid="LogGroupAccess",
-                actions=["logs:DescribeLogStreams", "logs:CreateLogGroup"],
-                resources=[log_groups("/aws/bedrock-agentcore/runtimes/*")],
-            ),
-            iam.PolicyStatement(
-                sid="DescribeLogGroups",
-                actions=["logs:DescribeLogGroups"],
-                resources=[log_groups("*")],
-            ),
-            iam.PolicyStatement(
-                sid="LogStreamAccess",
-                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                resources=[log_groups("/aws/bedrock-agentcore/runtimes/*:log-stream:*")],
-            ),
-            iam.PolicyStatement(
-                sid="XRayAccess",
-                actions=[
-                    "xray:PutTraceSegments",
-                    "xray:PutTelemetryRecords",
-                    "xray:GetSamplingRules",
-                    "xray:GetSamplingTargets",
-                ],
-                resources=["*"],
-            ),
-            iam.PolicyStatement(
-                sid="CloudWatchMetrics",
-                actions=["cloudwatch:PutMetricData"],
-                resources=["*"],
-                conditions={"StringEquals": {"cloudwatch:namespace": "bedrock-agentcore"}},
-            ),
-            iam.PolicyStatement(
-                sid="GetAgentAccessToken",
-                actions=[
-                    "bedrock-agentcore:GetWorkloadAccessToken",
-                    "bedrock-agentcore:GetWorkloadAccessTokenForJWT",
-                    "bedrock-agentcore:GetWorkloadAccessTokenForUserId",
-                ],
-                resources=[f"{identity}/default", f"{identity}/default/workload-identity/*"],
-            ),
-        ]
-        for statement in statements:
-            self.role.add_to_principal_policy(statement)
-
-    def _grant_job_store(self, store: JobStore) -> None:
-        role = self.role
-        # The agent writes the RUNNING record with a conditional put and reads records back;
-        # the poller owns every later change, so no update or delete here.
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="JobRecords",
-                actions=["dynamodb:PutItem", "dynamodb:GetItem"],
-                resources=[store.table.table_arn],
-            )
-        )
-        # A re-invoked session answers about its jobs from the table: its latest job is found
-        # through the session index (a query on its key, never a scan).
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="SessionJobs",
-                actions=["dynamodb:Query"],
-                resources=[f"{store.table.table_arn}/index/{schema.SESSION_INDEX}"],
-            )
-        )
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="WriteResults",
-                actions=["s3:PutObject"],
-                resources=[
-                    store.bucket.arn_for_objects(schema.outcome_key("*")),
-                    store.bucket.arn_for_objects(schema.result_key("*")),
-                ],
-            )
-        )
-        # A resumable job's input (stored at submit) and its checkpoints (the job's own,
-        # and the attempt a retry records): written by the session running the job, read by
-        # the fresh session that resumes it. Both keyed by the job id, in its folder.
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="DurableJobState",
-                actions=["s3:PutObject", "s3:GetObject"],
-                resources=[
-                    store.bucket.arn_for_objects(schema.input_key("*")),
-                    store.bucket.arn_for_objects(schema.checkpoint_key("*")),
-                ],
-            )
-        )
-        # A resumable submit whose record could not be created removes the input it kept
-        # first, so that a refused submit leaves nothing behind; no other object is deleted.
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="RemoveUnrecordedInput",
-                actions=["s3:DeleteObject"],
-                resources=[store.bucket.arn_for_objects(schema.input_key("*"))],
-            )
-        )
-        store.grant_append_events(role)
-        # A re-invoked session whose job ended before the poller collected it answers from the
-        # durable outcome. ListBucket (on the results prefix only) makes a missing outcome read
-        # as NoSuchKey rather than AccessDenied, as for the poller: "no outcome" must be told
-        # apart from "unreadable".
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="ReadOutcomes",
-                actions=["s3:GetObject"],
-                resources=[store.bucket.arn_for_objects(schema.outcome_key("*"))],
-            )
-        )
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="ListOutcomes",
-                actions=["s3:ListBucket"],
-                resources=[store.bucket.bucket_arn],
-                conditions={"StringLike": {"s3:prefix": f"{store.results_prefix}*"}},
-            )
-        )
-        # A data_report job reads its caller's CSV from the inputs prefix and nothing else:
-        # a caller cannot point a job at another job's results. It never lists, so no
-        # ListBucket: a missing input reads as AccessDenied, which the agent reports as it
-        # reports any unreadable input.
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="ReadInputs",
-                actions=["s3:GetObject"],
-                resources=[store.bucket.arn_for_objects(f"{store.input_prefix}*")],
-            )
-        )
-        store.grant_key_use(role)
-
-    def _grant_model(self, model_id: str, product_id: str | None) -> None:
-        profiles, models = model_resources(model_id)
-        actions = ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"]
-        role = self.role
-        if not profiles:
-            role.add_to_principal_policy(
-                iam.PolicyStatement(sid="InvokeModel", actions=actions, resources=models)
-            )
-        else:
-            role.add_to_principal_policy(
-                iam.PolicyStatement(
-                    sid="InvokeInferenceProfile", actions=actions, resources=profiles
-                )
-            )
-            role.add_to_principal_policy(
-                iam.PolicyStatement(
-                    sid="InvokeModelThroughProfile",
-                    actions=actions,
-                    resources=models,
-                    conditions={"StringEquals": {"bedrock:InferenceProfileArn": profiles[0]}},
-                )
-            )
-        if product_id is not None:
-            # The first call of a Marketplace model in an account subscribes the account,
-            # with the caller's rights (Bedrock user guide, "Request access to models"):
-            # Subscribe for this one product only (aws-marketplace:ProductId, as the guide's
-            # "Grant IAM permissions to request access ... with a product ID" shows), and
-            # ViewSubscriptions, which has no resources or conditions to scope by.
-            role.add_to_principal_policy(
-                iam.PolicyStatement(
-                    sid="SubscribeToTheModel",
-                    actions=["aws-marketplace:Subscribe"],
-                    resources=["*"],
-                    conditions={
-                        "ForAnyValue:StringEquals": {"aws-marketplace:ProductId": [product_id]}
-                    },
-                )
-            )
-            role.add_to_principal_policy(
-                iam.PolicyStatement(
-                    sid="ViewModelSubscriptions",
-                    actions=["aws-marketplace:ViewSubscriptions"],
-                    resources=["*"],
-                )
-            )
-
-    def _fix_delivery_policy(self) -> None:
-        """Name the log streams in the form that matches, in the L2's logs delivery policy.
-
-        The L2 appends `:log-stream:*` to the log group's `Arn` attribute, which already
-        ends in `:*` (aws/aws-cdk#18253): `...:log-group:NAME:*:log-stream:*` matches no
-        stream. The statement is rebuilt from the group's name instead.
-        """
-        stack = Stack.of(self)
-        policy = stack.node.try_find_child(DELIVERY_POLICY_ID)
-        if not isinstance(policy, logs.ResourcePolicy):
-            raise LookupError(f"the L2 Runtime no longer adds {DELIVERY_POLICY_ID}")
-        streams = stack.format_arn(
-            service="logs",
-            resource="log-group",
-            resource_name=f"{self.application_logs.log_group_name}:log-stream:*",
-            arn_format=ArnFormat.COLON_RESOURCE_NAME,
-        )
-        document: dict[str, Any] = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": "delivery.logs.amazonaws.com"},
-                    "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-                    "Resource": streams,
-                    "Condition": {
-                        "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
-                        "ArnLike": {
-                            "aws:SourceArn": stack.format_arn(service="logs", resource="*")
-                        },
-                    },
-                }
-            ],
-        }
-        cfn_policy = policy.node.default_child
-        assert isinstance(cfn_policy, CfnResource)
-        cfn_policy.add_property_override("PolicyDocument", stack.to_json_string(document))
-
     def _tidy_dependencies(self) -> None:
         cfn_runtime = self.runtime.node.default_child
         cfn_policy = default_policy(self.role).node.default_child
@@ -600,50 +185,3 @@ class AgentRuntime(Construct):
         for child in self.runtime.node.children:
             if isinstance(child, logs.CfnDelivery):
                 drop_redundant_depends_on(child)
-
-    def _acknowledge_grants(self, store: JobStore, props: AgentRuntimeProps) -> None:
-        bucket = attribute_ref(self, store.bucket.bucket_arn)
-        logs_arn = "arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:"
-        agentcore_arn = "arn:<AWS::Partition>:bedrock-agentcore:<AWS::Region>:<AWS::AccountId>"
-        findings = {
-            wildcard(f"{logs_arn}/aws/bedrock-agentcore/runtimes/*"): "AgentCore names the "
-            "runtime's log group after the runtime id, known only once it exists; scoped to "
-            "AgentCore's runtime log groups (AgentCore execution-role docs).",
-            wildcard(f"{logs_arn}/aws/bedrock-agentcore/runtimes/*:log-stream:*"): "Log "
-            "streams AgentCore creates per session in those groups.",
-            wildcard(f"{logs_arn}*"): "logs:DescribeLogGroups supports no resource-level scoping.",
-            wildcard("*"): "X-Ray trace and sampling actions support no resource-level "
-            "scoping; cloudwatch:PutMetricData has none either and is limited to the "
-            "bedrock-agentcore namespace by condition.",
-            wildcard(f"{agentcore_arn}:workload-identity-directory/default/workload-identity/*"): (
-                "The runtime's workload identity is created by AgentCore; token actions are "
-                "scoped to the account's default directory."
-            ),
-            wildcard(f"{bucket}/{schema.outcome_key('*')}"): "A job's outcome is keyed by its "
-            "job id: the agent writes outcome.json in each job's folder, nothing else.",
-            wildcard(f"{bucket}/{schema.result_key('*')}"): "A large result is keyed by its "
-            "job id: the agent writes result.json in each job's folder, nothing else.",
-            wildcard(f"{bucket}/{schema.input_key('*')}"): "A resumable job's input is keyed "
-            "by its job id: the agent stores it at submit and reads it back to resume the job.",
-            wildcard(f"{bucket}/{schema.checkpoint_key('*')}"): "A resumable job's checkpoint "
-            "is keyed by its job id: the agent writes it as the job runs and reads it to resume.",
-            wildcard(f"{bucket}/{store.input_prefix}*"): "data_report jobs read the CSV inputs "
-            "callers upload under the inputs prefix (s3:GetObject only), no other object.",
-        }
-        if not self._code_asset:
-            findings[wildcard("*")] += (
-                " ecr:GetAuthorizationToken has no resource-level scoping either (image pull)."
-            )
-        if props.marketplace_product_id is not None:
-            findings[wildcard("*")] += (
-                " aws-marketplace:Subscribe is limited to the model's product by condition; "
-                "aws-marketplace:ViewSubscriptions has no resources or conditions."
-            )
-        for model in model_resources(props.model_id)[1]:
-            if "*" in model:
-                findings[wildcard(model.replace(Aws.PARTITION, "<AWS::Partition>"))] = (
-                    "A cross-region inference profile serves each request from the base model "
-                    "in any region of its group; allowed only through this profile (condition "
-                    "bedrock:InferenceProfileArn)."
-                )
-        acknowledge(default_policy(self.role), findings)
