@@ -1,4 +1,5 @@
-"""The job record: one shape for the agent's memory, the DynamoDB item and the wire answer."""
+"""The job record: one shape for the agent's memory and the wire answer (its DynamoDB item is in
+record_items)."""
 
 from __future__ import annotations
 
