@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -18,7 +19,25 @@ def _console() -> Console:
     return console
 
 
-out = _console()
+class _Out:
+    """The console of the command being run, made when the command first prints: the
+    terminal (and COLUMNS) are read then, not when the CLI was imported."""
+
+    def __init__(self) -> None:
+        self._made: tuple[tuple[bool, str | None], Console] | None = None
+
+    def get(self) -> Console:
+        """This run's console: made again if stdout or COLUMNS changed since."""
+        key = (sys.stdout.isatty(), os.environ.get("COLUMNS"))
+        if self._made is None or self._made[0] != key:
+            self._made = (key, _console())
+        return self._made[1]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.get(), name)
+
+
+out = _Out()
 
 StackOption = Annotated[
     str | None,

@@ -168,7 +168,7 @@ def _follow_with_bar(
         TimeElapsedColumn(),
         TextColumn("{task.fields[message]}", markup=False),
     )
-    with Progress(*columns, console=out) as bar:
+    with Progress(*columns, console=out.get()) as bar:
         task = bar.add_task(
             printable(job_id[:12]), total=100, message="waiting for the first update"
         )

@@ -143,7 +143,7 @@ def result(
     if as_json:
         render.print_json({"job_id": job_id, "status": str(record.status), "result": value})
     else:
-        render.print_result(out, value)
+        render.print_result(out.get(), value)
 
 
 def _refuse_result(record: JobRecord, *, as_json: bool) -> None:
