@@ -232,6 +232,9 @@ def _ending_problems(job_id: str, plan: JobPlan, record: _RecordView) -> list[st
     if status in ("LOST", "POLL_FAILED"):
         return [] if attempt == most else [f"{where}: attempts were left"]
     code, message = record.error
+    if status == "FAILED" and code == ErrorCode.POLL_FAILED:
+        # The poller's end for a session that stopped answering: a loss, as LOST is.
+        return [] if attempt == most else [f"{where}: attempts were left"]
     if status == "FAILED" and plan.job_input.get("fail") is not None:
         return [] if message.startswith(plan.job_input["fail"][:100]) else [f"{where}: {message}"]
     if (
