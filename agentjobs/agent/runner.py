@@ -1,4 +1,8 @@
-"""The job runner: the requests about this process's jobs, from submit to suspend, and shutdown."""
+"""The job runner: the requests about this process's jobs, from submit to suspend, and shutdown.
+
+Past 400 lines on purpose: every request reads and changes the same per-session bookkeeping
+(jobs, latest job, places taken, jobs starting) under one lock; the work itself, the kept
+input of a resumable job and a job's state live in execution, resumption and live_job."""
 
 from __future__ import annotations
 
