@@ -37,6 +37,7 @@ class AgentStores:
         self._results: ResultStore | None = None
         self._completions: CompletionQueue | None = None
         self._events: EventLog | None = None
+        self._session: Any = None  # one boto3 session: made under the lock, by the first client
 
     def jobs(self) -> JobStore:
         """The job table; StoreError when JOBS_TABLE is not set."""
@@ -45,7 +46,7 @@ class AgentStores:
                 raise StoreError("the agent has no job table configured (JOBS_TABLE is not set)")
             with self._lock:
                 if self._jobs is None:
-                    self._jobs = JobStore(_client("dynamodb"), self._settings.jobs_table)
+                    self._jobs = JobStore(self._client("dynamodb"), self._settings.jobs_table)
         return self._jobs
 
     def results(self) -> ResultStore:
@@ -57,7 +58,7 @@ class AgentStores:
                 )
             with self._lock:
                 if self._results is None:
-                    self._results = ResultStore(_client("s3"), self._settings.results_bucket)
+                    self._results = ResultStore(self._client("s3"), self._settings.results_bucket)
         return self._results
 
     def completions(self) -> CompletionQueue | None:
@@ -69,7 +70,7 @@ class AgentStores:
             with self._lock:
                 if self._completions is None:
                     self._completions = CompletionQueue(
-                        _client("sqs", _SIGNAL_CLIENT_CONFIG), queue_url
+                        self._client("sqs", _SIGNAL_CLIENT_CONFIG), queue_url
                     )
         return self._completions
 
@@ -81,8 +82,21 @@ class AgentStores:
         if self._events is None:
             with self._lock:
                 if self._events is None:
-                    self._events = EventLog(_client("dynamodb"), table)
+                    self._events = EventLog(self._client("dynamodb"), table)
         return self._events
+
+    def _client(self, service: str, config: dict[str, Any] | None = None) -> Any:
+        """A client of the process's one boto3 session; called with the lock held, as a boto3
+        session is not safe to make clients from in several threads at once. One session
+        parses botocore's service models and endpoints once for all four clients: a session
+        each cost about 60 ms of CPU more per client on every cold start."""
+        # Deferred: boto3's import costs a few hundred ms, and /ping must not wait for it.
+        import boto3  # noqa: PLC0415
+        from botocore.config import Config  # noqa: PLC0415
+
+        if self._session is None:
+            self._session = boto3.session.Session()
+        return self._session.client(service, config=Config(**(config or _CLIENT_CONFIG)))
 
     def warm_up(self) -> None:
         """Create the clients ahead of the first submit; failures wait for that submit."""
@@ -102,14 +116,6 @@ _SIGNAL_CLIENT_CONFIG: dict[str, Any] = {
     "read_timeout": 5,
     "retries": {"mode": "standard", "max_attempts": 2},
 }
-
-
-def _client(service: str, config: dict[str, Any] | None = None) -> Any:
-    # Deferred: boto3's import costs a few hundred ms, and /ping must not wait for it.
-    import boto3  # noqa: PLC0415
-    from botocore.config import Config  # noqa: PLC0415
-
-    return boto3.session.Session().client(service, config=Config(**(config or _CLIENT_CONFIG)))
 
 
 def with_store_retries(
