@@ -4,6 +4,8 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+UV_VERSION := 0.13.9
+UV := $(VENV)/bin/uv
 CDK_STAMP := node_modules/.installed
 CDK := npx --no-install cdk
 # make deploy EMAIL=me@example.com CONTEXT="-c pollerRate=2 -c modelId=..."
@@ -16,6 +18,10 @@ DOCTOR_ARGS ?=
 SKIP_DOCTOR ?=
 DOCTOR_FLAGS = $(patsubst modelId=%,--model-id=%,$(filter modelId=%,$(CONTEXT))) \
 	$(if $(filter tracing=true,$(CONTEXT)),--tracing) $(DOCTOR_ARGS)
+# Python writes each module's bytecode once and every later process (an agent per session, a
+# CLI call per test) loads it, even where the environment asks for no bytecode files; they
+# stay out of git (.gitignore).
+unexport PYTHONDONTWRITEBYTECODE
 # jsii prints a large end-of-life banner on Node 20 on every synth.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
@@ -34,10 +40,15 @@ help:
 	@echo "make bench       run the benchmarks and print their figures"
 	@echo "make chaos       the full fault-injection suite (CHAOS_JOBS=300, CHAOS_MAX_SESSIONS=2 per core)"
 
+# uv installs the same pins as pip would, in seconds rather than minutes (aws-cdk-lib alone is a
+# large wheel); pip stays in the venv, as the deploy's bundling runs it. --compile-bytecode:
+# uv does not write .pyc files by itself, and every agent process the tests start would
+# otherwise compile boto3 again.
 $(STAMP): pyproject.toml agent_src/requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip==26.3
-	$(PY) -m pip install --quiet -e '.[agent,poller,cli,local,cdk,dev]' -r agent_src/requirements.txt
+	$(PY) -m pip install --quiet uv==$(UV_VERSION)
+	$(UV) pip install --quiet --compile-bytecode --python $(PY) pip==26.3 \
+		-e '.[agent,poller,cli,local,cdk,dev]' -r agent_src/requirements.txt
 	@touch $(STAMP)
 
 venv: $(STAMP)
@@ -70,11 +81,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy agentjobs emulator agent_src poller_lambda infra app.py
 
-test: lint typecheck security $(CDK_STAMP)
+# The three checks run side by side (mypy is the long one), their outputs kept apart.
+test: $(STAMP) $(CDK_STAMP)
+	@$(MAKE) --no-print-directory --jobs=3 --output-sync=target lint typecheck security
 	$(VENV)/bin/pytest -m "not slow" -n 2 --dist loadfile --durations=15
 
 # Everything make test runs, and the tests marked slow; not in CI's path.
-test-all: lint typecheck security $(CDK_STAMP)
+test-all: $(STAMP) $(CDK_STAMP)
+	@$(MAKE) --no-print-directory --jobs=3 --output-sync=target lint typecheck security
 	$(VENV)/bin/pytest -n 2 --dist loadfile --durations=25
 
 local-up: $(STAMP)
@@ -100,9 +114,9 @@ chaos: $(STAMP)
 # checkov pins an old boto3: it lives in its own venv, made on first use.
 CHECKOV := $(VENV)/tools/checkov/bin/checkov
 TEMPLATE := cdk.out/AgentJobs.template.json
-$(CHECKOV):
-	$(PYTHON) -m venv $(VENV)/tools/checkov
-	$(VENV)/tools/checkov/bin/pip install --quiet checkov==3.3.30
+$(CHECKOV): $(STAMP)
+	$(UV) venv --quiet --python $(PYTHON) $(VENV)/tools/checkov
+	$(UV) pip install --quiet --compile-bytecode --python $(VENV)/tools/checkov/bin/python checkov==3.3.30
 
 $(TEMPLATE): $(STAMP) $(CDK_STAMP) app.py cdk.json $(shell find infra agent_src poller_lambda agentjobs -name '*.py' 2>/dev/null)
 	$(CDK) synth --quiet

@@ -26,6 +26,26 @@ class _InfraOnOneWorker(LoadFileScheduling):  # type: ignore[misc]
         return "tests/infra" if scope.startswith("tests/infra/") else scope
 
 
+# Files are handed to the xdist workers in collection order, whole. The tiers whose files run
+# longest go first, so that the many short unit files fill in at the end instead of one worker
+# starting the chaos run while the other has nothing left to do.
+_TIERS_LONGEST_FIRST = ("chaos", "e2e", "infra", "integration", "security", "unit")
+
+
+def _tier_rank(item: pytest.Item) -> int:
+    parts = item.nodeid.split("/")
+    tier = parts[1] if len(parts) > 2 and parts[0] == "tests" else ""
+    return (
+        _TIERS_LONGEST_FIRST.index(tier)
+        if tier in _TIERS_LONGEST_FIRST
+        else len(_TIERS_LONGEST_FIRST)
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=_tier_rank)  # stable: within a tier, files and tests keep their order
+
+
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> LoadFileScheduling | None:
     if config.getvalue("dist") != "loadfile":
         return None
