@@ -41,13 +41,13 @@ help:
 	@echo "make chaos       the full fault-injection suite (CHAOS_JOBS=300, CHAOS_MAX_SESSIONS=2 per core)"
 
 # uv installs the same pins as pip would, in seconds rather than minutes (aws-cdk-lib alone is a
-# large wheel); pip stays in the venv, as the deploy's bundling runs it. --compile-bytecode:
-# uv does not write .pyc files by itself, and every agent process the tests start would
-# otherwise compile boto3 again.
+# large wheel); pip stays in the venv, as the deploy's bundling runs it. uv writes no bytecode:
+# each module's is written by the first process that imports it (below), not all of aws-cdk-lib's
+# at install time.
 $(STAMP): pyproject.toml agent_src/requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet uv==$(UV_VERSION)
-	$(UV) pip install --quiet --compile-bytecode --python $(PY) pip==26.3 \
+	$(UV) pip install --quiet --python $(PY) pip==26.3 \
 		-e '.[agent,poller,cli,local,cdk,dev]' -r agent_src/requirements.txt
 	@touch $(STAMP)
 
@@ -116,7 +116,7 @@ CHECKOV := $(VENV)/tools/checkov/bin/checkov
 TEMPLATE := cdk.out/AgentJobs.template.json
 $(CHECKOV): $(STAMP)
 	$(UV) venv --quiet --python $(PYTHON) $(VENV)/tools/checkov
-	$(UV) pip install --quiet --compile-bytecode --python $(VENV)/tools/checkov/bin/python checkov==3.3.30
+	$(UV) pip install --quiet --python $(VENV)/tools/checkov/bin/python checkov==3.3.30
 
 $(TEMPLATE): $(STAMP) $(CDK_STAMP) app.py cdk.json $(shell find infra agent_src poller_lambda agentjobs -name '*.py' 2>/dev/null)
 	$(CDK) synth --quiet

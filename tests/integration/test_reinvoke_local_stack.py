@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from testbed.local_stack import LocalStack, Notified, local_stack
 
@@ -26,6 +28,16 @@ EXPECTED_STATUS = {
 }
 FAR_OFF_S = 3600.0
 """A schedule period longer than the test: only the tick at start-up runs."""
+
+
+@pytest.fixture(scope="module")
+def unpolled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """A stack whose poller never runs after its start-up tick (no fast path either): shared
+    by the tests that need no poller, each in sessions of its own."""
+    with local_stack(
+        tmp_path_factory.mktemp("unpolled"), poller_interval_s=FAR_OFF_S, fastpath=False
+    ) as stack:
+        yield stack
 
 
 def wait_until(check: Callable[[], Any], what: str, timeout_s: float = 60.0) -> Any:
@@ -139,9 +151,10 @@ def test_result_after_the_poller_notified_the_job_and_stopped_its_session(tmp_pa
 
 
 def test_result_after_the_session_was_stopped_by_hand_before_any_poller_saw_it(
-    tmp_path: Path,
+    unpolled: LocalStack,
 ) -> None:
-    with local_stack(tmp_path, poller_interval_s=FAR_OFF_S, fastpath=False) as stack:
+    stack = unpolled
+    if True:
         wait_until(lambda: stack.ticks_done() == 1, "the start-up tick did not finish")
         client = stack.client("bedrock-agentcore")
         jobs = submit_all(stack, client, "by-hand")
@@ -170,8 +183,9 @@ def test_result_after_the_session_was_stopped_by_hand_before_any_poller_saw_it(
             assert table_status(stack, job_id) == "RUNNING", "an answer from the stores wrote"
 
 
-def test_ping_method_on_a_busy_session_says_healthy_busy(tmp_path: Path) -> None:
-    with local_stack(tmp_path, poller_interval_s=FAR_OFF_S, fastpath=False) as stack:
+def test_ping_method_on_a_busy_session_says_healthy_busy(unpolled: LocalStack) -> None:
+    stack = unpolled
+    if True:
         client = stack.client("bedrock-agentcore")
         session_id = f"ping-{uuid.uuid4()}"
         job_id = stack.submit(client, session_id, kind="synthetic", input={"seconds": 120})
