@@ -80,7 +80,7 @@ def test_hostile_requests_reach_the_wire_as_meant() -> None:
 
 def _taken(world: World) -> list[tuple[int, list[str]]]:
     """What successive take_job calls claim: (place, hostile variants), until none is left."""
-    taken = []
+    taken: list[tuple[int, list[str]]] = []
     for place in range(100):
         ok, variants = world.take_job()
         if not ok:
