@@ -4,9 +4,11 @@ the real agent behind a proxy that answers some `result` polls with garbage.
 Run by the local runtime once per session. AGENTCORE_SESSION_ID (set by the runtime) picks
 the mode. The proxy garbles answers only while the file named by CHAOS_GARBAGE_FLAG exists,
 and appends one line per garbled answer to CHAOS_GARBAGE_LOG, so the suite can count them
-and switch them off. It never lies in a way a poller could not detect: every garbled answer
-is unusable (not JSON, not an object, an unknown status, another job's id, an HTTP error),
-never a well-formed answer with a wrong result.
+and switch them off. A session named `garbage-first-...` garbles its first `result` answer
+for sure (a short run's few polls of garbage sessions may otherwise meet none). It never
+lies in a way a poller could not detect: every garbled answer is unusable (not JSON, not an
+object, an unknown status, another job's id, an HTTP error), never a well-formed answer with
+a wrong result.
 
 With CHAOS_RUNS_LOG set, the agent runs in this process with its `synthetic` job observed:
 each run of a job appends a JSON line when it starts, after each step of work and when it
@@ -37,6 +39,8 @@ from emulator.ports import free_port
 REPO = Path(__file__).resolve().parents[2]
 AGENT_MAIN = REPO / "agent_src" / "main.py"
 GARBAGE_PREFIX = "garbage-"
+SURE_PREFIX = "garbage-first-"
+"""A garbage session whose first `result` answer (while garbling is on) is garbled for sure."""
 INNER = "--inner"
 """The argument that starts the agent itself, behind a garbling proxy."""
 
@@ -62,13 +66,15 @@ class _Proxy(BaseHTTPRequestHandler):
     rate = 0.3
     flag: Path | None = None
     garbage_log: Path | None = None
+    sure = 0  # result answers still to garble whatever the draw
+    sure_lock = threading.Lock()
 
     def do_GET(self) -> None:
         self._forward("GET", None)
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", "0") or 0))
-        if self._garbling() and _is_result_poll(body):
+        if _is_result_poll(body) and self._garbling():
             variant = self.rng.choice(sorted(GARBAGE))
             status, answer = GARBAGE[variant]
             if self.garbage_log is not None:
@@ -79,7 +85,13 @@ class _Proxy(BaseHTTPRequestHandler):
         self._forward("POST", body)
 
     def _garbling(self) -> bool:
-        return self.flag is not None and self.flag.exists() and self.rng.random() < self.rate
+        if self.flag is None or not self.flag.exists():
+            return False
+        with _Proxy.sure_lock:
+            if _Proxy.sure > 0:
+                _Proxy.sure -= 1
+                return True
+        return self.rng.random() < self.rate
 
     def _forward(self, method: str, body: bytes | None) -> None:
         headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host",)}
@@ -130,6 +142,7 @@ def _run_proxy(session_id: str) -> None:
     _Proxy.inner = f"http://127.0.0.1:{inner_port}"
     _Proxy.rng = random.Random(f"{os.environ.get('CHAOS_SEED', '0')}/{session_id}/{time.time()}")
     _Proxy.rate = float(os.environ.get("CHAOS_GARBAGE_RATE", "0.3"))
+    _Proxy.sure = 1 if session_id.startswith(SURE_PREFIX) else 0
     flag = os.environ.get("CHAOS_GARBAGE_FLAG")
     log = os.environ.get("CHAOS_GARBAGE_LOG")
     _Proxy.flag = Path(flag) if flag else None

@@ -1,13 +1,17 @@
 """The chaos suite's durable-job checks see what they claim: two runs of one job working at
-once, in two sessions or in one process, and nothing when runs follow one another."""
+once, in two sessions or in one process, and nothing when runs follow one another; a run
+that made no resume after a loss or no handoff, with the faults that promise them on."""
 
 from __future__ import annotations
 
 import json
+from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from tests.chaos.harness.durable import overlapping, read_runs
+from tests.chaos.harness import FAULT_KINDS, ChaosConfig
+from tests.chaos.harness.durable import logged_moves, overlapping, read_runs, unexercised
 
 JOB = "a" * 32
 OLD = "old-session-" + "1" * 30
@@ -91,3 +95,35 @@ def test_lines_that_are_not_run_entries_are_skipped(tmp_path: Path) -> None:
     log.write_text('not json\n{"what": "start"}\n[1, 2]\n')
     assert read_runs(log) == {}
     assert read_runs(tmp_path / "missing.log") == {}
+
+
+def poller_lines(path: Path, messages: list[str]) -> Path:
+    path.write_text(
+        "".join(json.dumps({"level": "INFO", "message": m, "job_id": JOB}) + "\n" for m in messages)
+        + "not json\n"
+    )
+    return path
+
+
+def test_a_run_with_no_resume_after_a_loss_did_not_test_what_it_claims(tmp_path: Path) -> None:
+    log = poller_lines(tmp_path / "poller.log", ["job handed off to a fresh session"] * 2)
+    moves = logged_moves(log)
+    assert moves == Counter({"handoffs": 2})
+    assert unexercised(ChaosConfig(), moves) == [
+        "no resumable job resumed after a lost session, though kills are on"
+    ]
+    no_kills = replace(
+        ChaosConfig(), faults=frozenset(FAULT_KINDS) - {"agent_sigkill", "session_stop"}
+    )
+    assert unexercised(no_kills, moves) == []
+
+
+def test_a_run_with_no_handoff_did_not_test_what_it_claims(tmp_path: Path) -> None:
+    log = poller_lines(tmp_path / "poller.log", ["job resumed in a fresh session", "other"])
+    moves = logged_moves(log)
+    assert unexercised(ChaosConfig(), moves) == [
+        "no resumable job was handed off, though max_lifetime is on"
+    ]
+    no_lifetime = replace(ChaosConfig(), faults=frozenset(FAULT_KINDS) - {"max_lifetime"})
+    assert unexercised(no_lifetime, moves) == []
+    assert unexercised(ChaosConfig(), logged_moves(tmp_path / "missing.log")) != []

@@ -1,4 +1,5 @@
-"""The chaos harness's own checks: a failure inside it fails the run, and it sees what it claims."""
+"""The chaos harness's own checks: a failure inside it fails the run, it sees what it claims,
+and it sends each hostile request once."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from testbed.aws import MotoEndpoint
 from tests.chaos.harness import (
     FAULT_KINDS,
     HOSTILE,
+    SHORT_FORM,
     ChaosConfig,
     InjectedError,
     World,
@@ -74,3 +76,36 @@ def test_hostile_requests_reach_the_wire_as_meant() -> None:
     assert uri.startswith("s3://results-bucket/inputs/") and len(uri) > 300_000
     assert hostile_payload("prompt-surrogate", "b") == HOSTILE["prompt-surrogate"]
     assert hostile_payload("error-200k", "b")["action"] == "submit"
+
+
+def _taken(world: World) -> list[tuple[int, list[str]]]:
+    """What successive take_job calls claim: (place, hostile variants), until none is left."""
+    taken: list[tuple[int, list[str]]] = []
+    for place in range(100):
+        ok, variants = world.take_job()
+        if not ok:
+            return taken
+        taken.append((place, variants))
+    raise AssertionError("take_job never ran out")
+
+
+def test_every_hostile_request_is_taken_once_alone_or_grouped(
+    moto: MotoEndpoint, tmp_path: Path
+) -> None:
+    variants = sorted(HOSTILE)[::2]
+    alone = World("accept", "accept", 20, replace(ChaosConfig(), log_dir=tmp_path), moto, variants)
+    claims = _taken(alone)
+    # One place each, spread evenly over the world's jobs (20 places, 4 of them hostile).
+    assert [c for c in claims if c[1]] == [
+        (4, [variants[0]]),
+        (8, [variants[1]]),
+        (12, [variants[2]]),
+        (16, [variants[3]]),
+    ]
+    assert len(claims) == 20
+    config = replace(SHORT_FORM, log_dir=tmp_path)
+    grouped = World("reject", "reject", 10, config, moto, variants)
+    claims = _taken(grouped)
+    # One claim for the whole group (one session's), which takes its four places.
+    assert [c[1] for c in claims if c[1]] == [variants]
+    assert len(claims) == 10 - len(variants) + 1

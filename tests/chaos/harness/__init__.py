@@ -7,6 +7,7 @@ from tests.chaos.harness.faults import InjectedError
 from tests.chaos.harness.plan import (
     FAULT_KINDS,
     HOSTILE,
+    SHORT_FORM,
     ChaosConfig,
     hostile_payload,
     machine_cores,
@@ -17,6 +18,7 @@ from tests.chaos.harness.world import World
 __all__ = [
     "FAULT_KINDS",
     "HOSTILE",
+    "SHORT_FORM",
     "ChaosConfig",
     "ChaosReport",
     "InjectedError",

@@ -17,7 +17,7 @@ from agentjobs.protocol import ErrorCode, encode_json
 from agentjobs.store import StoreError
 
 if TYPE_CHECKING:
-    from tests.chaos.harness.plan import JobPlan
+    from tests.chaos.harness.plan import ChaosConfig, JobPlan
     from tests.chaos.harness.world import World
 
 RESUMABLE_SHARE = 1 / 3
@@ -33,11 +33,13 @@ DURABLE_INVARIANTS = {
 }
 
 
-def resumable_input(rng: random.Random) -> tuple[dict[str, Any], dict[str, Any]]:
+def resumable_input(
+    rng: random.Random, seconds: tuple[float, float] = (1.5, 4.0)
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """A resumable synthetic job: long enough to be hit by a fault, checkpointing often,
     some failing (a retried TransientFailure) on their first one or two attempts."""
     job_input: dict[str, Any] = {
-        "seconds": round(rng.uniform(1.5, 4.0), 3),
+        "seconds": round(rng.uniform(*seconds), 3),
         "cpu": rng.random() < 0.1,
         "fail": "the job failed on purpose" if rng.random() < 0.05 else None,
         "result_bytes": 100_000 if rng.random() < 0.1 else rng.choice((0, 50, 500, 5000)),
@@ -46,6 +48,43 @@ def resumable_input(rng: random.Random) -> tuple[dict[str, Any], dict[str, Any]]
     if rng.random() < 0.25:
         job_input["fail_attempts"] = rng.choice((1, 2))
     return job_input, {"max_attempts": RESUMABLE_ATTEMPTS}
+
+
+# The poller's own log lines for a resumable job's moves (written once the move's record
+# write succeeded, before its history, which an injected fault may cut short).
+MOVES = {
+    "job resumed in a fresh session": "resumes after a loss",
+    "job handed off to a fresh session": "handoffs",
+}
+
+
+def logged_moves(poller_log: Path) -> Counter[str]:
+    """The resumes after a loss and the handoffs the poller logged, by MOVES' names."""
+    found = Counter[str]()
+    if not poller_log.exists():
+        return found
+    for line in poller_log.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and record.get("message") in MOVES:
+            found[MOVES[record["message"]]] += 1
+    return found
+
+
+def unexercised(config: ChaosConfig, moves: Counter[str]) -> list[str]:
+    """The durable moves the enabled fault kinds promise but the run never made: a run that
+    did not test what it claims. A world's outliving resumable job meets its session's max
+    lifetime; its target job is the injector's first hit (see World)."""
+    found = []
+    if config.on("max_lifetime") and not moves["handoffs"]:
+        found.append("no resumable job was handed off, though max_lifetime is on")
+    if (config.on("agent_sigkill") or config.on("session_stop")) and not moves[
+        "resumes after a loss"
+    ]:
+        found.append("no resumable job resumed after a lost session, though kills are on")
+    return found
 
 
 # The agents' run log (see chaos_agent.py)
@@ -324,4 +363,6 @@ def durable_lines(durable: Counter[str]) -> list[str]:
         f"{durable['runs observed']} runs observed in the agents' run logs; "
         f"{durable['resumed events lost to injected faults']} `resumed` events lost to "
         "injected faults",
+        f"the poller logged {durable['resumes after a loss logged']} resumes after a loss "
+        f"and {durable['handoffs logged']} handoffs",
     ]

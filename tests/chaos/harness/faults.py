@@ -120,7 +120,12 @@ class PollerFaults:
             return
         modes = [m for m in ("crash", "raise") if self.config.on(f"poller_{m}")]
         if modes and self.rng.random() < self.config.crash_rate:
-            self.armed = (self.rng.choice(sorted(STEPS)), self.rng.choice(modes))
+            # A mode not yet fired in this world first: a short run's few armed passes (not
+            # every armed step is reached) cover both.
+            with self.world.figures.lock:
+                fired = {name.split(":", 1)[0] for name in self.world.figures.faults}
+            unfired = [m for m in modes if f"poller_{m}" not in fired]
+            self.armed = (self.rng.choice(sorted(STEPS)), self.rng.choice(unfired or modes))
 
     def register(self, client: Any) -> None:
         """Hook every call of `client`."""

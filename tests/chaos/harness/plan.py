@@ -102,10 +102,13 @@ class ChaosConfig:
     garbage_sessions: float = 0.25
     injector_pause_s: tuple[float, float] = (0.8, 2.5)
     tick_pause_s: tuple[float, float] = (0.2, 0.7)
+    job_seconds: tuple[float, float] = (0.1, 2.5)  # an ordinary synthetic job's length
+    resumable_seconds: tuple[float, float] = (1.5, 4.0)  # a resumable one's
     quiesce_tick_bound: int = 60
     quiesce_timeout_s: float = 240.0
     log_dir: Path = Path(tempfile.gettempdir()) / "agentjobs-chaos"
     hostile: bool = True
+    hostile_per_session: int = 1  # hostile requests sent one after another into one session
     # Live sessions (each one or two agent processes) across every world at once: session
     # workers wait for room. Unbounded, a 300-job run drove a 2-core machine to load 21.
     max_sessions: int = field(default_factory=lambda: 2 * machine_cores())
@@ -126,6 +129,7 @@ class JobPlan:
     cancelled: bool = False
     hostile: str | None = None
     outliving: bool = False  # outlives its session's max lifetime; the injector spares it
+    target: bool = False  # resumable, and the injector's first hit in its world
     max_attempts: int = 1  # more than 1: a resumable job (see durable.py)
 
     def expected_result(self) -> bytes | None:
@@ -163,6 +167,7 @@ class Figures:
     wall_s: float = 0.0
     hostile_refused: int = 0
     peak_sessions: int = 0
+    gate_wait_s: float = 0.0
     peak_load: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -180,3 +185,29 @@ class Figures:
         """Record a broken invariant (one of INVARIANTS)."""
         with self.lock:
             self.violations.append((invariant, text))
+
+
+SHORT_FORM = ChaosConfig(
+    jobs=20,
+    session_workers=3,
+    max_sessions=6,
+    pollers=2,
+    max_lifetime_s=8.0,
+    lease_s=6.0,
+    read_timeout_s=3.0,
+    handoff_margin_s=3.0,
+    crash_rate=0.1,
+    aws_fault_rate=0.04,
+    injector_pause_s=(1.2, 3.0),
+    garbage_sessions=0.0,
+    hostile_per_session=4,
+    tick_pause_s=(0.2, 0.5),
+    job_seconds=(0.1, 1.5),
+    resumable_seconds=(1.0, 2.5),
+)
+"""The chaos suite's short form (`make test`): 20 jobs (8 of them the hostile requests, each
+world's sharing one session while refused) where the full form has 300, every fault kind on,
+both busy policies, on shorter clocks (jobs, max lifetime, lease) and with fewer hits, armed
+passes and AWS faults; garbage only in the one session each world guarantees. Every kind
+still fires, and a resume after a loss and a handoff happen, by what each world guarantees
+whatever its draws (see World), not by the seed's luck."""

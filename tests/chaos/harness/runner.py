@@ -24,7 +24,7 @@ from tests.chaos.harness.checks import (
     poller_log_problems,
     unfired_faults,
 )
-from tests.chaos.harness.durable import durable_lines
+from tests.chaos.harness.durable import durable_lines, logged_moves, unexercised
 from tests.chaos.harness.plan import (
     FAULT_KINDS,
     HOSTILE,
@@ -62,7 +62,8 @@ class ChaosReport:
             + ", ".join(f"{s} {n}" for s, n in sorted(f.jobs_by_status.items())),
             f"hostile requests: {f.hostile_refused} refused with a clear error, "
             f"{sum(n for e, n in f.events.items() if e.startswith('hostile accepted'))} run",
-            f"concurrency: at most {c.max_sessions} live sessions (peak {f.peak_sessions}), "
+            f"concurrency: at most {c.max_sessions} live sessions (peak {f.peak_sessions}, "
+            f"{f.gate_wait_s:.0f} s waited for room in all), "
             f"{c.pollers if c.on('concurrent_pollers') else 1} scheduled + 1 fast-path poller "
             f"per world; peak load average {f.peak_load:.1f} on {machine_cores()} cores",
             "faults injected by kind:",
@@ -210,7 +211,11 @@ def run_chaos(config: ChaosConfig, moto: MotoEndpoint) -> ChaosReport:
         problems.setdefault(invariant, []).append(text)
     problems["poller-errors"] += poller_log_problems(config.log_dir / "poller.log")
     problems["faults-fired"] += unfired_faults(config, total.faults)
+    moves = logged_moves(config.log_dir / "poller.log")
+    total.durable.update({f"{name} logged": n for name, n in moves.items()})
+    problems["harness"] += unexercised(config, moves)
     total.peak_sessions = gate.peak
+    total.gate_wait_s = gate.waited_s
     answered = total.jobs_submitted + total.hostile_refused
     if answered < config.jobs * config.min_accepted:
         problems["harness"].append(

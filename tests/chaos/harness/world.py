@@ -31,6 +31,7 @@ from emulator.stack.event_source import run_event_source
 from emulator.stack.schedule import LambdaContext
 from testbed.aws import REGION, MotoEndpoint
 from testbed.local_runtime import RUNTIME_ARN, RuntimeProcess, agent_processes_of, local_runtime
+from tests.chaos.chaos_agent import SURE_PREFIX
 from tests.chaos.harness.durable import RESUMABLE_SHARE, resumable_input
 from tests.chaos.harness.faults import HookedSession, Killed, PollerFaults
 from tests.chaos.harness.plan import (
@@ -43,6 +44,8 @@ from tests.chaos.harness.plan import (
     hostile_payload,
 )
 
+IDLE_PREFIX = "idle-"
+
 
 class SessionGate:
     """Room for a new session only while fewer than `limit` sessions are live across every
@@ -52,22 +55,25 @@ class SessionGate:
         self.limit = max(limit, 1)
         self.worlds = worlds
         self.peak = 0
+        self.waited_s = 0.0  # by every session worker, in all
         self._filling: set[str] = set()
         self._lock = threading.Lock()
 
     def _live(self) -> set[str]:
         live = set(self._filling)
         for world in self.worlds:
+            # A session left idle (to idle out) holds a process but no CPU: no room taken.
             live |= {
                 f"{world.name}/{s}"
                 for s, state in world_sessions(world).items()
-                if state != "Stopped"
+                if state != "Stopped" and not s.startswith(IDLE_PREFIX)
             }
         return live
 
     def enter(self, world: World, session_id: str) -> bool:
         """Wait for room and take it for this session; False when the world is stopping."""
         key = f"{world.name}/{session_id}"
+        started = time.monotonic()
         while not world.stopping.is_set():
             with self._lock:
                 try:
@@ -77,6 +83,7 @@ class SessionGate:
                 if live < self.limit:
                     self._filling.add(key)
                     self.peak = max(self.peak, live + 1)
+                    self.waited_s += time.monotonic() - started
                     return True
             world.stopping.wait(0.3)
         return False
@@ -89,7 +96,15 @@ class SessionGate:
 
 class World:
     """One local runtime (one busy policy) with its own table, bucket, topic and inbox, and the
-    threads that drive it: session workers (submit), pollers, an injector and a watcher."""
+    threads that drive it: session workers (submit), pollers, an injector and a watcher.
+
+    Whatever its draws, a world with the kinds on meets each of them, so that a short run
+    tests what it claims: an idle session idles out; two outliving jobs come first, one
+    reaching its session's max lifetime, one resumable and handed off; a resumable target job
+    is the injector's first hit (and resumed after that loss); the injector's first hits
+    take each kind in turn, as the pollers' first armed passes do; the first session after
+    the outliving jobs' is a garbage one that garbles its first `result` answer for sure; and
+    each AWS service's first call under faults fails (faults.py)."""
 
     def __init__(
         self,
@@ -122,15 +137,30 @@ class World:
         self._jobs = jobs
         self._jobs_taken = 0
         variants = (hostile if hostile is not None else sorted(HOSTILE)) if config.hostile else []
-        # Hostile submits spread evenly over the world's jobs, so a short run meets them all.
+        # Hostile submits spread evenly over the world's jobs, so a short run meets them all:
+        # in groups of `hostile_per_session`, each group one session's, taking as many places.
+        size = max(self.config.hostile_per_session, 1)
+        groups = [variants[i : i + size] for i in range(0, len(variants), size)]
         self._hostile_at = {
-            (i + 1) * jobs // (len(variants) + 1): v for i, v in enumerate(variants) if jobs
+            min((g + 1) * jobs // (len(groups) + 1), jobs - len(group)): group
+            for g, group in enumerate(groups)
+            if jobs >= len(group)
         }
         self.gate: SessionGate | None = None
         # Jobs that outlive their session's max lifetime: without them a short run may see
         # no session reach it (sessions end sooner when their jobs are short).
         self._outliving_left = 2 if config.on("max_lifetime") else 0
+        # The world's first ordinary job after those is its target: resumable, long enough to
+        # be running when hit, and the injector's first hit. A short run's random hits may
+        # otherwise meet no resumable job, and resume none after a loss.
+        kills = config.on("agent_sigkill") or config.on("session_stop")
+        self._target_left = 1 if kills else 0
+        self._target_hit = False
+        # The world's first ordinary session after the outliving jobs' is a garbage one (the
+        # share is a draw after it); the outliving jobs are kept clear of its garbled answers.
+        self._garbage_left = 1 if config.on("garbage_agent") else 0
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)  # a watch_once saw the table
         self._seq = itertools.count()
         self.resources: LocalResources | None = None
         self.runtime: RuntimeProcess | None = None
@@ -149,16 +179,17 @@ class World:
         with self._lock:
             self.events[job_id].append((seq, what, pass_id))
 
-    def take_job(self, ordinary_only: bool = False) -> tuple[bool, str | None]:
+    def take_job(self, ordinary_only: bool = False) -> tuple[bool, list[str]]:
         """Claim one of the jobs left to submit: whether there was one, and the hostile
-        variant it is to be, if any (with `ordinary_only`, a hostile one is left for the
-        next session: each hostile request gets a session of its own)."""
+        variants it is to be, if any (with `ordinary_only`, hostile ones are left for the
+        next session: hostile requests get sessions of their own)."""
         with self._lock:
             index = self._jobs_taken
-            if index >= self._jobs or (ordinary_only and index in self._hostile_at):
-                return False, None
-            self._jobs_taken += 1
-            return True, self._hostile_at.get(index)
+            hostile = self._hostile_at.get(index, [])
+            if index >= self._jobs or (ordinary_only and hostile):
+                return False, []
+            self._jobs_taken += max(len(hostile), 1)
+            return True, list(hostile)
 
     # Clients without hooks, for the harness itself
 
@@ -297,16 +328,20 @@ class World:
         rng = random.Random(f"{self.config.seed}/{self.name}/worker{index}")
         if index == 0 and self.config.on("idle_timeout"):
             self._leave_idle_session()
+        hostile: list[str] = []  # hostile requests left from this worker's last session
         while not self.stopping.is_set():
-            taken, hostile = self.take_job()
-            if not taken:
-                return
-            prefix = "chaos"
-            if hostile is not None:
-                prefix = "hostile"
+            if not hostile:
+                taken, hostile = self.take_job()
+                if not taken:
+                    return
+            prefix = "chaos-"
+            if hostile:
+                prefix = "hostile-"
+            elif self._outliving_left == 0 and self._take("_garbage_left"):
+                prefix = SURE_PREFIX  # its first `result` answer garbled for sure
             elif self.config.on("garbage_agent") and rng.random() < self.config.garbage_sessions:
-                prefix = "garbage"
-            session_id = f"{prefix}-{self.name}-{uuid.uuid4().hex}"
+                prefix = "garbage-"
+            session_id = f"{prefix}{self.name}-{uuid.uuid4().hex}"
             if self.gate is not None and not self.gate.enter(self, session_id):
                 return
             try:
@@ -316,36 +351,36 @@ class World:
                     self.gate.leave(self, session_id)
             self._wait_terminal(mine, timeout_s=60)
 
-    def _fill_session(self, rng: random.Random, session_id: str, hostile: str | None) -> list[str]:
-        """Submit into one session: a hostile request alone, or 1 to 3 ordinary jobs."""
-        assert self.resources is not None
-        if hostile is not None:
-            payload = hostile_payload(hostile, self.resources.bucket)
-            job_id = self.submit(session_id, payload, hostile)
-            if job_id is None:
-                # Nothing runs in it: stop it now rather than hold a slot until it idles out.
-                self._stop(session_id)
-                return []
-            with self._lock:
-                self.plans[job_id] = JobPlan(
-                    job_id, session_id, payload.get("input") or {}, hostile=hostile
-                )
-            self.figures.event(f"hostile accepted: {hostile}")
-            return [job_id]
+    def _fill_session(self, rng: random.Random, session_id: str, hostile: list[str]) -> list[str]:
+        """Submit into one session: hostile requests alone, or 1 to 3 ordinary jobs."""
+        if hostile:
+            return self._fill_hostile(session_id, hostile)
         mine: list[str] = []
         for n in range(rng.choice((1, 1, 2, 3))):
             if n and not self.take_job(ordinary_only=True)[0]:
                 break
             resumable = rng.random() < RESUMABLE_SHARE
-            job_input, extra = resumable_input(rng) if resumable else self._job_input(rng)
-            outliving = self._take_outliving()
-            if outliving:
-                if self._outliving_left == 0:
+            seconds = self.config.resumable_seconds
+            job_input, extra = resumable_input(rng, seconds) if resumable else self._job_input(rng)
+            outliving_left = self._take("_outliving_left")
+            outliving = outliving_left > 0
+            # A session's first job only: never beside an outliving job, which the injector spares.
+            target = n == 0 and not outliving and self._take("_target_left") > 0
+            if outliving or target:
+                # Nothing may end these early (a failure on purpose, a transient failure, a
+                # short max runtime, a cancel) before they meet what they are for.
+                if target or outliving_left == 1:
                     # A world's second outliving job is resumable: handed off before its
-                    # session's max lifetime ends, or resumed after.
-                    job_input, extra = resumable_input(rng)
+                    # session's max lifetime ends, or resumed after; its first is not, and
+                    # its session reaches the max lifetime.
+                    job_input, extra = resumable_input(rng, seconds)
                     job_input.pop("fail_attempts", None)
-                job_input.update(seconds=self.config.max_lifetime_s + 3, cpu=False, fail=None)
+                else:
+                    job_input, extra = self._job_input(rng)
+                    extra = {}
+                # The target runs long enough to be hit while it works, not once it has ended.
+                length = self.config.max_lifetime_s + 3 if outliving else 2 * max(seconds)
+                job_input.update(seconds=length, cpu=False, fail=None)
             payload = {
                 "action": "submit",
                 "kind": "synthetic",
@@ -362,20 +397,42 @@ class World:
                 job_input,
                 outliving=outliving,
                 max_attempts=int(extra.get("max_attempts", 1)),
+                target=target,
             )
             with self._lock:
                 self.plans[job_id] = plan
             mine.append(job_id)
-            if plan.max_attempts == 1 and rng.random() < 0.05:
+            if plan.max_attempts == 1 and not outliving and rng.random() < 0.05:
                 time.sleep(rng.uniform(0.1, 0.6))
                 plan.cancelled = self._cancel(session_id, job_id)
             time.sleep(rng.uniform(0.0, 0.4))
         return mine
 
+    def _fill_hostile(self, session_id: str, variants: list[str]) -> list[str]:
+        """Hostile requests into one session, taken from `variants` one after another while
+        each is refused (a refused one leaves nothing running there); one accepted has the
+        session to itself, and the rest stay in `variants` for the next session."""
+        assert self.resources is not None
+        while variants:
+            hostile = variants.pop(0)
+            payload = hostile_payload(hostile, self.resources.bucket)
+            job_id = self.submit(session_id, payload, hostile)
+            if job_id is None:
+                continue
+            with self._lock:
+                self.plans[job_id] = JobPlan(
+                    job_id, session_id, payload.get("input") or {}, hostile=hostile
+                )
+            self.figures.event(f"hostile accepted: {hostile}")
+            return [job_id]
+        # Nothing runs in it: stop it now rather than hold a slot until it idles out.
+        self._stop(session_id)
+        return []
+
     def _job_input(self, rng: random.Random) -> tuple[dict[str, Any], dict[str, Any]]:
         big = rng.random() < 0.1
         job_input: dict[str, Any] = {
-            "seconds": round(rng.uniform(0.1, 2.5), 3),
+            "seconds": round(rng.uniform(*self.config.job_seconds), 3),
             "cpu": rng.random() < 0.1,
             "fail": "the job failed on purpose" if rng.random() < 0.1 else None,
             "result_bytes": 100_000 if big else rng.choice((0, 50, 500, 5000)),
@@ -389,15 +446,18 @@ class World:
         """A session asked only for its status and then left alone: no poller knows it, so
         only the idle timeout ends it (a short run may otherwise see none idle out)."""
         with suppress(ClientError, BotoCoreError):
-            session_id = f"idle-{self.name}-{uuid.uuid4().hex}"
+            session_id = f"{IDLE_PREFIX}{self.name}-{uuid.uuid4().hex}"
             invoke_session(self.agentcore(), RUNTIME_ARN, session_id, {"action": "status"})
 
-    def _take_outliving(self) -> bool:
+    def _take(self, counter: str) -> int:
+        """Take one of the world's special jobs or sessions left (`counter` names them): how
+        many were left, this one included (0: none)."""
         with self._lock:
-            if self._outliving_left <= 0:
-                return False
-            self._outliving_left -= 1
-            return True
+            left: int = getattr(self, counter)
+            if left <= 0:
+                return 0
+            setattr(self, counter, left - 1)
+            return left
 
     def _stop(self, session_id: str) -> bool:
         with suppress(ClientError, BotoCoreError):
@@ -418,11 +478,14 @@ class World:
 
     def _wait_terminal(self, job_ids: list[str], timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
-        while job_ids and time.monotonic() < deadline and not self.stopping.is_set():
-            last = {j: (self.history.get(j) or ["?"])[-1] for j in job_ids}
-            if all(status in TERMINAL for status in last.values()):
-                return
-            time.sleep(0.5)
+        with self._changed:
+            while job_ids and not self.stopping.is_set():
+                last = {j: (self.history.get(j) or ["?"])[-1] for j in job_ids}
+                left = deadline - time.monotonic()
+                if left <= 0 or all(status in TERMINAL for status in last.values()):
+                    return
+                # Woken by the watcher's next scan; the timeout only bounds a stop's delay.
+                self._changed.wait(min(left, 1.0))
 
     def poller(self, index: int) -> None:
         """One poller (a Lambda container): tick, pause, tick, ..., until told to stop."""
@@ -506,18 +569,29 @@ class World:
                     and self.active.get(j, p.session_id) not in targeted
                 ]
                 spared = {p.session_id for p in self.plans.values() if p.outliving}
-                running = [p for p in running if p.session_id not in spared]
+                # The target, once hit, is spared too: resumed once, it ends as it should.
+                running = [
+                    p
+                    for p in running
+                    if p.session_id not in spared and not (p.target and self._target_hit)
+                ]
+                first = [p for p in running if p.target]
             if not running:
                 continue
-            plan = self.rng.choice(running)
+            plan = first[0] if first else self.rng.choice(running)
             # A resumed job is hit where it runs now, so it may lose more than one session.
             session_id = self.active.get(plan.job_id, plan.session_id)
-            targeted.add(session_id)  # each session is hit once: a fault, not a siege
-            if self.rng.choice(kinds) == "agent_sigkill":
-                if self._sigkill(session_id):
-                    self.figures.fault("agent_sigkill")
-            elif self._stop(session_id):
-                self.figures.fault("session_stop")
+            # Each kind not yet fired in this world first (the worlds in opposite orders), so
+            # a short run's few hits cover both.
+            order = kinds if self.busy_policy == "accept" else kinds[::-1]
+            unfired = [k for k in order if not self.figures.faults[k]]
+            kind = unfired[0] if unfired else self.rng.choice(kinds)
+            hit = self._sigkill(session_id) if kind == "agent_sigkill" else self._stop(session_id)
+            if hit:
+                self.figures.fault(kind)
+                targeted.add(session_id)  # each session is hit once: a fault, not a siege
+                if plan.target:
+                    self._target_hit = True
 
     def _sigkill(self, session_id: str) -> bool:
         victims = []
@@ -565,6 +639,7 @@ class World:
                     history.append(status)
                 elif not history:
                     history.append(status)
+            self._changed.notify_all()
         return items
 
     def watcher(self) -> None:
