@@ -139,7 +139,7 @@ def test_a_resumable_job_checkpoints_as_it_works_and_its_answers_say_so(
 ) -> None:
     events_table = world[1]
     session = new_session_id()
-    job = submit(runtime, session, {"seconds": 3, "checkpoint_every_s": 0.25}, max_attempts=2)
+    job = submit(runtime, session, {"seconds": 2, "checkpoint_every_s": 0.25}, max_attempts=2)
     job_id = job["job_id"]
     first = wait_for(lambda: results.get_checkpoint(job_id), "a first checkpoint")
     assert first["state"]["elapsed_s"] > 0 and first["attempt"] == 1
@@ -151,7 +151,7 @@ def test_a_resumable_job_checkpoints_as_it_works_and_its_answers_say_so(
     assert ended["status"] == "SUCCEEDED"
     assert ended["result"]["resumed_from_s"] == 0.0 and ended["result"]["attempts"] == 1
     last = results.get_checkpoint(job_id)
-    assert last is not None and last["state"] == {"elapsed_s": 3.0, "step": 20}
+    assert last is not None and last["state"] == {"elapsed_s": 2.0, "step": 20}
     assert results.get_outcome(job_id) == ended and ended["attempt"] == 1
     kinds = wait_for(
         lambda: (
@@ -176,7 +176,7 @@ def test_a_stopped_session_keeps_a_last_checkpoint_and_a_fresh_session_resumes_f
     session = new_session_id()
     signals(moto, resources)
     # No periodic checkpoint in this run: whatever is stored is the stop's last checkpoint.
-    job_input = {"seconds": 4, "cpu": cpu, "checkpoint_every_s": 1000}
+    job_input = {"seconds": 2, "cpu": cpu, "checkpoint_every_s": 1000}
     job = submit(runtime, session, job_input, max_attempts=3)
     job_id = job["job_id"]
 
@@ -190,7 +190,7 @@ def test_a_stopped_session_keeps_a_last_checkpoint_and_a_fresh_session_resumes_f
     stopped = results.get_checkpoint(job_id)
     assert stopped is not None, "the stopped job stored no last checkpoint"
     done_s = stopped["state"]["elapsed_s"]
-    assert 0 < done_s < 4 and stopped["attempt"] == 1
+    assert 0 < done_s < 2 and stopped["attempt"] == 1
     assert results.get_outcome(job_id) is None
     # The fast path told the poller at once (the job did not end: it is to be resumed).
     told = wait_for(lambda: signals(moto, resources), "the completion signal")
@@ -220,8 +220,8 @@ def test_a_transient_failure_is_retried_in_place_and_the_history_shows_it(
 ) -> None:
     events_table = world[1]
     session = new_session_id()
-    retried = submit(runtime, session, {"seconds": 1, "fail_attempts": 1}, max_attempts=2)
-    once = submit(runtime, session, {"seconds": 0.4, "fail_attempts": 1})
+    retried = submit(runtime, session, {"seconds": 0.5, "fail_attempts": 1}, max_attempts=2)
+    once = submit(runtime, session, {"seconds": 0.2, "fail_attempts": 1})
     ended = wait_for_end(runtime, session, retried["job_id"])
     assert ended["status"] == "SUCCEEDED", ended
     assert ended["result"]["attempts"] == 2 and ended["attempt"] == 2
@@ -240,6 +240,14 @@ def test_a_transient_failure_is_retried_in_place_and_the_history_shows_it(
     assert "transient failure half-way through attempt 1" in failed["error"]["message"]
 
 
+@pytest.fixture(scope="module")
+def refusing_session() -> str:
+    """One session for every refused submit: a refusal starts nothing, so each one finds the
+    session's job list still empty (and a fresh agent process per refusal would test nothing
+    more)."""
+    return new_session_id()
+
+
 @pytest.mark.parametrize(
     ("fields", "kind", "says"),
     [
@@ -253,9 +261,9 @@ def test_a_transient_failure_is_retried_in_place_and_the_history_shows_it(
     ],
 )
 def test_bad_durability_fields_are_refused_and_start_nothing(
-    runtime: RuntimeProcess, fields: dict[str, Any], kind: str, says: str
+    runtime: RuntimeProcess, refusing_session: str, fields: dict[str, Any], kind: str, says: str
 ) -> None:
-    session = new_session_id()
+    session = refusing_session
     answer = runtime.invoke(
         session,
         {"action": "submit", "kind": kind, "input": {"csv": "a\n1\n"}, **fields}
@@ -357,7 +365,7 @@ def test_a_resumable_jobs_process_killed_from_outside_is_one_lost_attempt_not_a_
     # is retried in place from the last checkpoint, counted as an attempt.
     events_table = world[1]
     session = new_session_id()
-    job_input = {"seconds": 4, "cpu": True, "checkpoint_every_s": 0.25}
+    job_input = {"seconds": 2, "cpu": True, "checkpoint_every_s": 0.25}
     job_id = submit(runtime, session, job_input, max_attempts=2)["job_id"]
     wait_for(lambda: results.get_checkpoint(job_id), "a first checkpoint")
     child = wait_for(lambda: job_process_of(runtime, session), "the job's process")
@@ -374,7 +382,7 @@ def test_a_killed_process_on_the_last_attempt_ends_the_job_crashed(
     runtime: RuntimeProcess, results: ResultStore
 ) -> None:
     session = new_session_id()
-    job_input = {"seconds": 4, "cpu": True, "checkpoint_every_s": 0.25}
+    job_input = {"seconds": 2, "cpu": True, "checkpoint_every_s": 0.25}
     job_id = submit(runtime, session, job_input)["job_id"]
     child = wait_for(lambda: job_process_of(runtime, session), "the job's process")
     child.send_signal(signal.SIGKILL)

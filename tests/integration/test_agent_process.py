@@ -55,8 +55,9 @@ def test_a_failing_results_bucket_never_keeps_the_session_busy(
     moto: MotoEndpoint, resources: LocalResources
 ) -> None:
     with running_agent(agent_env(moto, resources)) as agent:
-        small = agent.submit("synthetic", {"seconds": 2})
-        large = agent.submit("synthetic", {"seconds": 2, "result_bytes": 100_000})
+        # Long enough for the bucket to go (three calls to moto) before either job ends.
+        small = agent.submit("synthetic", {"seconds": 1})
+        large = agent.submit("synthetic", {"seconds": 1, "result_bytes": 100_000})
         # Gone once the jobs run (a resumable job's submit keeps its input there first).
         s3 = moto.client("s3")
         for listed in s3.list_objects_v2(Bucket=resources.bucket).get("Contents", []):

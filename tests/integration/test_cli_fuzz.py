@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from agentjobs.protocol import JobStatus
@@ -16,6 +16,7 @@ from emulator.ports import free_port
 from emulator.resources import LocalResources
 from testbed.aws import MotoEndpoint
 from tests.support.cli import CliRun, InProcessCli, hermetic_env, run_cli
+from tests.support.fuzzing import fuzz_settings, soak
 from tests.support.hostile_text import encodes, hostile_text, long_text
 
 COMMANDS = ["submit", "status", "list", "result", "wait", "cancel", "notifications", "--help", ""]
@@ -108,11 +109,9 @@ def assert_clean(run: CliRun) -> None:
         assert run.stderr.strip() or "Usage:" in run.stdout, str(run)
 
 
-@settings(
-    max_examples=150,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+# Each example is a CLI run in this process (tens of milliseconds): `make test` runs a third
+# of the former count beside the pinned cases, the slow run a soak.
+@fuzz_settings(50)
 @given(argv=argvs, with_stack=st.booleans())
 @example(argv=["notifications", "--wait", "nan"], with_stack=True)
 @example(argv=["wait", "no-such-job", "--interval", "nan"], with_stack=True)
@@ -120,6 +119,15 @@ def assert_clean(run: CliRun) -> None:
 @example(argv=["submit", "synthetic", "--input", '{"seconds": 0}', "--json"], with_stack=True)
 @example(argv=["result", "no-such-job", "--output", "/nonexistent/x"], with_stack=True)
 def test_any_arguments_end_cleanly(
+    cli: InProcessCli, moto_env: dict[str, str], argv: list[str], with_stack: bool
+) -> None:
+    run = cli(*argv, env=moto_env if with_stack else None)
+    assert_clean(run)
+
+
+@soak(500)
+@given(argv=argvs, with_stack=st.booleans())
+def test_many_arguments_end_cleanly(
     cli: InProcessCli, moto_env: dict[str, str], argv: list[str], with_stack: bool
 ) -> None:
     run = cli(*argv, env=moto_env if with_stack else None)
@@ -168,11 +176,7 @@ def _put_failed_job(moto: MotoEndpoint, resources: LocalResources, text: str) ->
     return job_id
 
 
-@settings(
-    max_examples=40,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@fuzz_settings(15)
 @given(text=job_texts)
 @example(text="[/bold]")
 @example(text="[link=https://example.invalid/phish]your job[/link] \x1b]8;;x\x1b\\")
@@ -183,7 +187,29 @@ def test_job_text_is_shown_as_text(
     moto_env: dict[str, str],
     text: str,
 ) -> None:
-    job_id = _put_failed_job(moto, fuzz_resources, text)
+    _shown_as_text(cli, moto, fuzz_resources, moto_env, text)
+
+
+@soak(200)
+@given(text=job_texts)
+def test_much_job_text_is_shown_as_text(
+    cli: InProcessCli,
+    moto: MotoEndpoint,
+    fuzz_resources: LocalResources,
+    moto_env: dict[str, str],
+    text: str,
+) -> None:
+    _shown_as_text(cli, moto, fuzz_resources, moto_env, text)
+
+
+def _shown_as_text(
+    cli: InProcessCli,
+    moto: MotoEndpoint,
+    resources: LocalResources,
+    moto_env: dict[str, str],
+    text: str,
+) -> None:
+    job_id = _put_failed_job(moto, resources, text)
     for command, code in (("status", 0), ("result", 3)):
         run = cli(command, job_id, env=moto_env)
         assert_clean(run)

@@ -1,6 +1,6 @@
-"""`agentjobs doctor` through the console script, against a moto server (STS, CloudFormation,
-SSM, SNS, KMS, AgentCore control) and a small stand-in for the Bedrock and X-Ray reads moto
-lacks: exit codes, one line per check, never a traceback."""
+"""`agentjobs doctor` (the console script once, its entry point in-process after) against a moto
+server (STS, CloudFormation, SSM, SNS, KMS, AgentCore control) and a small stand-in for the
+Bedrock and X-Ray reads moto lacks: exit codes, one line per check, never a traceback."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from agentjobs.cli.stack_checks import check_stack
 from agentjobs.model_ids import DEFAULT_MODEL_ID, split_profile
 from emulator.ports import free_port
 from testbed.aws import MotoEndpoint, moto_server
-from tests.support.cli import CliRun, assert_one_line_error, hermetic_env, run_cli
+from tests.support.cli import CliRun, InProcessCli, assert_one_line_error, hermetic_env, run_cli
 
 ACCOUNT = "123456789012"
 
@@ -116,6 +116,14 @@ def bedrock() -> Iterator[tuple[str, BedrockAnswers]]:
 
 
 @pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> InProcessCli:
+    """The console script's entry point in this process: a subprocess per run would cost an
+    interpreter start and the CLI's imports each time, and the first test already runs the
+    console script itself."""
+    return InProcessCli(monkeypatch, capsys)
+
+
+@pytest.fixture
 def region() -> Iterator[str]:
     """A region nobody else in this module uses: moto's state is per region."""
     yield next(_REGIONS)
@@ -185,12 +193,12 @@ def test_an_empty_account_reports_the_missing_bootstrap_and_exits_1(
 
 
 def test_a_bootstrapped_account_with_model_access_passes_everything_and_exits_0(
-    aws: MotoEndpoint, bedrock: tuple[str, BedrockAnswers], region: str
+    aws: MotoEndpoint, bedrock: tuple[str, BedrockAnswers], region: str, cli: InProcessCli
 ) -> None:
     url, answers = bedrock
     answers.model_in_place(DEFAULT_MODEL_ID)
     bootstrap(aws, region, 29)
-    run = run_cli("doctor", env=doctor_env(aws, url, region))
+    run = cli("doctor", env=doctor_env(aws, url, region))
     assert run.code == 0, str(run)
     assert_no_traceback(run)
     assert "✓ " in line_of(run, "bootstrap") and "version 29" in line_of(run, "bootstrap")
@@ -200,12 +208,12 @@ def test_a_bootstrapped_account_with_model_access_passes_everything_and_exits_0(
 
 
 def test_missing_model_access_is_named_in_the_json_report(
-    aws: MotoEndpoint, bedrock: tuple[str, BedrockAnswers], region: str
+    aws: MotoEndpoint, bedrock: tuple[str, BedrockAnswers], region: str, cli: InProcessCli
 ) -> None:
     url, answers = bedrock
     answers.model_in_place("us.amazon.nova-pro-v1:0", entitlement="NOT_AVAILABLE")
     bootstrap(aws, region, REQUIRED_BOOTSTRAP_VERSION)
-    run = run_cli(
+    run = cli(
         "doctor",
         "--json",
         "--model-id",
@@ -224,12 +232,12 @@ def test_missing_model_access_is_named_in_the_json_report(
 
 
 def test_a_bootstrap_older_than_the_app_needs_says_upgrade(
-    aws: MotoEndpoint, bedrock: tuple[str, BedrockAnswers], region: str
+    aws: MotoEndpoint, bedrock: tuple[str, BedrockAnswers], region: str, cli: InProcessCli
 ) -> None:
     url, answers = bedrock
     answers.model_in_place(DEFAULT_MODEL_ID)
     bootstrap(aws, region, REQUIRED_BOOTSTRAP_VERSION - 1)
-    run = run_cli("doctor", env=doctor_env(aws, url, region))
+    run = cli("doctor", env=doctor_env(aws, url, region))
     assert run.code == 1
     line = line_of(run, "bootstrap")
     assert f"needs at least {REQUIRED_BOOTSTRAP_VERSION}" in line and "upgrade" in line
@@ -250,15 +258,15 @@ def test_a_bootstrap_stack_without_the_output_is_read_from_the_ssm_parameter(
 
 
 def test_tracing_without_transaction_search_names_the_fix(
-    aws: MotoEndpoint, bedrock: tuple[str, BedrockAnswers], region: str
+    aws: MotoEndpoint, bedrock: tuple[str, BedrockAnswers], region: str, cli: InProcessCli
 ) -> None:
     url, answers = bedrock
     answers.model_in_place(DEFAULT_MODEL_ID)
     answers.bodies["/GetTraceSegmentDestination"] = {"Destination": "XRay", "Status": "ACTIVE"}
     bootstrap(aws, region, 29)
-    plain = run_cli("doctor", env=doctor_env(aws, url, region))
+    plain = cli("doctor", env=doctor_env(aws, url, region))
     assert plain.code == 0, str(plain)
-    run = run_cli("doctor", "--tracing", env=doctor_env(aws, url, region))
+    run = cli("doctor", "--tracing", env=doctor_env(aws, url, region))
     assert run.code == 1, str(run)
     line = line_of(run, "tracing")
     assert line.startswith("✗ ") and "Transaction Search" in line and "tracing=true" in line
@@ -267,43 +275,49 @@ def test_tracing_without_transaction_search_names_the_fix(
 # Bad input and a broken environment: one line, non-zero, no traceback.
 
 
-def test_no_credentials_is_one_line_and_exits_1(region: str) -> None:
-    run = run_cli("doctor", "--region", region)
+def test_no_credentials_is_one_line_and_exits_1(region: str, cli: InProcessCli) -> None:
+    run = cli("doctor", "--region", region)
     assert_one_line_error(run, "no AWS credentials", "aws configure", "AWS_PROFILE")
     assert run.code == 1
     assert run.stdout == ""
 
 
-def test_an_unreachable_endpoint_is_one_line_and_exits_1(aws: MotoEndpoint, region: str) -> None:
+def test_an_unreachable_endpoint_is_one_line_and_exits_1(
+    aws: MotoEndpoint, region: str, cli: InProcessCli
+) -> None:
     closed = f"http://127.0.0.1:{free_port()}"
     env = hermetic_env(**{**aws.env(), "AWS_ENDPOINT_URL": closed})
-    run = run_cli("doctor", "--region", region, env=env)
+    run = cli("doctor", "--region", region, env=env)
     assert_one_line_error(run, "cannot reach", closed)
     assert run.code == 1
 
 
 @pytest.mark.parametrize("bad", ["us-nowhere-1", "Frankfurt", "eu_central_1"])
-def test_a_bad_region_names_the_value_and_what_is_allowed(aws: MotoEndpoint, bad: str) -> None:
-    run = run_cli("doctor", "--region", bad, env=hermetic_env(**aws.env()))
+def test_a_bad_region_names_the_value_and_what_is_allowed(
+    aws: MotoEndpoint, bad: str, cli: InProcessCli
+) -> None:
+    run = cli("doctor", "--region", bad, env=hermetic_env(**aws.env()))
     assert_one_line_error(run, repr(bad), "us-east-1", "AgentCore Runtime is offered in")
     assert run.code == 2
 
 
-def test_a_bad_model_id_form_names_the_value_and_what_is_allowed(aws: MotoEndpoint) -> None:
-    run = run_cli("doctor", "--model-id", "claude sonnet", env=hermetic_env(**aws.env()))
+def test_a_bad_model_id_form_names_the_value_and_what_is_allowed(
+    aws: MotoEndpoint, cli: InProcessCli
+) -> None:
+    run = cli("doctor", "--model-id", "claude sonnet", env=hermetic_env(**aws.env()))
     assert_one_line_error(run, "'claude sonnet'", "allowed")
     assert run.code == 2
 
 
 def test_a_region_without_agentcore_names_it_and_the_regions_that_have_it(
-    aws: MotoEndpoint, bedrock: tuple[str, BedrockAnswers]
+    aws: MotoEndpoint, bedrock: tuple[str, BedrockAnswers], cli: InProcessCli
 ) -> None:
     url, answers = bedrock
     answers.model_in_place(DEFAULT_MODEL_ID)
     # No AgentCore endpoint answers in af-south-1: a closed port stands in for that host.
     nowhere = f"http://127.0.0.1:{free_port()}"
     env = doctor_env(aws, url, "af-south-1", AWS_ENDPOINT_URL_BEDROCK_AGENTCORE_CONTROL=nowhere)
-    run = run_cli("doctor", env=env)
+    run = cli("doctor", env=env)
     assert run.code == 1, str(run)
     assert_no_traceback(run)
     line = line_of(run, "agentcore")
@@ -432,18 +446,18 @@ def test_a_deployed_stack_is_checked_to_its_alarm_topic_policy_and_key(
 
 
 def test_stack_checks_through_the_cli_name_a_missing_stack_and_missing_outputs(
-    aws: MotoEndpoint, bedrock: tuple[str, BedrockAnswers], region: str
+    aws: MotoEndpoint, bedrock: tuple[str, BedrockAnswers], region: str, cli: InProcessCli
 ) -> None:
     url, answers = bedrock
     answers.model_in_place(DEFAULT_MODEL_ID)
     env = doctor_env(aws, url, region)
-    missing = run_cli("doctor", "--stack", "NoSuchStack", "--json", env=env)
+    missing = cli("doctor", "--stack", "NoSuchStack", "--json", env=env)
     assert missing.code == 1
     entry = {e["check"]: e for e in missing.json()}["stack"]
     assert entry["ok"] is False and f"no stack NoSuchStack in {region}" in entry["detail"]
 
     old = deploy_stand_in(aws, region, outputs=False)
-    run = run_cli("doctor", "--stack", old.name, env=env)
+    run = cli("doctor", "--stack", old.name, env=env)
     assert run.code == 1
     assert_no_traceback(run)
     assert "AlarmTopicArn" in line_of(run, "stack") and "make deploy" in line_of(run, "stack")

@@ -7,12 +7,13 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from emulator.ports import free_port
 from testbed.aws import moto_server
 from tests.support.cli import CliRun, InProcessCli, hermetic_env
+from tests.support.fuzzing import fuzz_settings, soak
 
 OPTIONS = ["--region", "--model-id", "--stack", "--tracing", "--json", "--help", "--"]
 VALUES = [
@@ -79,17 +80,23 @@ def assert_clean(run: CliRun) -> None:
         assert misses and all(" -- fix: " in line for line in misses), str(run)
 
 
-@settings(
-    max_examples=60,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+# Each example is a doctor run in this process (about a tenth of a second): `make test` runs
+# a third of the former count beside the pinned cases, the slow run a soak.
+@fuzz_settings(20)
 @given(argv=argvs)
 @example(argv=["--region", "us-east-1\n"])
 @example(argv=["--model-id", "anthropic.claude\n", "--json"])
 @example(argv=["--stack", "AgentJobs", "--tracing", "--json"])
 @example(argv=["--region", "af-south-1", "--stack", "1bad"])
 def test_any_doctor_options_end_cleanly(
+    cli: InProcessCli, doctor_env: dict[str, str], argv: list[str]
+) -> None:
+    assert_clean(cli("doctor", *argv, env=doctor_env))
+
+
+@soak(200)
+@given(argv=argvs)
+def test_many_doctor_options_end_cleanly(
     cli: InProcessCli, doctor_env: dict[str, str], argv: list[str]
 ) -> None:
     assert_clean(cli("doctor", *argv, env=doctor_env))

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from agentjobs import limits
 from testbed.local_runtime import RUNTIME_ARN, RuntimeProcess, local_runtime
+from tests.support.fuzzing import PROCESS_EXAMPLES, fuzz_settings, soak
 from tests.support.hostile_text import text_near
 
 SESSION_HEADER = "X-Amzn-Bedrock-AgentCore-Runtime-Session-Id"
@@ -125,9 +126,28 @@ def test_any_request_gets_an_aws_shaped_answer(
     send(runtime, "DELETE", "/faults", {}, b"")  # a fault the example injected hits no other
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# A valid new session id starts an agent process (the `abc-` ids do): `make test` runs the
+# pinned cases, one of each kind of id, and a few drawn ones; the slow run a soak.
+@fuzz_settings(20)
 @given(session_id=session_ids, body=bodies, head=headers)
+@example(session_id=SESSIONS[0], body=b'{"action": "status"}', head={})
+@example(session_id="short", body=b"{}", head={"Content-Type": "application/json"})
+@example(session_id="abc-" * 60, body=b"\xff", head={})
 def test_invocations_with_any_session_and_body_are_answered(
+    runtime: RuntimeProcess, session_id: str, body: bytes, head: dict[str, str]
+) -> None:
+    _invocation_is_answered(runtime, session_id, body, head)
+
+
+@soak(120)
+@given(session_id=session_ids, body=bodies, head=headers)
+def test_many_invocations_with_any_session_and_body_are_answered(
+    runtime: RuntimeProcess, session_id: str, body: bytes, head: dict[str, str]
+) -> None:
+    _invocation_is_answered(runtime, session_id, body, head)
+
+
+def _invocation_is_answered(
     runtime: RuntimeProcess, session_id: str, body: bytes, head: dict[str, str]
 ) -> None:
     head = {**head, SESSION_HEADER: session_id}
@@ -171,13 +191,29 @@ def _files_under(root: Path) -> set[Path]:
     return {p for p in root.rglob("*") if p.is_file()}
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Most of these ids are valid, so each starts an agent process: `make test` runs the pinned
+# cases and a few drawn ones, the slow run a soak.
+@fuzz_settings(PROCESS_EXAMPLES)
 @given(session_id=hostile_session_ids)
 @example(session_id="../../" + "x" * 40)
 @example(session_id="\ud800" * 40)
 @example(session_id="s" * (limits.MAX_SESSION_ID_CHARS + 1))
 @example(session_id="\u6f22" * limits.MAX_SESSION_ID_CHARS)
 def test_any_session_id_is_answered_and_logs_only_inside_the_log_folder(
+    logged_runtime: tuple[RuntimeProcess, Path], session_id: str
+) -> None:
+    _logs_only_inside_the_log_folder(logged_runtime, session_id)
+
+
+@soak(60)
+@given(session_id=hostile_session_ids)
+def test_many_session_ids_are_answered_and_log_only_inside_the_log_folder(
+    logged_runtime: tuple[RuntimeProcess, Path], session_id: str
+) -> None:
+    _logs_only_inside_the_log_folder(logged_runtime, session_id)
+
+
+def _logs_only_inside_the_log_folder(
     logged_runtime: tuple[RuntimeProcess, Path], session_id: str
 ) -> None:
     runtime, root = logged_runtime

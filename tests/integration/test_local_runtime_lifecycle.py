@@ -6,13 +6,20 @@ import json
 import os
 import signal
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psutil
 import pytest
 
-from testbed.local_runtime import RUNTIME_ARN, local_runtime, new_session_id
+from testbed.local_runtime import (
+    RUNTIME_ARN,
+    RuntimeProcess,
+    agent_cmd,
+    local_runtime,
+    new_session_id,
+)
 
 # A safety net for the polling loops below, never an assertion about timing.
 GIVE_UP_S = 60.0
@@ -29,6 +36,27 @@ def wait_for(check: Callable[[], Any], what: str) -> Any:
     pytest.fail(f"gave up waiting for {what}")
 
 
+def session_as(agent: str) -> str:
+    """A session id that makes tests/agents/by_session.py run `agent`."""
+    return f"test-as-{agent}-{uuid.uuid4()}"
+
+
+# Tests that need the same runtime settings share one runtime (a session id picks its agent):
+# each test has sessions of its own and asserts only on them.
+@pytest.fixture(scope="module")
+def quick_idle() -> Iterator[RuntimeProcess]:
+    """A runtime whose idle sessions are stopped after 1 s."""
+    with local_runtime(agent_cmd_line=agent_cmd("by_session"), idle_timeout_s=1) as runtime:
+        yield runtime
+
+
+@pytest.fixture(scope="module")
+def accepting() -> Iterator[RuntimeProcess]:
+    """A runtime with the default settings: accepting calls to busy sessions, 60 s idle."""
+    with local_runtime(agent_cmd_line=agent_cmd("by_session"), idle_timeout_s=60) as runtime:
+        yield runtime
+
+
 def process_gone(pid: int) -> bool:
     try:
         return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
@@ -36,40 +64,40 @@ def process_gone(pid: int) -> bool:
         return True
 
 
-def test_idle_session_is_stopped_after_the_idle_timeout() -> None:
-    with local_runtime("echo_agent", idle_timeout_s=1) as runtime:
-        session_id = new_session_id()
-        pid = runtime.invoke(session_id, {})["pid"]
-        assert runtime.sessions()[session_id]["state"] == "Idle"
-        wait_for(lambda: runtime.sessions()[session_id]["state"] == "Stopped", "idle stop")
-        assert process_gone(pid)
-        # Invoking a stopped session is not an error: a fresh process, its memory gone.
-        again = runtime.invoke(session_id, {})
-        assert again["pid"] != pid
-        assert again["calls"] == 1
+def test_idle_session_is_stopped_after_the_idle_timeout(quick_idle: RuntimeProcess) -> None:
+    runtime = quick_idle
+    session_id = new_session_id()
+    pid = runtime.invoke(session_id, {})["pid"]
+    assert runtime.sessions()[session_id]["state"] == "Idle"
+    wait_for(lambda: runtime.sessions()[session_id]["state"] == "Stopped", "idle stop")
+    assert process_gone(pid)
+    # Invoking a stopped session is not an error: a fresh process, its memory gone.
+    again = runtime.invoke(session_id, {})
+    assert again["pid"] != pid
+    assert again["calls"] == 1
 
 
-def test_healthy_busy_session_outlives_the_idle_timeout() -> None:
-    with local_runtime("busy_agent", idle_timeout_s=1) as runtime:
-        session_id = new_session_id()
-        pid = runtime.invoke(session_id, {"busy_s": 3})["pid"]
-        # The listing may lag the agent by one ping period: wait to see HealthyBusy first.
-        wait_for(lambda: runtime.sessions()[session_id]["ping"] == "HealthyBusy", "HealthyBusy")
-        samples: list[dict[str, Any]] = []
+def test_healthy_busy_session_outlives_the_idle_timeout(quick_idle: RuntimeProcess) -> None:
+    runtime = quick_idle
+    session_id = session_as("busy_agent")
+    pid = runtime.invoke(session_id, {"busy_s": 2})["pid"]
+    # The listing may lag the agent by one ping period: wait to see HealthyBusy first.
+    wait_for(lambda: runtime.sessions()[session_id]["ping"] == "HealthyBusy", "HealthyBusy")
+    samples: list[dict[str, Any]] = []
 
-        def busy_over() -> bool:
-            listed = runtime.sessions()[session_id]
-            samples.append(listed)
-            return listed["ping"] == "Healthy"
+    def busy_over() -> bool:
+        listed = runtime.sessions()[session_id]
+        samples.append(listed)
+        return listed["ping"] == "Healthy"
 
-        wait_for(busy_over, "the busy task to end")
-        busy = [s for s in samples if s["ping"] == "HealthyBusy"]
-        # Busy for 3 s against an idle timeout of 1 s, and never stopped meanwhile.
-        assert all(s["state"] == "Active" for s in busy)
-        assert not process_gone(pid)
-        # Healthy again with nothing in flight: now the idle timeout applies.
-        wait_for(lambda: runtime.sessions()[session_id]["state"] == "Stopped", "idle stop")
-        assert process_gone(pid)
+    wait_for(busy_over, "the busy task to end")
+    busy = [s for s in samples if s["ping"] == "HealthyBusy"]
+    # Busy for 2 s against an idle timeout of 1 s, and never stopped meanwhile.
+    assert all(s["state"] == "Active" for s in busy)
+    assert not process_gone(pid)
+    # Healthy again with nothing in flight: now the idle timeout applies.
+    wait_for(lambda: runtime.sessions()[session_id]["state"] == "Stopped", "idle stop")
+    assert process_gone(pid)
 
 
 def test_max_lifetime_ends_even_a_busy_session() -> None:
@@ -80,20 +108,20 @@ def test_max_lifetime_ends_even_a_busy_session() -> None:
         assert process_gone(pid)
 
 
-def test_accept_policy_lets_a_busy_session_answer() -> None:
-    with local_runtime("busy_agent", busy_policy="accept") as runtime:
-        session_id = new_session_id()
-        first = runtime.invoke(session_id, {"busy_s": 30})
-        wait_for(lambda: runtime.sessions()[session_id]["ping"] == "HealthyBusy", "HealthyBusy")
-        second = runtime.invoke(session_id, {"busy_s": 0})
-        assert second["pid"] == first["pid"]
+def test_accept_policy_lets_a_busy_session_answer(accepting: RuntimeProcess) -> None:
+    runtime = accepting
+    session_id = session_as("busy_agent")
+    first = runtime.invoke(session_id, {"busy_s": 30})
+    wait_for(lambda: runtime.sessions()[session_id]["ping"] == "HealthyBusy", "HealthyBusy")
+    second = runtime.invoke(session_id, {"busy_s": 0})
+    assert second["pid"] == first["pid"]
 
 
 def test_reject_policy_refuses_a_busy_session_until_it_is_healthy() -> None:
     with local_runtime("busy_agent", busy_policy="reject") as runtime:
         session_id = new_session_id()
         client = runtime.client()
-        runtime.invoke(session_id, {"busy_s": 2})
+        runtime.invoke(session_id, {"busy_s": 1})
         # No wait for a poll: the runtime asks the agent's /ping before deciding.
         with pytest.raises(client.exceptions.RetryableConflictException) as caught:
             client.invoke_agent_runtime(
@@ -104,13 +132,13 @@ def test_reject_policy_refuses_a_busy_session_until_it_is_healthy() -> None:
         assert runtime.invoke(session_id, {"busy_s": 0})["busy_s"] == 0
 
 
-def test_agent_that_dies_ends_its_session() -> None:
-    with local_runtime("echo_agent") as runtime:
-        session_id = new_session_id()
-        pid = runtime.invoke(session_id, {})["pid"]
-        os.kill(pid, signal.SIGKILL)
-        wait_for(lambda: runtime.sessions()[session_id]["state"] == "Stopped", "stop")
-        assert runtime.invoke(session_id, {})["pid"] != pid
+def test_agent_that_dies_ends_its_session(accepting: RuntimeProcess) -> None:
+    runtime = accepting
+    session_id = new_session_id()
+    pid = runtime.invoke(session_id, {})["pid"]
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: runtime.sessions()[session_id]["state"] == "Stopped", "stop")
+    assert runtime.invoke(session_id, {})["pid"] != pid
 
 
 def test_agent_failing_its_health_check_is_stopped() -> None:
@@ -128,17 +156,15 @@ def test_agent_failing_its_health_check_is_stopped() -> None:
                 os.kill(pid, signal.SIGKILL)
 
 
-def test_sessions_listing_follows_the_lifecycle() -> None:
-    with local_runtime("busy_agent", idle_timeout_s=60) as runtime:
-        session_id = new_session_id()
-        runtime.invoke(session_id, {"busy_s": 30})
-        listed = wait_for(
-            lambda: (s := runtime.sessions()[session_id])["ping"] == "HealthyBusy" and s,
-            "HealthyBusy",
-        )
-        assert listed["state"] == "Active"
-        runtime.client().stop_runtime_session(
-            agentRuntimeArn=RUNTIME_ARN, runtimeSessionId=session_id
-        )
-        assert runtime.sessions()[session_id]["state"] == "Stopped"
-        assert json.loads(json.dumps(runtime.sessions()))  # plain JSON all the way
+def test_sessions_listing_follows_the_lifecycle(accepting: RuntimeProcess) -> None:
+    runtime = accepting
+    session_id = session_as("busy_agent")
+    runtime.invoke(session_id, {"busy_s": 30})
+    listed = wait_for(
+        lambda: (s := runtime.sessions()[session_id])["ping"] == "HealthyBusy" and s,
+        "HealthyBusy",
+    )
+    assert listed["state"] == "Active"
+    runtime.client().stop_runtime_session(agentRuntimeArn=RUNTIME_ARN, runtimeSessionId=session_id)
+    assert runtime.sessions()[session_id]["state"] == "Stopped"
+    assert json.loads(json.dumps(runtime.sessions()))  # plain JSON all the way

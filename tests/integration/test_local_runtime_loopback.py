@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -58,6 +59,20 @@ def test_the_project_agent_listens_on_loopback_only_under_the_local_runtime(
         assert_loopback_only(runtime)
 
 
+@pytest.fixture(scope="module")
+def logged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RuntimeProcess, Path]]:
+    """One runtime for the log tests, writing agent logs three folders down a folder of its
+    own: each test looks only at the files its own session added."""
+    root = tmp_path_factory.mktemp("loopback-logs")
+    logs = root / "a" / "b" / "logs"
+    with local_runtime("echo_agent", extra_args=["--agent-log-dir", str(logs)]) as runtime:
+        yield runtime, root
+
+
+def _files_under(root: Path) -> set[Path]:
+    return {p for p in root.rglob("*") if p.is_file()}
+
+
 @pytest.mark.parametrize(
     "session_id",
     [
@@ -68,21 +83,25 @@ def test_the_project_agent_listens_on_loopback_only_under_the_local_runtime(
     ],
 )
 def test_a_session_id_never_chooses_where_its_log_is_written(
-    tmp_path: Path, session_id: str
+    logged: tuple[RuntimeProcess, Path], session_id: str
 ) -> None:
-    logs = tmp_path / "a" / "b" / "logs"
-    with local_runtime("echo_agent", extra_args=["--agent-log-dir", str(logs)]) as runtime:
-        answer = runtime.invoke(session_id, {"n": 1})
-        assert answer["session_id"] == session_id
-    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    runtime, root = logged
+    logs = root / "a" / "b" / "logs"
+    before = _files_under(root)
+    answer = runtime.invoke(session_id, {"n": 1})
+    assert answer["session_id"] == session_id
+    # The runtime opens the log before it starts the agent that answered.
+    written = sorted(_files_under(root) - before)
     assert len(written) == 1, written
     assert written[0].parent == logs
     assert written[0].suffix == ".log"
     assert len(written[0].name) <= 255
 
 
-def test_an_ordinary_session_id_names_its_log_as_it_is(tmp_path: Path) -> None:
+def test_an_ordinary_session_id_names_its_log_as_it_is(
+    logged: tuple[RuntimeProcess, Path],
+) -> None:
+    runtime, root = logged
     session_id = new_session_id()
-    with local_runtime("echo_agent", extra_args=["--agent-log-dir", str(tmp_path)]) as runtime:
-        runtime.invoke(session_id, {"n": 1})
-    assert (tmp_path / f"{session_id}.log").is_file()
+    runtime.invoke(session_id, {"n": 1})
+    assert (root / "a" / "b" / "logs" / f"{session_id}.log").is_file()

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from botocore.awsrequest import AWSResponse
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 from jobpoller.events import process_event
 from jobpoller.services import PollerServices, services_from_clients
@@ -26,6 +26,7 @@ from emulator.stack.schedule import LambdaContext
 from testbed.aws import REGION, MotoEndpoint
 from testbed.inbox import drain_inbox
 from testbed.poller import poller_settings
+from tests.support.fuzzing import fuzz_settings, soak
 from tests.support.hostile_text import hostile_text
 from tests.support.wire import RawBody
 
@@ -155,14 +156,22 @@ def _assert_handled(rig: Rig, job_id: str, item: dict[str, Any], report: Any) ->
     assert [n["document"].get("status") for n in mine] == [status], (mine, shown)
 
 
-@settings(
-    max_examples=80,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+# Each example is one poller pass in this process against moto (about a tenth of a second):
+# `make test` runs a third of the former count beside the pinned cases, the slow run a soak.
+@fuzz_settings(25)
 @given(data=st.data())
 @example(data=None)
 def test_any_answer_object_is_handled(rig: Rig, data: st.DataObject | None) -> None:
+    _answer_object_is_handled(rig, data)
+
+
+@soak(300)
+@given(data=st.data())
+def test_many_answer_objects_are_handled(rig: Rig, data: st.DataObject) -> None:
+    _answer_object_is_handled(rig, data)
+
+
+def _answer_object_is_handled(rig: Rig, data: st.DataObject | None) -> None:
     if data is None:
         body = b'{"status": "SUCCEEDED", "result": 1e999}'
     else:
@@ -172,11 +181,7 @@ def test_any_answer_object_is_handled(rig: Rig, data: st.DataObject | None) -> N
     _assert_handled(rig, job_id, item, report)
 
 
-@settings(
-    max_examples=40,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@fuzz_settings(15)
 @given(body=st.binary(max_size=200))
 @example(body=b"[" * 50_000)
 @example(body=b'{"status": "RUNNING", "progress": {"percent": NaN}}')
@@ -203,6 +208,16 @@ def test_any_answer_object_is_handled(rig: Rig, data: st.DataObject | None) -> N
 )
 @example(body=b'{"job_id": "{job}", "status": "SUCCEEDED", "result": {"text": "\\ud800"}}')
 def test_any_answer_bytes_are_handled(rig: Rig, body: bytes) -> None:
+    _answer_bytes_are_handled(rig, body)
+
+
+@soak(200)
+@given(body=st.binary(max_size=200))
+def test_many_answer_bytes_are_handled(rig: Rig, body: bytes) -> None:
+    _answer_bytes_are_handled(rig, body)
+
+
+def _answer_bytes_are_handled(rig: Rig, body: bytes) -> None:
     # The agent's body reaches the caller only with HTTP 200: AgentCore turns an agent's
     # 4xx/5xx into its own RuntimeClientError (below).
     job_id, item, report = rig.reconcile_with_answer(200, body)

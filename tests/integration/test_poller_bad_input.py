@@ -5,21 +5,28 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from agentjobs.protocol import JobStatus, format_time, utc_now
 from agentjobs.record import ATTENTION_PENDING, JobRecord
 from agentjobs.store import JobStore
-from emulator.resources import LocalResources
 from testbed.aws import MotoEndpoint
 from testbed.poller import BAD_AGENT_CMD, PollerRig, poller_rig
 
 
-@pytest.fixture
-def rig(moto: MotoEndpoint, resources: LocalResources) -> Iterator[PollerRig]:
+@pytest.fixture(scope="module")
+def rig(moto: MotoEndpoint) -> Iterator[PollerRig]:
+    # Module-wide: each test ends every job it makes (so a tick's counts are its own jobs')
+    # and reads only its own jobs' notifications.
+    resources = moto.create_resources()
     with poller_rig(moto, resources, agent_cmd=BAD_AGENT_CMD, max_poll_failures=2) as running:
         yield running
+
+
+def _notifications(rig: PollerRig, *job_ids: str) -> list[dict[str, Any]]:
+    return [m for m in rig.inbox() if m["document"]["job_id"] in job_ids]
 
 
 def _running_job(rig: PollerRig, mode: str) -> str:
@@ -56,7 +63,7 @@ def test_bad_answers_fail_their_jobs_only_after_the_retry_limit(rig: PollerRig) 
         assert _error_code(rig, job_id) == "POLL_FAILED"
     reasons = {m: rig.record(j)["error"]["M"]["message"]["S"] for m, j in bad.items()}
     assert "not JSON" in reasons["notjson"] and "DONE" in reasons["unknownstatus"]
-    assert len(rig.inbox()) == 4
+    assert len(_notifications(rig, good, *bad.values())) == 4
 
 
 def test_result_too_big_for_the_record_goes_to_s3(rig: PollerRig) -> None:
@@ -91,5 +98,5 @@ def test_malformed_record_is_failed_and_notified_without_a_poll(rig: PollerRig) 
     assert report.steps[job_id] == "closed" and report.counts["BadRecords"] == 1
     assert report.counts.get("JobsPolled", 0) == 0
     assert rig.status(job_id) == "FAILED" and _error_code(rig, job_id) == "INVALID_RECORD"
-    [message] = rig.inbox()
+    [message] = _notifications(rig, job_id)
     assert message["document"]["job_id"] == job_id and message["document"]["kind"] is None

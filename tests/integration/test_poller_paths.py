@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from jobpoller.report import TickReport
 
 from emulator.resources import LocalResources
 from testbed.aws import MotoEndpoint
@@ -17,6 +18,7 @@ from testbed.poller import (
     stop_session,
     wait_agent_status,
 )
+from tests.support.still_running import STILL_RUNNING_SECONDS
 
 
 @pytest.fixture(scope="module")
@@ -168,17 +170,30 @@ def test_a_poll_failure_is_isolated_to_its_job(rig: PollerRig) -> None:
     assert rig.record(stuck)["poll_failures"] == {"N": "1"}
 
 
+def _still_running_at_a_tick(rig: PollerRig) -> tuple[str, str, TickReport]:
+    """A job seen busy by the runtime and RUNNING by a tick: its session, id and that tick."""
+    for seconds in STILL_RUNNING_SECONDS:
+        session_id = new_session_id()
+        job_id = rig.submit(session_id, kind="synthetic", input={"seconds": seconds})
+        busy_by = time.monotonic() + seconds
+        # The runtime's view of the agent lags by up to one ping period.
+        while rig.sessions()[session_id]["ping"] != "HealthyBusy" and time.monotonic() < busy_by:
+            time.sleep(0.05)
+        report = rig.tick()
+        if rig.status(job_id) == "RUNNING":
+            return session_id, job_id, report
+        # Ended before the tick on a loaded machine: a lost race, so try a longer job.
+        assert rig.status(job_id) == "SUCCEEDED", rig.record(job_id)
+        rig.tick_until_done([job_id])
+    raise AssertionError(f"no job of {STILL_RUNNING_SECONDS} s was still running at a tick")
+
+
 @pytest.mark.parametrize("busy_policy", ["accept", "reject"])
 def test_running_job_is_followed_under_both_busy_policies(
     moto: MotoEndpoint, resources: LocalResources, busy_policy: str
 ) -> None:
     with poller_rig(moto, resources, busy_policy=busy_policy) as rig:
-        session_id = new_session_id()
-        # Long enough to be still running at the first tick on a loaded machine.
-        job_id = rig.submit(session_id, kind="synthetic", input={"seconds": 8})
-        while rig.sessions()[session_id]["ping"] != "HealthyBusy":
-            time.sleep(0.05)  # the runtime's view of the agent lags by up to one ping period
-        report = rig.tick()
+        session_id, job_id, report = _still_running_at_a_tick(rig)
         record = rig.record(job_id)
         assert record["status"] == {"S": "RUNNING"} and record["poll_failures"] == {"N": "0"}
         # Accepting runtimes answer with progress; rejecting ones say "busy", which is no error.
