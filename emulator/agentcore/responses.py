@@ -117,13 +117,18 @@ class RuntimeResponses:
         self, request: Request, session: Session, payload: bytes, request_id: str
     ) -> httpx.Response:
         assert session.agent_url is not None
-        headers = {
+        # Forwarded as the bytes that came in: the server decoded them as Latin-1, and httpx
+        # would refuse a str value outside ASCII (a session id in UTF-8, say) with a 500.
+        forwarded = {
             name: value
             for name, value in request.headers.items()
             if name in FORWARDED_HEADERS or name.startswith(FORWARDED_PREFIXES)
         }
-        headers[SESSION_HEADER] = session.session_id
-        headers[REQUEST_ID_HEADER] = request_id
+        forwarded[SESSION_HEADER] = session.session_id
+        forwarded[REQUEST_ID_HEADER] = request_id
+        headers = {
+            name.encode("latin-1"): value.encode("latin-1") for name, value in forwarded.items()
+        }
         upstream_request = self.runtime.http.build_request(
             "POST", f"{session.agent_url}/invocations", content=payload, headers=headers
         )

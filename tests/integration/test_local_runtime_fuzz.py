@@ -199,6 +199,8 @@ def _files_under(root: Path) -> set[Path]:
 @example(session_id="\ud800" * 40)
 @example(session_id="s" * (limits.MAX_SESSION_ID_CHARS + 1))
 @example(session_id="\u6f22" * limits.MAX_SESSION_ID_CHARS)
+# Sent as UTF-8 bytes outside ASCII: the runtime once answered 500 forwarding it to the agent.
+@example(session_id="0000000\x80\x80\x80\x80\x80\x80\ud800\U00010000\U00010000")
 def test_any_session_id_is_answered_and_logs_only_inside_the_log_folder(
     logged_runtime: tuple[RuntimeProcess, Path], session_id: str
 ) -> None:
