@@ -17,13 +17,20 @@ def pytest_configure(config: pytest.Config) -> None:
     share_parsed_data_files()
 
 
+# Tests outside tests/infra that synthesize the whole app in-process.
+_SYNTHESIZING = ("tests/integration/test_doctor_bootstrap_pin.py",)
+
+
 class _InfraOnOneWorker(LoadFileScheduling):  # type: ignore[misc]
-    """`--dist loadfile`, but tests/infra is one unit: its synthesized apps are session
-    fixtures, made once per worker, and each worker's first synth also starts the jsii runtime."""
+    """`--dist loadfile`, but tests/infra (and the tests that synthesize beside it) is one unit:
+    its synthesized apps are session fixtures, made once per worker, and each worker's first
+    synth also starts the jsii runtime."""
 
     def _split_scope(self, nodeid: str) -> str:
         scope = super()._split_scope(nodeid)
-        return "tests/infra" if scope.startswith("tests/infra/") else scope
+        return (
+            "tests/infra" if scope.startswith("tests/infra/") or scope in _SYNTHESIZING else scope
+        )
 
 
 # Files are handed to the xdist workers in collection order, whole. The tiers whose files run
