@@ -79,9 +79,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     venv = root / "venv"
     run([BASE_PYTHON, "-m", "venv", "--without-pip", str(venv)], root)
     # The project's pip installs into the fresh venv (--python): no pip of its own needed.
-    # --no-compile: byte-compiling every installed module costs seconds of CPU, and Python
-    # compiles what the tests import as they import it.
-    run([*pip, "--python", str(venv / "bin" / "python"), "install", "--quiet", "--no-compile",
+    run([*pip, "--python", str(venv / "bin" / "python"), "install", "--quiet",
          f"{wheel}[agent,cli]"], root)  # fmt: skip
     return Installed(wheel=wheel, venv=venv)
 
