@@ -29,7 +29,8 @@ def run_demo(state_dir: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_a_partly_running_stack_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
-    with local_stack(tmp_path / "stack", poller_interval_s=2, fastpath=True) as stack:
+    # No fast path: its consumer would be one more process to start, and no job runs here.
+    with local_stack(tmp_path / "stack", poller_interval_s=2, fastpath=False) as stack:
         values = read_env_file(stack.state_dir / "env")
         schedule = psutil.Process(int(values["POLLER_SCHEDULE_PID"]))
         os.killpg(schedule.pid, 9)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cli import assert_one_line_error, hermetic_env, run_cli
+from tests.support.cli import InProcessCli, assert_one_line_error, hermetic_env, run_cli
 
 FILE_KEY = "AKIDLOCALSTACKFILE01"
 USER_KEY = "users-own-key-id-not-the-files"
@@ -46,7 +46,8 @@ def recorder() -> Iterator[Recorder]:
             return
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # A short poll: shutdown() waits for the loop to look, 0.5 s by default, after every test.
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     port = int(server.server_address[1])
     try:
@@ -55,6 +56,15 @@ def recorder() -> Iterator[Recorder]:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> InProcessCli:
+    # The console script's entry point in this process, with the same environment and working
+    # directory a subprocess would get (it builds its boto3 sessions afresh on every call): an
+    # interpreter start per case costs about half a CPU-second. The signing test below keeps
+    # a real process, the user's credentials in its environment from its very start.
+    return InProcessCli(monkeypatch, capsys)
 
 
 def write_env(directory: Path, **values: str) -> Path:
@@ -107,12 +117,12 @@ def users_own_credentials(tmp_path: Path) -> dict[str, str]:
 )
 @pytest.mark.parametrize("key", ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_BEDROCK_AGENTCORE"])
 def test_an_env_file_endpoint_off_loopback_is_refused_before_any_call(
-    tmp_path: Path, recorder: Recorder, key: str, endpoint: str, how: str
+    cli: InProcessCli, tmp_path: Path, recorder: Recorder, key: str, endpoint: str, how: str
 ) -> None:
     value = endpoint.format(port=recorder.port)
     path = write_env(tmp_path, **stack_values(recorder.url, **{key: value}))
     flag = ["--local-env", str(path)] if how == "flag" else []
-    run = run_cli("status", "some-job", *flag, cwd=tmp_path, env=users_own_credentials(tmp_path))
+    run = cli("status", "some-job", *flag, cwd=tmp_path, env=users_own_credentials(tmp_path))
     assert_one_line_error(run, f"{key}={value}", "127.0.0.0/8", "localhost", "::1")
     assert recorder.requests == []
 
@@ -132,26 +142,28 @@ def test_requests_are_signed_with_the_files_keys_never_the_users(
 
 @pytest.mark.parametrize("missing", ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"])
 def test_an_env_file_without_its_own_keys_is_refused_and_nothing_is_sent(
-    tmp_path: Path, recorder: Recorder, missing: str
+    cli: InProcessCli, tmp_path: Path, recorder: Recorder, missing: str
 ) -> None:
     write_env(tmp_path, **stack_values(recorder.url, **{missing: ""}))
-    run = run_cli("status", "some-job", cwd=tmp_path, env=users_own_credentials(tmp_path))
+    run = cli("status", "some-job", cwd=tmp_path, env=users_own_credentials(tmp_path))
     assert_one_line_error(run, str(Path(".local") / "env"), missing)
     assert recorder.requests == []
 
 
-def test_an_env_file_without_an_endpoint_is_refused(tmp_path: Path, recorder: Recorder) -> None:
+def test_an_env_file_without_an_endpoint_is_refused(
+    cli: InProcessCli, tmp_path: Path, recorder: Recorder
+) -> None:
     write_env(tmp_path, **stack_values(recorder.url, AWS_ENDPOINT_URL=""))
-    run = run_cli("list", cwd=tmp_path, env=users_own_credentials(tmp_path))
+    run = cli("list", cwd=tmp_path, env=users_own_credentials(tmp_path))
     assert_one_line_error(run, "AWS_ENDPOINT_URL")
     assert recorder.requests == []
 
 
 def test_the_users_profile_setting_plays_no_part_with_an_env_file(
-    tmp_path: Path, recorder: Recorder
+    cli: InProcessCli, tmp_path: Path, recorder: Recorder
 ) -> None:
     write_env(tmp_path, **stack_values(recorder.url))
     env = hermetic_env(AWS_PROFILE="a-profile-this-machine-does-not-have")
-    run = run_cli("status", "some-job", cwd=tmp_path, env=env)
+    run = cli("status", "some-job", cwd=tmp_path, env=env)
     assert_one_line_error(run, "no job some-job")
     assert all(f"Credential={FILE_KEY}/" in h["authorization"] for h in recorder.requests)

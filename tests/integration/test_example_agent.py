@@ -24,7 +24,8 @@ from emulator.ports import free_port
 from testbed.inbox import drain_inbox
 from testbed.local_stack import LocalStack, local_stack
 from testbed.processes import REPO, VENV_BIN, all_gone, running
-from tests.support.cli import CliRun, run_cli
+from tests.support.cli import CliRun, InProcessCli
+from tests.support.stack_waits import poller_done_with
 
 EXAMPLE = REPO / "examples" / "research_assistant"
 
@@ -60,16 +61,17 @@ class Inbox:
     seen: list[dict[str, Any]] = field(default_factory=list)
 
     def of(self, job_id: str, timeout_s: float = 60) -> list[dict[str, Any]]:
-        """The notifications of `job_id`, once one has come and a few more ticks passed."""
+        """The notifications of `job_id`, once one has come and the poller is done with it."""
         sqs = self.stack.client("sqs")
         queue_url = self.stack.values()["INBOX_QUEUE_URL"]
         deadline = time.monotonic() + timeout_s
-        settle_until: float | None = None
-        while time.monotonic() < (settle_until or deadline):
+        while time.monotonic() < deadline:
             self.seen.extend(note["document"] for note in drain_inbox(sqs, queue_url))
-            if settle_until is None and any(n["job_id"] == job_id for n in self.seen):
-                # A second notification would follow within a few ticks: wait for it.
-                settle_until = time.monotonic() + 3
+            if any(n["job_id"] == job_id for n in self.seen):
+                # A second notification could only come from a later pass: wait for one.
+                poller_done_with(self.stack, [job_id])
+                self.seen.extend(note["document"] for note in drain_inbox(sqs, queue_url))
+                break
             time.sleep(0.2)
         return [n for n in self.seen if n["job_id"] == job_id]
 
@@ -83,12 +85,19 @@ def _session() -> str:
     return f"research-chat-test-{uuid.uuid4().hex}"
 
 
-def _cli(stack: LocalStack, *args: str) -> CliRun:
-    return run_cli(*args, "--local-env", str(stack.state_dir / "env"))
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> InProcessCli:
+    # The console script's entry point in this process: what these tests drive is the example
+    # on the stack, and an interpreter start per command costs about half a CPU-second.
+    return InProcessCli(monkeypatch, capsys)
 
 
-def _wait(stack: LocalStack, job_id: str) -> dict[str, Any]:
-    run = _cli(stack, "wait", job_id, "--timeout", "60", "--interval", "0.2", "--json")
+def _cli(cli: InProcessCli, stack: LocalStack, *args: str) -> CliRun:
+    return cli(*args, "--local-env", str(stack.state_dir / "env"))
+
+
+def _wait(cli: InProcessCli, stack: LocalStack, job_id: str) -> dict[str, Any]:
+    run = _cli(cli, stack, "wait", job_id, "--timeout", "60", "--interval", "0.2", "--json")
     assert "Traceback" not in run.stderr, str(run)
     record = run.json()
     assert isinstance(record, dict), str(run)
@@ -118,7 +127,7 @@ def _job_children(agent_file: Path, timeout_s: float = 30) -> list[psutil.Proces
 
 
 def test_a_chat_turn_starts_research_through_its_tool_and_the_job_is_collected(
-    stack: LocalStack, inbox: Inbox
+    cli: InProcessCli, stack: LocalStack, inbox: Inbox
 ) -> None:
     session = _session()
     answer = stack.invoke(session, {"message": "research tide pools"})
@@ -141,9 +150,9 @@ def test_a_chat_turn_starts_research_through_its_tool_and_the_job_is_collected(
     assert 0 < progress["percent"] < 100, progress
     assert progress["message"].startswith(("reading source", "writing the brief")), progress
 
-    done = _wait(stack, job_id)
+    done = _wait(cli, stack, job_id)
     assert done["status"] == "SUCCEEDED", done
-    result = _cli(stack, "result", job_id, "--json")
+    result = _cli(cli, stack, "result", job_id, "--json")
     assert result.code == 0, str(result)
     brief = result.json()["result"]
     assert brief["topic"] == "tide pools" and brief["model_id"] == "scripted-offline-model"
@@ -176,7 +185,9 @@ def test_the_status_tool_shows_another_sessions_job_as_unknown(stack: LocalStack
     assert told["error"]["code"] == "UNKNOWN_JOB" and "progress" not in told
 
 
-def test_input_the_job_refuses_is_answered_and_starts_nothing(stack: LocalStack) -> None:
+def test_input_the_job_refuses_is_answered_and_starts_nothing(
+    cli: InProcessCli, stack: LocalStack
+) -> None:
     session = _session()
     answer = stack.invoke(session, {"message": "research " + "x" * 300})
     assert answer["jobs"] == []
@@ -186,7 +197,7 @@ def test_input_the_job_refuses_is_answered_and_starts_nothing(stack: LocalStack)
     assert stack.invoke(session, {"action": "status"})["status"] == "UNKNOWN"
 
     # The same model answers a submit from the CLI, naming each field.
-    run = _cli(stack, "submit", "research", "--set", "sources=99")
+    run = _cli(cli, stack, "submit", "research", "--set", "sources=99")
     assert run.code == 1 and "Traceback" not in run.stderr, str(run)
     assert "INVALID_INPUT" in run.stderr
     assert "'input.topic': Field required" in run.stderr
@@ -197,18 +208,26 @@ def test_input_the_job_refuses_is_answered_and_starts_nothing(stack: LocalStack)
 
 
 def test_cancelling_research_ends_its_process_and_notifies_once(
-    stack: LocalStack, agent_file: Path, inbox: Inbox
+    cli: InProcessCli, stack: LocalStack, agent_file: Path, inbox: Inbox
 ) -> None:
     run = _cli(
-        stack, "submit", "research", "--set", "topic=slow tides", "--set", "pause_s=30", "--json"
+        cli,
+        stack,
+        "submit",
+        "research",
+        "--set",
+        "topic=slow tides",
+        "--set",
+        "pause_s=30",
+        "--json",
     )
     assert run.code == 0, str(run)
     job_id = run.json()["job_id"]
     children = _job_children(agent_file)
-    cancel = _cli(stack, "cancel", job_id)
+    cancel = _cli(cli, stack, "cancel", job_id)
     assert cancel.code == 0, str(cancel)
     assert all_gone(children)
-    assert _wait(stack, job_id)["status"] == "CANCELLED"
+    assert _wait(cli, stack, job_id)["status"] == "CANCELLED"
     assert [n["status"] for n in inbox.of(job_id)] == ["CANCELLED"]
 
 

@@ -80,7 +80,7 @@ def test_finished_job_is_notified_by_its_signal_before_the_next_scheduled_tick(
 
 
 def test_without_the_fast_path_only_a_scheduled_tick_notifies(tmp_path: Path) -> None:
-    with local_stack(tmp_path, poller_interval_s=3, fastpath=False) as stack:
+    with local_stack(tmp_path, poller_interval_s=1, fastpath=False) as stack:
         values = stack.values()
         assert "COMPLETION_QUEUE_URL" not in values
         queue_url = (

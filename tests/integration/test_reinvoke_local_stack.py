@@ -32,8 +32,8 @@ FAR_OFF_S = 3600.0
 
 @pytest.fixture(scope="module")
 def unpolled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    """A stack whose poller never runs after its start-up tick (no fast path either): shared
-    by the tests that need no poller, each in sessions of its own."""
+    """A stack whose poller runs only its start-up tick, with no fast path: shared by the
+    tests that want no poller, each in sessions of its own."""
     with local_stack(
         tmp_path_factory.mktemp("unpolled"), poller_interval_s=FAR_OFF_S, fastpath=False
     ) as stack:
@@ -154,47 +154,44 @@ def test_result_after_the_session_was_stopped_by_hand_before_any_poller_saw_it(
     unpolled: LocalStack,
 ) -> None:
     stack = unpolled
-    if True:
-        wait_until(lambda: stack.ticks_done() == 1, "the start-up tick did not finish")
-        client = stack.client("bedrock-agentcore")
-        jobs = submit_all(stack, client, "by-hand")
-        for session_id, job_id in jobs.values():
-            wait_until(
-                lambda s=session_id, j=job_id: (
-                    invoke(stack, client, s, {"action": "status", "job_id": j})["status"]
-                    != "RUNNING"
-                ),
-                f"job {job_id} did not end",
-            )
-            client.stop_runtime_session(
-                agentRuntimeArn=stack.values()["AGENT_RUNTIME_ARN"], runtimeSessionId=session_id
-            )
+    wait_until(lambda: stack.ticks_done() == 1, "the start-up tick did not finish")
+    client = stack.client("bedrock-agentcore")
+    jobs = submit_all(stack, client, "by-hand")
+    for session_id, job_id in jobs.values():
         wait_until(
-            lambda: all(stack.session_states().get(s) == "Stopped" for s, _ in jobs.values()),
-            "the sessions were not stopped",
+            lambda s=session_id, j=job_id: (
+                invoke(stack, client, s, {"action": "status", "job_id": j})["status"] != "RUNNING"
+            ),
+            f"job {job_id} did not end",
         )
-        for _, job_id in jobs.values():
-            assert table_status(stack, job_id) == "RUNNING", "a poller collected the job"
+        client.stop_runtime_session(
+            agentRuntimeArn=stack.values()["AGENT_RUNTIME_ARN"], runtimeSessionId=session_id
+        )
+    wait_until(
+        lambda: all(stack.session_states().get(s) == "Stopped" for s, _ in jobs.values()),
+        "the sessions were not stopped",
+    )
+    for _, job_id in jobs.values():
+        assert table_status(stack, job_id) == "RUNNING", "a poller collected the job"
 
-        assert_answered_from_the_stores(stack, client, jobs)
+    assert_answered_from_the_stores(stack, client, jobs)
 
-        assert stack.ticks_done() == 1
-        for _, job_id in jobs.values():
-            assert table_status(stack, job_id) == "RUNNING", "an answer from the stores wrote"
+    assert stack.ticks_done() == 1
+    for _, job_id in jobs.values():
+        assert table_status(stack, job_id) == "RUNNING", "an answer from the stores wrote"
 
 
 def test_ping_method_on_a_busy_session_says_healthy_busy(unpolled: LocalStack) -> None:
     stack = unpolled
-    if True:
-        client = stack.client("bedrock-agentcore")
-        session_id = f"ping-{uuid.uuid4()}"
-        job_id = stack.submit(client, session_id, kind="synthetic", input={"seconds": 120})
-        ping = invoke(stack, client, session_id, {"method": "ping"})
-        assert ping["status"] == "HealthyBusy"
-        assert [(j["job_id"], j["status"], j["live"]) for j in ping["jobs"]] == [
-            (job_id, "RUNNING", True)
-        ]
-        with_payload = invoke(stack, client, session_id, {"method": "ping", "payload": {}})
-        assert with_payload["status"] == "HealthyBusy"
-        invoke(stack, client, session_id, {"action": "cancel", "job_id": job_id})
-        assert invoke(stack, client, session_id, {"method": "ping"})["status"] == "Healthy"
+    client = stack.client("bedrock-agentcore")
+    session_id = f"ping-{uuid.uuid4()}"
+    job_id = stack.submit(client, session_id, kind="synthetic", input={"seconds": 120})
+    ping = invoke(stack, client, session_id, {"method": "ping"})
+    assert ping["status"] == "HealthyBusy"
+    assert [(j["job_id"], j["status"], j["live"]) for j in ping["jobs"]] == [
+        (job_id, "RUNNING", True)
+    ]
+    with_payload = invoke(stack, client, session_id, {"method": "ping", "payload": {}})
+    assert with_payload["status"] == "HealthyBusy"
+    invoke(stack, client, session_id, {"action": "cancel", "job_id": job_id})
+    assert invoke(stack, client, session_id, {"method": "ping"})["status"] == "Healthy"

@@ -21,7 +21,8 @@ from agentjobs.cli.inbox import unwrap
 from emulator.ports import free_port
 from testbed.local_stack import LocalStack, local_stack
 from testbed.processes import REPO, VENV_BIN, all_gone, running
-from tests.support.cli import CliRun, run_cli
+from tests.support.cli import CliRun, InProcessCli
+from tests.support.stack_waits import poller_done_with
 
 USER_AGENT = '''
 """A user's agent: nothing but the public job API."""
@@ -99,16 +100,23 @@ def stack(agent_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         yield running_stack
 
 
-def _cli(stack: LocalStack, *args: str) -> CliRun:
-    return run_cli(*args, "--local-env", str(stack.state_dir / "env"))
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> InProcessCli:
+    # The console script's entry point in this process: what these tests drive is the user's
+    # agent on the stack, and an interpreter start per command costs about half a CPU-second.
+    return InProcessCli(monkeypatch, capsys)
+
+
+def _cli(cli: InProcessCli, stack: LocalStack, *args: str) -> CliRun:
+    return cli(*args, "--local-env", str(stack.state_dir / "env"))
 
 
 def _session() -> str:
     return f"user-agent-test-{uuid.uuid4().hex}"
 
 
-def _wait(stack: LocalStack, job_id: str) -> dict[str, Any]:
-    run = _cli(stack, "wait", job_id, "--timeout", "60", "--interval", "0.2", "--json")
+def _wait(cli: InProcessCli, stack: LocalStack, job_id: str) -> dict[str, Any]:
+    run = _cli(cli, stack, "wait", job_id, "--timeout", "60", "--interval", "0.2", "--json")
     assert "Traceback" not in run.stderr, str(run)
     record = json.loads(run.stdout)
     assert isinstance(record, dict), str(run)
@@ -133,10 +141,10 @@ def _notifications(stack: LocalStack, job_ids: set[str], timeout_s: float = 60) 
                 }
             )
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
-    # A second notification of a job would come on the next ticks: give them a chance.
-    time.sleep(3)
+    # A second notification of a job would come from a later pass of the poller.
+    poller_done_with(stack, job_ids)
     for message in sqs.receive_message(
-        QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+        QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
     ).get("Messages", []):
         found.append(unwrap(message["Body"])[0])
     return [n for n in found if n["job_id"] in job_ids]
@@ -168,7 +176,9 @@ def _wait_for_children(agent_file: Path, timeout_s: float = 20) -> list[psutil.P
     raise TimeoutError("no job child process started")
 
 
-def test_a_user_agent_runs_its_jobs_on_the_local_stack(stack: LocalStack, agent_file: Path) -> None:
+def test_a_user_agent_runs_its_jobs_on_the_local_stack(
+    cli: InProcessCli, stack: LocalStack
+) -> None:
     # Success with progress, through raw boto3.
     session = _session()
     submitted = stack.invoke(
@@ -201,31 +211,31 @@ def test_a_user_agent_runs_its_jobs_on_the_local_stack(stack: LocalStack, agent_
     # The CLI: JobFailed, an unexpected exception, a result JSON cannot carry.
     ids = {}
     for kind in ("refuse", "explode", "opaque"):
-        run = _cli(stack, "submit", kind, "--json")
+        run = _cli(cli, stack, "submit", kind, "--json")
         assert run.code == 0, str(run)
         ids[kind] = run.json()["job_id"]
 
-    done = _wait(stack, counted)
+    done = _wait(cli, stack, counted)
     assert done["status"] == "SUCCEEDED", done
-    result = _cli(stack, "result", counted, "--json")
+    result = _cli(cli, stack, "result", counted, "--json")
     assert result.code == 0, str(result)
     assert json.loads(result.stdout)["result"] == {"label": "x", "counted": 30, "job_id": counted}
 
-    failed = _wait(stack, ids["refuse"])
+    failed = _wait(cli, stack, ids["refuse"])
     assert failed["status"] == "FAILED"
     assert failed["error"] == {"code": "JOB_FAILED", "message": "the ledger is closed on Sundays"}
 
-    crashed = _wait(stack, ids["explode"])
+    crashed = _wait(cli, stack, ids["explode"])
     assert crashed["status"] == "FAILED" and crashed["error"]["code"] == "JOB_CRASHED"
-    shown = json.dumps(crashed) + _cli(stack, "result", ids["explode"]).stdout
+    shown = json.dumps(crashed) + _cli(cli, stack, "result", ids["explode"]).stdout
     assert not [leak for leak in LEAKS if leak in shown], shown
 
-    opaque = _wait(stack, ids["opaque"])
+    opaque = _wait(cli, stack, ids["opaque"])
     assert opaque["status"] == "FAILED" and opaque["error"]["code"] == "RESULT_NOT_JSON"
     assert "JSON" in opaque["error"]["message"]
 
     # Kinds are open strings in the CLI's filter too.
-    listed = _cli(stack, "list", "--kind", "refuse", "--json")
+    listed = _cli(cli, stack, "list", "--kind", "refuse", "--json")
     assert [job["job_id"] for job in listed.json()["jobs"]] == [ids["refuse"]], str(listed)
 
     # One notification for each job, naming its kind, leaking nothing.
@@ -242,16 +252,16 @@ def test_a_user_agent_runs_its_jobs_on_the_local_stack(stack: LocalStack, agent_
 
 
 def test_cancelling_a_cpu_job_of_a_user_agent_ends_its_process(
-    stack: LocalStack, agent_file: Path
+    cli: InProcessCli, stack: LocalStack, agent_file: Path
 ) -> None:
-    run = _cli(stack, "submit", "crunch", "--json")
+    run = _cli(cli, stack, "submit", "crunch", "--json")
     assert run.code == 0, str(run)
     job_id = run.json()["job_id"]
     children = _wait_for_children(agent_file)
-    cancel = _cli(stack, "cancel", job_id)
+    cancel = _cli(cli, stack, "cancel", job_id)
     assert cancel.code == 0, str(cancel)
     assert all_gone(children)
-    assert _wait(stack, job_id)["status"] == "CANCELLED"
+    assert _wait(cli, stack, job_id)["status"] == "CANCELLED"
     notes = _notifications(stack, {job_id})
     assert [(n["job_id"], n["status"]) for n in notes] == [(job_id, "CANCELLED")]
 
