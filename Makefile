@@ -81,15 +81,18 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy agentjobs emulator agent_src poller_lambda infra app.py
 
-# The three checks run side by side (mypy is the long one), their outputs kept apart.
+# The three checks run side by side (mypy is the long one), their outputs kept apart. Two
+# pytest workers per core: most integration tests wait on real processes (an agent starting,
+# a poller's tick), and a second worker per core fills those waits.
+TEST_WORKERS ?= $(shell echo $$(( 2 * $$(nproc 2>/dev/null || echo 1) )))
 test: $(STAMP) $(CDK_STAMP)
 	@$(MAKE) --no-print-directory --jobs=3 --output-sync=target lint typecheck security
-	$(VENV)/bin/pytest -m "not slow" -n 2 --dist loadfile --durations=15
+	$(VENV)/bin/pytest -m "not slow" -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 # Everything make test runs, and the tests marked slow; not in CI's path.
 test-all: $(STAMP) $(CDK_STAMP)
 	@$(MAKE) --no-print-directory --jobs=3 --output-sync=target lint typecheck security
-	$(VENV)/bin/pytest -n 2 --dist loadfile --durations=25
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile --durations=25
 
 local-up: $(STAMP)
 	$(PY) -m emulator.stack up
