@@ -44,7 +44,7 @@ help:
 # large wheel); pip stays in the venv, as the deploy's bundling runs it. uv writes no bytecode:
 # each module's is written by the first process that imports it (below), not all of aws-cdk-lib's
 # at install time.
-$(STAMP): pyproject.toml agent_src/requirements.txt
+$(STAMP): pyproject.toml agent_src/requirements.txt Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet uv==$(UV_VERSION)
 	$(UV) pip install --quiet --python $(PY) pip==26.3 \

@@ -1,9 +1,10 @@
 """The library as a package: the built wheel installs into a fresh venv and serves a user project.
 
-The wheel is built by pip from a copy of the repository's sources (an in-tree build would write
-build/ into the checkout), installed with its `agent` and `cli` extras from the package index
-(pip's cache keeps that to seconds) into a venv made from the base interpreter, and used from
-a folder outside the repository, with nothing of the project's venv importable.
+The wheel is built by uv, with the project's build backend, from a copy of the repository's
+sources (an in-tree build would write build/ into the checkout), installed with its `agent` and
+`cli` extras from the package index (uv's cache, filled by `make venv`, keeps that to seconds)
+into a venv made from the base interpreter, and used from a folder outside the repository,
+with nothing of the project's venv importable.
 """
 
 from __future__ import annotations
@@ -70,16 +71,13 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     root = tmp_path_factory.mktemp("wheel")
     sources = root / "sources"
     shutil.copytree(REPO, sources, ignore=NOT_SOURCES)
-    pip = [sys.executable, "-m", "pip"]
-    run(
-        [*pip, "wheel", "--no-deps", "--quiet", "--wheel-dir", str(root / "dist"), str(sources)],
-        root,
-    )
+    # pip, with no cache on a fresh machine, took most of this test's time.
+    uv = str(Path(sys.executable).parent / "uv")
+    run([uv, "build", "--wheel", "--quiet", "--out-dir", str(root / "dist"), str(sources)], root)
     (wheel,) = (root / "dist").glob("agentjobs-*.whl")
     venv = root / "venv"
     run([BASE_PYTHON, "-m", "venv", "--without-pip", str(venv)], root)
-    # The project's pip installs into the fresh venv (--python): no pip of its own needed.
-    run([*pip, "--python", str(venv / "bin" / "python"), "install", "--quiet",
+    run([uv, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"),
          f"{wheel}[agent,cli]"], root)  # fmt: skip
     return Installed(wheel=wheel, venv=venv)
 
