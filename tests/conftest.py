@@ -33,9 +33,10 @@ class _InfraOnOneWorker(LoadFileScheduling):  # type: ignore[misc]
         )
 
 
-# Files are handed to the xdist workers in collection order, whole. The tiers whose files run
-# longest go first, so that the many short unit files fill in at the end instead of one worker
-# starting the chaos run while the other has nothing left to do.
+# Files are handed to the xdist workers whole, in collection order (`--no-loadscope-reorder`
+# in the Makefile; xdist's own order, most tests first, started the one-test chaos file last).
+# The tiers whose files run longest go first, so that the many short unit files fill in at the
+# end instead of one worker running the chaos file while the others have nothing left to do.
 _TIERS_LONGEST_FIRST = ("chaos", "e2e", "infra", "integration", "security", "unit")
 
 
