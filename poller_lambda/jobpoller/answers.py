@@ -185,10 +185,9 @@ def _without_status(value: dict[str, Any]) -> Answer:
 
 
 def _finished(status: JobStatus, progress: Progress, value: dict[str, Any]) -> Answer:
-    finished_at = value.get("finished_at")
     finished = Finished(
         status=status,
-        finished_at=finished_at if isinstance(finished_at, str) and finished_at else None,
+        finished_at=time_of(value.get("finished_at")),
         progress=progress,
         error=JobError.from_wire(value.get("error")),
         attempt=attempt_of(value.get("attempt")),

@@ -8,10 +8,10 @@ from aws_lambda_powertools import Logger
 
 from agentjobs import schema
 from agentjobs.history import Event, EventType
-from agentjobs.protocol import ErrorCode, JobStatus, encode_json, parse_time, utc_now
+from agentjobs.protocol import ErrorCode, JobStatus, encode_json, utc_now
 from agentjobs.record import INLINE_RESULT_LIMIT, JobError, JobRecord, StoredJob
 from agentjobs.store import ResultConflictError
-from jobpoller.answers import Finished
+from jobpoller.answers import Finished, time_of
 from jobpoller.answers import read_answer_object as read_outcome
 from jobpoller.attempts import is_stale, later_attempt
 from jobpoller.lease import Ending, Lease
@@ -24,7 +24,7 @@ logger = Logger(service="poller", child=True)
 def end_job(job: StoredJob, run: Pass, lease: Lease, ending: Ending) -> StoredJob:
     """The one place a job's end is written: its terminal status, counted and logged."""
     now = utc_now()
-    finished = lease.finish(ending, finished_at=_valid_time(ending.finished_at) or now, at=now)
+    finished = lease.finish(ending, finished_at=time_of(ending.finished_at) or now, at=now)
     run.report.count(FINISHED_METRIC[ending.status])
     detail: dict[str, str | None] = {"status": str(ending.status)}
     if ending.error is not None:
@@ -118,17 +118,3 @@ def stored_outcome(job: StoredJob, run: Pass) -> Finished | None:
     if not isinstance(stored, Finished) or is_stale(job, stored):
         return None
     return stored
-
-
-_TIME_CHARS = len("2026-01-01T00:00:00.000000+00:00")
-
-
-def _valid_time(text: str | None) -> str | None:
-    """An agent's time string when it is one (a protocol time, short), else None."""
-    if text is None or len(text) > _TIME_CHARS:
-        return None
-    try:
-        parse_time(text)
-    except ValueError:
-        return None
-    return text

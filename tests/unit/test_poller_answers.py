@@ -21,9 +21,16 @@ def test_running_answer_carries_progress() -> None:
 
 
 def test_succeeded_inline_result() -> None:
-    answer = _read({"job_id": "job-1", "status": "SUCCEEDED", "result": None, "finished_at": "t"})
+    at = "2026-01-01T00:00:00+00:00"
+    answer = _read({"job_id": "job-1", "status": "SUCCEEDED", "result": None, "finished_at": at})
     assert isinstance(answer, Finished)
-    assert answer.has_result and answer.result is None and answer.finished_at == "t"
+    assert answer.has_result and answer.result is None and answer.finished_at == at
+
+
+@pytest.mark.parametrize("finished_at", ["t", "\ud800", "2026-01-01T00:00:00", "9" * 40, 7])
+def test_a_finished_at_that_is_not_a_protocol_time_is_not_kept(finished_at: object) -> None:
+    answer = _read({"status": "FAILED", "finished_at": finished_at})
+    assert isinstance(answer, Finished) and answer.finished_at is None
 
 
 def test_succeeded_result_uri() -> None:
