@@ -7,9 +7,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import psutil
@@ -20,7 +19,7 @@ from agentjobs.protocol import parse_time
 from testbed.local_runtime import agent_processes_of
 from testbed.local_stack import LocalStack, Notified, local_stack
 from tests.support.cli import InProcessCli
-from tests.support.stack_waits import poller_done_with
+from tests.support.stack_waits import poller_done_with, record_item, wait_until
 
 JOB_S = 6.0
 """Long enough to be stopped well into its work and twice over, short enough for a test: a
@@ -39,23 +38,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         tmp_path_factory.mktemp("durable"), poller_interval_s=POLLER_PERIOD_S, fastpath=True
     ) as running:
         yield running
-
-
-def wait_until(check: Callable[[], Any], what: str, timeout_s: float = 90.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, what
-        time.sleep(0.2)
-
-
-def record(stack: LocalStack, job_id: str) -> dict[str, Any]:
-    item: dict[str, Any] = stack.client("dynamodb").get_item(
-        TableName=stack.values()["JOBS_TABLE"], Key={"job_id": {"S": job_id}}, ConsistentRead=True
-    )["Item"]
-    return item
 
 
 def checkpoint(stack: LocalStack, job_id: str) -> dict[str, Any] | None:
@@ -80,13 +62,13 @@ def worked_in(stack: LocalStack, job_id: str, session_id: str, at_least_s: float
 
 
 def active_session(stack: LocalStack, job_id: str) -> str:
-    item = record(stack, job_id)
+    item = record_item(stack, job_id)
     return str(item.get("run_session_id", item["session_id"])["S"])
 
 
 def resumed_into_a_new_session(stack: LocalStack, job_id: str, old: str) -> str | None:
     """The fresh session the poller resumed the job in, once the agent there accepted it."""
-    item = record(stack, job_id)
+    item = record_item(stack, job_id)
     session = item.get("run_session_id", {}).get("S")
     if session and session != old and not item.get("resume_pending", {}).get("BOOL", False):
         return str(session)
@@ -182,7 +164,7 @@ def test_a_stopped_session_resumes_from_its_checkpoint_in_a_fresh_session_and_su
     notified = notifications_of(stack, job_id)
 
     assert [n.status for n in notified] == ["SUCCEEDED"]
-    item = record(stack, job_id)
+    item = record_item(stack, job_id)
     assert item["session_id"]["S"] == session_id, "the caller's session stays the job's"
     fresh = item["run_session_id"]["S"]
     assert fresh != session_id
@@ -223,7 +205,7 @@ def test_two_losses_with_three_attempts_succeed_on_the_third(
     notified = notifications_of(stack, job_id)
 
     assert [n.status for n in notified] == ["SUCCEEDED"]
-    item = record(stack, job_id)
+    item = record_item(stack, job_id)
     third = item["run_session_id"]["S"]
     assert len({session_id, second, third}) == 3
     assert (item["attempt"]["N"], item["max_attempts"]["N"]) == ("3", "3")
@@ -248,7 +230,7 @@ def test_with_the_default_one_attempt_a_lost_session_ends_the_job_lost(
     notified = notifications_of(stack, job_id)
 
     assert [n.status for n in notified] == ["LOST"]
-    item = record(stack, job_id)
+    item = record_item(stack, job_id)
     assert "run_session_id" not in item
     assert item.get("attempt", {"N": "1"})["N"] == "1"
     history = events(cli, stack, job_id)

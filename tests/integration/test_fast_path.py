@@ -3,24 +3,14 @@ signal, before the schedule's next tick; with LOCAL_FASTPATH=0 only a tick notif
 
 from __future__ import annotations
 
-import time
 import uuid
 from pathlib import Path
 
 from testbed.local_stack import LocalStack, Notified, local_stack
+from tests.support.stack_waits import wait_until
 
 LONG_PERIOD_S = 60.0
 """Longer than the whole test: after the tick at start-up, no other tick runs."""
-
-
-def wait_until(check, what: str, timeout_s: float = 40):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, what
-        time.sleep(0.1)
 
 
 def notification_of(stack: LocalStack, job_id: str, timeout_s: float = 40) -> Notified:

@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from testbed.local_stack import LocalStack, Notified, local_stack
+from tests.support.stack_waits import wait_until
 
 JOBS: dict[str, dict[str, Any]] = {
     "small": {"seconds": 0.3, "result_bytes": 300},
@@ -38,16 +39,6 @@ def unpolled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         tmp_path_factory.mktemp("unpolled"), poller_interval_s=FAR_OFF_S, fastpath=False
     ) as stack:
         yield stack
-
-
-def wait_until(check: Callable[[], Any], what: str, timeout_s: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, what
-        time.sleep(0.2)
 
 
 def invoke(stack: LocalStack, client: Any, session_id: str, payload: Any) -> dict[str, Any]:

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any
 
 from testbed.local_stack import LocalStack
 
-T = TypeVar("T")
 
-
-def wait_until(check: Callable[[], T], what: str, timeout_s: float = 60.0) -> T:
+def wait_until(check: Callable[[], Any], what: str, timeout_s: float = 90.0) -> Any:
     """Call `check` until it returns something truthy; that value. Fails naming `what`."""
     deadline = time.monotonic() + timeout_s
     while True:
