@@ -87,12 +87,12 @@ typecheck: $(STAMP)
 TEST_WORKERS ?= $(shell echo $$(( 2 * $$(nproc 2>/dev/null || echo 1) )))
 test: $(STAMP) $(CDK_STAMP)
 	@$(MAKE) --no-print-directory --jobs=3 --output-sync=target lint typecheck security
-	$(VENV)/bin/pytest -m "not slow" -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15
+	$(VENV)/bin/pytest -m "not slow" -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 # Everything make test runs, and the tests marked slow; not in CI's path.
 test-all: $(STAMP) $(CDK_STAMP)
 	@$(MAKE) --no-print-directory --jobs=3 --output-sync=target lint typecheck security
-	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=25
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile --durations=25
 
 local-up: $(STAMP)
 	$(PY) -m emulator.stack up

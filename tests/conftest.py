@@ -33,27 +33,6 @@ class _InfraOnOneWorker(LoadFileScheduling):  # type: ignore[misc]
         )
 
 
-# Files are handed to the xdist workers whole, in collection order (`--no-loadscope-reorder`
-# in the Makefile; xdist's own order, most tests first, started the one-test chaos file last).
-# The tiers whose files run longest go first, so that the many short unit files fill in at the
-# end instead of one worker running the chaos file while the others have nothing left to do.
-_TIERS_LONGEST_FIRST = ("chaos", "e2e", "infra", "integration", "security", "unit")
-
-
-def _tier_rank(item: pytest.Item) -> int:
-    parts = item.nodeid.split("/")
-    tier = parts[1] if len(parts) > 2 and parts[0] == "tests" else ""
-    return (
-        _TIERS_LONGEST_FIRST.index(tier)
-        if tier in _TIERS_LONGEST_FIRST
-        else len(_TIERS_LONGEST_FIRST)
-    )
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    items.sort(key=_tier_rank)  # stable: within a tier, files and tests keep their order
-
-
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> LoadFileScheduling | None:
     if config.getvalue("dist") != "loadfile":
         return None
