@@ -11,7 +11,7 @@ from constructs import Construct
 
 from agentjobs import schema
 from agentjobs.model_ids import split_profile
-from infra.job_store import JobStore
+from infra.job_data import JobData
 from infra.nag import acknowledge, attribute_ref, default_policy, wildcard
 
 
@@ -136,8 +136,8 @@ def grant_platform(role: iam.Role) -> None:
         role.add_to_principal_policy(statement)
 
 
-def grant_job_store(role: iam.Role, store: JobStore) -> None:
-    """What the agent reads and writes of the job store: its records, results and inputs."""
+def grant_job_data(role: iam.Role, store: JobData) -> None:
+    """What the agent reads and writes of the job data: its records, results and inputs."""
     # The agent writes the RUNNING record with a conditional put and reads records back;
     # the poller owns every later change, so no update or delete here.
     role.add_to_principal_policy(
@@ -270,7 +270,7 @@ def grant_model(role: iam.Role, model_id: str, product_id: str | None) -> None:
 
 def acknowledge_grants(
     role: iam.Role,
-    store: JobStore,
+    store: JobData,
     *,
     model_id: str,
     pulls_image: bool,

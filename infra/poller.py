@@ -24,7 +24,7 @@ from infra.bundling import (
     requirements_from_pyproject,
 )
 from infra.completion import CompletionSignals
-from infra.job_store import JobStore
+from infra.job_data import JobData
 from infra.nag import (
     acknowledge,
     attribute_ref,
@@ -55,7 +55,7 @@ batches of ten, without crowding out the account's other Lambda functions."""
 class PollerProps:
     """What the poller reads, writes, invokes and how often."""
 
-    store: JobStore
+    store: JobData
     notifications: Notifications
     agent: AgentRuntime
     rate: Duration

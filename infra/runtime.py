@@ -24,7 +24,7 @@ from infra.agent_artifact import (
 from infra.agent_role import (
     acknowledge_grants,
     execution_role,
-    grant_job_store,
+    grant_job_data,
     grant_model,
     grant_platform,
     model_resources,
@@ -32,7 +32,7 @@ from infra.agent_role import (
 from infra.bundling import PROJECT_ROOT
 from infra.completion import CompletionSignals
 from infra.delivery_policy import DELIVERY_POLICY_ID, fix_delivery_policy
-from infra.job_store import JobStore
+from infra.job_data import JobData
 from infra.nag import default_policy, drop_redundant_depends_on
 from infra.settings import ArtifactKind
 
@@ -65,7 +65,7 @@ region's 10 CloudWatch Logs resource-policy slots (aws/aws-cdk#37956, #38342).""
 class AgentRuntimeProps:
     """What the agent runs with."""
 
-    store: JobStore
+    store: JobData
     model_id: str
     idle_timeout: Duration
     max_lifetime: Duration
@@ -150,7 +150,7 @@ class AgentRuntime(Construct):
             ],
         )
         grant_platform(self.role)
-        grant_job_store(self.role, store)
+        grant_job_data(self.role, store)
         if props.completion is not None:
             props.completion.grant_signal(self.role)
         grant_model(self.role, props.model_id, props.marketplace_product_id)

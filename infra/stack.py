@@ -1,4 +1,4 @@
-"""The AgentJobs stack: composes the job store, runtime, poller, notifications and monitoring."""
+"""The AgentJobs stack: composes the job data, runtime, poller, notifications and monitoring."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from constructs import Construct
 
 from infra.bundling import PROJECT_ROOT
 from infra.completion import CompletionSignals, CompletionSignalsProps
-from infra.job_store import JobStore, JobStoreProps
+from infra.job_data import JobData, JobDataProps
 from infra.monitoring import Monitoring, MonitoringProps
 from infra.notifications import Notifications, NotificationsProps
 from infra.poller import Poller, PollerProps, poller_timeout
@@ -36,10 +36,10 @@ class AgentJobsStack(Stack):
             description="agentjobs: long-running agent jobs on Amazon Bedrock AgentCore Runtime",
             **kwargs,
         )
-        store = JobStore(
+        store = JobData(
             self,
             "JobStore",
-            props=JobStoreProps(result_retention_days=settings.result_retention_days),
+            props=JobDataProps(result_retention_days=settings.result_retention_days),
         )
         notifications = Notifications(
             self, "Notifications", props=NotificationsProps(emails=settings.notification_emails)

@@ -1,4 +1,4 @@
-"""The job store: the jobs and history tables and the results bucket, laid out by
+"""The job data: the jobs and history tables and the results bucket, laid out by
 agentjobs.schema."""
 
 from __future__ import annotations
@@ -32,18 +32,18 @@ encrypts with the key directly or moves data between keys."""
 
 
 @dataclass(frozen=True)
-class JobStoreProps:
+class JobDataProps:
     """How long results are kept."""
 
     result_retention_days: int
 
 
-class JobStore(Construct):
+class JobData(Construct):
     """Jobs table, history table and results bucket, all encrypted with one customer-managed
     key, all kept when a stack that ran is deleted (they hold the users' jobs and results),
     none left behind by a failed first create."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, props: JobStoreProps) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, props: JobDataProps) -> None:
         super().__init__(scope, construct_id)
 
         # One key for the job data wherever it lives (inline in the record or in S3): one

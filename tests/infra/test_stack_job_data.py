@@ -1,4 +1,4 @@
-"""The job store in the template: table, keys and results bucket."""
+"""The job data in the template: table, keys and results bucket."""
 
 from __future__ import annotations
 
