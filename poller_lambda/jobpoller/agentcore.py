@@ -62,8 +62,8 @@ def agentcore_client(session: Any, settings: PollerSettings) -> Any:
     )
 
 
-class AgentRuntime:
-    """One AgentCore runtime endpoint, addressed by ARN and qualifier."""
+class RuntimeClient:
+    """The poller's client of one AgentCore runtime endpoint, addressed by ARN and qualifier."""
 
     def __init__(self, client: Any, runtime_arn: str, qualifier: str = DEFAULT_QUALIFIER) -> None:
         self._client = client

@@ -15,7 +15,7 @@ from agentjobs.metrics import Metric
 from agentjobs.notifier import Notifier
 from agentjobs.record import JobRecord, StoredJob
 from agentjobs.store import JobStore, ResultStore, StoreError
-from jobpoller.agentcore import AgentRuntime, agentcore_client
+from jobpoller.agentcore import RuntimeClient, agentcore_client
 from jobpoller.report import TickReport
 from jobpoller.settings import PollerSettings
 
@@ -31,7 +31,7 @@ class PollerServices:
 
     store: JobStore
     results: ResultStore
-    agent: AgentRuntime
+    agent: RuntimeClient
     notifier: Notifier
     settings: PollerSettings
     events: EventLog | None = None
@@ -90,7 +90,7 @@ def services_from_clients(
     return PollerServices(
         store=JobStore(dynamodb, settings.jobs_table),
         results=ResultStore(s3, settings.results_bucket),
-        agent=AgentRuntime(agentcore, settings.agent_runtime_arn, settings.qualifier),
+        agent=RuntimeClient(agentcore, settings.agent_runtime_arn, settings.qualifier),
         notifier=Notifier(sns, settings.topic_arn),
         settings=settings,
         events=EventLog(dynamodb, settings.events_table) if settings.events_table else None,

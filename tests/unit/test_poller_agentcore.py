@@ -11,9 +11,9 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ReadTimeoutError
 from jobpoller.agentcore import (
-    AgentRuntime,
     Busy,
     Replied,
+    RuntimeClient,
     StopSessionError,
     Unreachable,
     agentcore_client,
@@ -61,7 +61,7 @@ def plane(monkeypatch: pytest.MonkeyPatch) -> Plane:
 
 
 @pytest.fixture
-def runtime(plane: Plane) -> AgentRuntime:
+def runtime(plane: Plane) -> RuntimeClient:
     session = boto3.session.Session(
         aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
     )
@@ -75,11 +75,11 @@ def runtime(plane: Plane) -> AgentRuntime:
     )
     client = agentcore_client(session, settings)
     client.meta.events.register("before-send.bedrock-agentcore", plane.before_send)
-    return AgentRuntime(client, RUNTIME_ARN)
+    return RuntimeClient(client, RUNTIME_ARN)
 
 
 def test_an_answer_is_replied_with_its_bytes_and_the_payload_sent_as_json(
-    runtime: AgentRuntime, plane: Plane
+    runtime: RuntimeClient, plane: Plane
 ) -> None:
     body = b'{"job_id": "j1", "status": "RUNNING"}'
     plane.transport = lambda request: _answer(request, 200, body)
@@ -102,7 +102,7 @@ def test_an_answer_is_replied_with_its_bytes_and_the_payload_sent_as_json(
     ],
 )
 def test_a_refusal_for_now_is_busy_and_asked_once(
-    runtime: AgentRuntime, plane: Plane, code: str, status: int
+    runtime: RuntimeClient, plane: Plane, code: str, status: int
 ) -> None:
     plane.transport = _refusal(code, status)
 
@@ -115,7 +115,7 @@ def test_a_refusal_for_now_is_busy_and_asked_once(
     [("RuntimeClientError", 424), ("ResourceNotFoundException", 404)],
 )
 def test_any_other_refusal_is_unreachable_naming_code_and_status(
-    runtime: AgentRuntime, plane: Plane, code: str, status: int
+    runtime: RuntimeClient, plane: Plane, code: str, status: int
 ) -> None:
     plane.transport = _refusal(code, status)
 
@@ -124,7 +124,9 @@ def test_any_other_refusal_is_unreachable_naming_code_and_status(
     assert reply == Unreachable(f"InvokeAgentRuntime failed: {code} (HTTP {status})")
 
 
-def test_a_timeout_is_unreachable_naming_only_its_kind(runtime: AgentRuntime, plane: Plane) -> None:
+def test_a_timeout_is_unreachable_naming_only_its_kind(
+    runtime: RuntimeClient, plane: Plane
+) -> None:
     def time_out(request: Any) -> AWSResponse:
         raise ReadTimeoutError(endpoint_url=str(request.url))
 
@@ -137,7 +139,7 @@ def test_a_timeout_is_unreachable_naming_only_its_kind(runtime: AgentRuntime, pl
 
 
 def test_a_success_status_other_than_200_is_unreachable(
-    runtime: AgentRuntime, plane: Plane
+    runtime: RuntimeClient, plane: Plane
 ) -> None:
     plane.transport = lambda request: _answer(request, 202, b"{}")
 
@@ -147,7 +149,7 @@ def test_a_success_status_other_than_200_is_unreachable(
 
 
 def test_stopping_a_session_says_whether_it_was_running(
-    runtime: AgentRuntime, plane: Plane
+    runtime: RuntimeClient, plane: Plane
 ) -> None:
     plane.transport = lambda request: _answer(request, 200, b"{}")
     assert runtime.stop_session(SESSION) is True
