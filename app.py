@@ -8,7 +8,7 @@ from aws_cdk import App, Validations
 from cdk_nag import AwsSolutionsChecks
 
 from infra.bundling import BundlingError
-from infra.settings import Settings, SettingsError
+from infra.settings import DeploySettings, DeploySettingsError
 from infra.stack import AgentJobsStack
 
 STACK_NAME = "AgentJobs"
@@ -17,10 +17,10 @@ STACK_NAME = "AgentJobs"
 def build(app: App) -> AgentJobsStack:
     """Add the stack and the cdk-nag checks to `app`.
 
-    Raises SettingsError on bad context, BundlingError when the agent folder's requirements
+    Raises DeploySettingsError on bad context, BundlingError when the agent folder's requirements
     cannot be read or installed for the runtime.
     """
-    settings = Settings.from_context(app.node.try_get_context)
+    settings = DeploySettings.from_context(app.node.try_get_context)
     stack = AgentJobsStack(app, STACK_NAME, settings=settings)
     # Every synth runs AWS Solutions checks; any unacknowledged finding fails it.
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))
@@ -32,7 +32,7 @@ def main() -> None:
     app = App()
     try:
         build(app)
-    except SettingsError as exc:
+    except DeploySettingsError as exc:
         sys.exit(f"agentjobs: invalid context value: {exc}")
     except BundlingError as exc:
         sys.exit(f"agentjobs: cannot bundle the agent: {exc}")

@@ -40,12 +40,12 @@ LIBRARY_PACKAGE = "agentjobs"
 """Bundled next to the user's files: a top-level entry of theirs by this name would shadow it."""
 
 
-class SettingsError(ValueError):
+class DeploySettingsError(ValueError):
     """One invalid context value; the message is one line naming it and what is allowed."""
 
 
 @dataclass(frozen=True)
-class Settings:
+class DeploySettings:
     """Everything the stack reads from CDK context (`-c name=value` or cdk.json)."""
 
     notification_emails: tuple[str, ...] = ()
@@ -68,17 +68,19 @@ class Settings:
     """The file at the top of `agent_dir` that AgentCore runs."""
 
     @classmethod
-    def from_context(cls, get: Callable[[str], Any], app_root: Path = PROJECT_ROOT) -> Settings:
+    def from_context(
+        cls, get: Callable[[str], Any], app_root: Path = PROJECT_ROOT
+    ) -> DeploySettings:
         """Read and validate every setting through `get` (e.g. `app.node.try_get_context`).
 
         A relative `agentDir` is taken from `app_root`, the folder of the CDK app (where
-        `cdk.json` is, and so where the CDK CLI runs it). Raises SettingsError on the first
+        `cdk.json` is, and so where the CDK CLI runs it). Raises DeploySettingsError on the first
         invalid value, before any resource is built.
         """
         idle = _seconds(get("idleTimeout"), "idleTimeout", DEFAULT_IDLE_TIMEOUT_S)
         lifetime = _seconds(get("maxLifetime"), "maxLifetime", DEFAULT_MAX_LIFETIME_S)
         if idle > lifetime:
-            raise SettingsError(
+            raise DeploySettingsError(
                 f"idleTimeout: {idle} s is above maxLifetime ({lifetime} s); "
                 "allowed: idleTimeout <= maxLifetime"
             )
@@ -114,19 +116,19 @@ def _emails(value: Any) -> tuple[str, ...]:
     emails = tuple(part.strip() for part in text.split(","))
     for email in emails:
         if not _EMAIL.match(email):
-            raise SettingsError(
+            raise DeploySettingsError(
                 f"notificationEmail: {email!r} is not an email address; "
                 "allowed: one or more addresses separated by commas, e.g. me@example.com"
             )
     if len(set(emails)) != len(emails):
-        raise SettingsError(f"notificationEmail: {text!r} lists an address twice")
+        raise DeploySettingsError(f"notificationEmail: {text!r} lists an address twice")
     return emails
 
 
 def _whole_number(value: Any, name: str, allowed: str) -> int:
     text = _text(value)
     if text is None or isinstance(value, bool) or not re.fullmatch(r"\d+", text):
-        raise SettingsError(f"{name}: {value!r} is not a whole number; allowed: {allowed}")
+        raise DeploySettingsError(f"{name}: {value!r} is not a whole number; allowed: {allowed}")
     return int(text)
 
 
@@ -137,7 +139,7 @@ def _seconds(value: Any, name: str, default: int) -> int:
     allowed = f"whole seconds from {low} to {high}"
     seconds = _whole_number(value, name, allowed)
     if not low <= seconds <= high:
-        raise SettingsError(f"{name}: {seconds} s is out of range; allowed: {allowed}")
+        raise DeploySettingsError(f"{name}: {seconds} s is out of range; allowed: {allowed}")
     return seconds
 
 
@@ -145,7 +147,7 @@ def _poller_rate(value: Any, idle_timeout_s: int) -> int:
     """Minutes between poller runs: at least two runs per idle window, always under 15."""
     highest = min(MAX_POLLER_RATE_MINUTES, idle_timeout_s // 120)
     if highest < 1:
-        raise SettingsError(
+        raise DeploySettingsError(
             f"pollerRate: no rate fits idleTimeout {idle_timeout_s} s; allowed: "
             "idleTimeout of at least 120 s, so the 1-minute minimum rate polls twice per window"
         )
@@ -159,10 +161,12 @@ def _poller_rate(value: Any, idle_timeout_s: int) -> int:
     else:
         match = _RATE.match(text)
         if match is None:
-            raise SettingsError(f"pollerRate: {text!r} is not a rate; allowed: {allowed}")
+            raise DeploySettingsError(f"pollerRate: {text!r} is not a rate; allowed: {allowed}")
         minutes = int(match.group(1))
     if not 1 <= minutes <= highest:
-        raise SettingsError(f"pollerRate: {minutes} minutes is not allowed; allowed: {allowed}")
+        raise DeploySettingsError(
+            f"pollerRate: {minutes} minutes is not allowed; allowed: {allowed}"
+        )
     return minutes
 
 
@@ -173,7 +177,7 @@ def _model_id(value: Any) -> str:
     try:
         return parse_model_id(text)
     except ModelIdError as exc:
-        raise SettingsError(f"modelId: {exc}") from None
+        raise DeploySettingsError(f"modelId: {exc}") from None
 
 
 def _artifact(value: Any) -> ArtifactKind:
@@ -184,7 +188,7 @@ def _artifact(value: Any) -> ArtifactKind:
         return "code"
     if text == "docker":
         return "docker"
-    raise SettingsError(f"agentArtifact: {text!r} is unknown; allowed: code or docker")
+    raise DeploySettingsError(f"agentArtifact: {text!r} is unknown; allowed: code or docker")
 
 
 def _retention(value: Any) -> int:
@@ -194,7 +198,9 @@ def _retention(value: Any) -> int:
     allowed = f"whole days from {low} to {high}"
     days = _whole_number(value, "resultRetentionDays", allowed)
     if not low <= days <= high:
-        raise SettingsError(f"resultRetentionDays: {days} is out of range; allowed: {allowed}")
+        raise DeploySettingsError(
+            f"resultRetentionDays: {days} is out of range; allowed: {allowed}"
+        )
     return days
 
 
@@ -209,7 +215,7 @@ def _boolean(value: Any, name: str, default: bool = False) -> bool:
     if text is None:
         return default
     if text not in _BOOLEANS:
-        raise SettingsError(f"{name}: {text!r} is not allowed; allowed: true or false")
+        raise DeploySettingsError(f"{name}: {text!r} is not allowed; allowed: true or false")
     return _BOOLEANS[text]
 
 
@@ -218,7 +224,7 @@ def _product_id(value: Any) -> str | None:
     if text is None:
         return None
     if not _PRODUCT_ID.match(text):
-        raise SettingsError(
+        raise DeploySettingsError(
             f"modelMarketplaceProductId: {text!r} is not an AWS Marketplace product id; "
             "allowed: the id on the model's Bedrock model card, e.g. prod-4pmewlybdftbs"
         )
@@ -238,22 +244,26 @@ def _agent_dir(value: Any, app_root: Path) -> Path:
     except (OSError, RuntimeError, ValueError) as exc:
         # A NUL byte, a symlink loop or an unreadable folder: say which, not how Python failed.
         reason = "not a path" if isinstance(exc, ValueError) else type(exc).__name__
-        raise SettingsError(
+        raise DeploySettingsError(
             f"agentDir: {shown!r} cannot be read ({reason}); allowed: {allowed}"
         ) from None
     if not exists:
-        raise SettingsError(f"agentDir: {shown!r} does not exist ({folder}); allowed: {allowed}")
+        raise DeploySettingsError(
+            f"agentDir: {shown!r} does not exist ({folder}); allowed: {allowed}"
+        )
     if not is_dir:
-        raise SettingsError(f"agentDir: {shown!r} is a file, not a folder; allowed: {allowed}")
+        raise DeploySettingsError(
+            f"agentDir: {shown!r} is a file, not a folder; allowed: {allowed}"
+        )
     if app_root.resolve().is_relative_to(folder):
         # The bundle would hold the app itself: its caches, node_modules and .venv.
-        raise SettingsError(
+        raise DeploySettingsError(
             f"agentDir: {shown!r} holds the CDK app itself; allowed: a folder of its own, "
             "such as agent_src or examples/NAME"
         )
     shadowing = sorted(names & {LIBRARY_PACKAGE, f"{LIBRARY_PACKAGE}.py"})
     if shadowing:
-        raise SettingsError(
+        raise DeploySettingsError(
             f"agentDir: {shown!r} has its own top-level {shadowing[0]!r}, which would shadow "
             f"the {LIBRARY_PACKAGE} library bundled next to it; allowed: a folder without one "
             "(rename yours)"
@@ -265,7 +275,7 @@ def _agent_entrypoint(value: Any, folder: Path) -> str:
     text = _text(value)
     name = text or DEFAULT_AGENT_ENTRYPOINT
     if not _ENTRYPOINT.match(name):
-        raise SettingsError(
+        raise DeploySettingsError(
             f"agentEntrypoint: {name!r} is not a file name; allowed: a .py file at the top of "
             "agentDir, e.g. main.py (AgentCore runs it from the bundle's root, where the "
             "dependencies are)"
@@ -273,7 +283,7 @@ def _agent_entrypoint(value: Any, folder: Path) -> str:
     if not (folder / name).is_file():
         found = sorted(p.name for p in folder.glob("*.py") if p.is_file())
         listed = ", ".join(found[:10]) + (", ..." if len(found) > 10 else "") or "none"
-        raise SettingsError(
+        raise DeploySettingsError(
             f"agentEntrypoint: {name!r} is not a file in agentDir {folder}; allowed: a .py "
             f"file at its top (it has: {listed})"
         )

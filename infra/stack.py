@@ -15,7 +15,7 @@ from infra.monitoring import Monitoring, MonitoringProps
 from infra.notifications import Notifications, NotificationsProps
 from infra.poller import Poller, PollerProps, poller_timeout
 from infra.runtime import AgentRuntime, AgentRuntimeProps
-from infra.settings import Settings
+from infra.settings import DeploySettings
 
 
 class AgentJobsStack(Stack):
@@ -26,7 +26,7 @@ class AgentJobsStack(Stack):
         scope: Construct,
         construct_id: str,
         *,
-        settings: Settings,
+        settings: DeploySettings,
         project_root: Path = PROJECT_ROOT,
         **kwargs: Any,
     ) -> None:

@@ -25,7 +25,7 @@ from agentjobs.envfile import read_env_file
 from agentjobs.protocol import JobStatus
 from agentjobs.record_items import from_item
 from emulator.stack.runner import running_pids
-from emulator.stack.settings import REPO_ROOT, SettingsError, StackSettings
+from emulator.stack.settings import REPO_ROOT, StackSettings, StackSettingsError
 from emulator.stack.state import read_state
 
 VENV_BIN = Path(sys.executable).parent
@@ -645,7 +645,7 @@ def main(out: TextIO = sys.stdout) -> int:
     try:
         settings = DemoSettings.from_env(os.environ)
         stack = StackSettings.from_env()
-    except (DemoError, SettingsError) as exc:
+    except (DemoError, StackSettingsError) as exc:
         print(f"make demo: {exc}", file=sys.stderr)
         return 2
     demo = Demo(settings, stack, out)

@@ -24,7 +24,7 @@ from agentjobs.agent.declarations import declare as declare_job
 from agentjobs.agent.handler import RequestHandler
 from agentjobs.agent.runner import JobRunner
 from agentjobs.agent.serving import StartupError, bind_address
-from agentjobs.agent.settings import Settings
+from agentjobs.agent.settings import AgentSettings
 from agentjobs.agent.stores import AgentStores
 from agentjobs.protocol import PING_METHOD, USER_ID_HEADER, Action, job_name_problem
 
@@ -66,7 +66,7 @@ class _Runtime:
     """What serving jobs needs, made from the environment once, when the app first serves."""
 
     def __init__(self, app: JobApp) -> None:
-        self.settings = Settings.from_env()
+        self.settings = AgentSettings.from_env()
         self.stores = AgentStores(self.settings)
         self.runner = JobRunner(
             self.settings, self.stores, app, app.jobs, default_job=app.default_job

@@ -35,7 +35,7 @@ from agentjobs.agent.resumption import (
     resumable_record,
     stored_params,
 )
-from agentjobs.agent.settings import Settings
+from agentjobs.agent.settings import AgentSettings
 from agentjobs.agent.stored_answers import RETRY_MESSAGE, StoredAnswers, ping_entry
 from agentjobs.agent.stores import AgentStores
 from agentjobs.history import EventType
@@ -70,7 +70,7 @@ class JobRunner:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: AgentSettings,
         stores: AgentStores,
         tracker: TaskTracker,
         jobs: Mapping[str, JobSpec],

@@ -12,7 +12,7 @@ DEFAULT_RESULT_RETENTION_DAYS = 30
 
 
 @dataclass(frozen=True)
-class Settings:
+class AgentSettings:
     """What every job agent needs from its environment. Missing names are None: the agent
     still starts and answers /ping, and a submit that needs them answers a clear error."""
 
@@ -29,7 +29,7 @@ class Settings:
     kept and nothing else changes."""
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+    def from_env(cls, env: Mapping[str, str] | None = None) -> AgentSettings:
         """Read the settings; raise ValueError naming the variable when one is malformed."""
         source = os.environ if env is None else env
         return cls(

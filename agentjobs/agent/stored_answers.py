@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from agentjobs.agent.settings import Settings
+from agentjobs.agent.settings import AgentSettings
 from agentjobs.agent.stores import AgentStores
 from agentjobs.protocol import (
     TERMINAL_STATUSES,
@@ -50,7 +50,7 @@ class StoredJob:
 class StoredAnswers:
     """Reads, never writes: the poller owns every change to a record after the agent's submit."""
 
-    def __init__(self, settings: Settings, stores: AgentStores) -> None:
+    def __init__(self, settings: AgentSettings, stores: AgentStores) -> None:
         self._settings = settings
         self._stores = stores
 

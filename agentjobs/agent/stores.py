@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from agentjobs.agent.settings import Settings
+from agentjobs.agent.settings import AgentSettings
 from agentjobs.history import EventLog
 from agentjobs.signals import CompletionQueue
 from agentjobs.store import JobStore, ResultStore, StoreError
@@ -30,7 +30,7 @@ _CLIENT_CONFIG: dict[str, Any] = {
 class AgentStores:
     """The job table and results bucket, with clients made once and shared by all threads."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: AgentSettings) -> None:
         self._settings = settings
         self._lock = threading.Lock()
         self._jobs: JobStore | None = None

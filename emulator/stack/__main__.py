@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from emulator.stack import runner
-from emulator.stack.settings import SettingsError, StackSettings
+from emulator.stack.settings import StackSettings, StackSettingsError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = StackSettings.from_env()
-    except SettingsError as exc:
+    except StackSettingsError as exc:
         print(f"local stack: {exc}", file=sys.stderr)
         return 2
     if args.state_dir is not None:

@@ -24,7 +24,7 @@ PASSED_THROUGH = (
 """Runtime settings the local runtime reads from its own environment (it validates them)."""
 
 
-class SettingsError(ValueError):
+class StackSettingsError(ValueError):
     """A setting is malformed; the message names the variable and a valid value."""
 
 
@@ -54,7 +54,7 @@ class StackSettings:
         source = os.environ if env is None else env
         fastpath = source.get("LOCAL_FASTPATH", "1").strip() or "1"
         if fastpath not in {"0", "1"}:
-            raise SettingsError(f"LOCAL_FASTPATH must be 0 or 1; got {fastpath!r}")
+            raise StackSettingsError(f"LOCAL_FASTPATH must be 0 or 1; got {fastpath!r}")
         state_dir = Path(source.get("LOCAL_STATE_DIR") or REPO_ROOT / ".local")
         return cls(
             state_dir=state_dir.resolve(),
@@ -93,7 +93,9 @@ def _seconds(source: Mapping[str, str], name: str, default: float) -> float:
     except ValueError:
         value = math.nan
     if not math.isfinite(value) or value <= 0:
-        raise SettingsError(f"{name} must be a number of seconds above 0, e.g. 2; got {text!r}")
+        raise StackSettingsError(
+            f"{name} must be a number of seconds above 0, e.g. 2; got {text!r}"
+        )
     return value
 
 
@@ -107,5 +109,5 @@ def _port(source: Mapping[str, str], name: str) -> int:
     if not text:
         return 0
     if not text.isdigit() or not 0 <= int(text) <= 65535:
-        raise SettingsError(f"{name} must be a TCP port (0 picks a free one); got {text!r}")
+        raise StackSettingsError(f"{name} must be a TCP port (0 picks a free one); got {text!r}")
     return int(text)

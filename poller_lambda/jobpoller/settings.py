@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 
-class SettingsError(ValueError):
+class PollerSettingsError(ValueError):
     """An environment variable is missing or out of range; the message names it and the fix."""
 
 
@@ -70,7 +70,7 @@ class PollerSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> PollerSettings:
-        """Read the settings; raise SettingsError naming the variable and the fix."""
+        """Read the settings; raise PollerSettingsError naming the variable and the fix."""
         source = os.environ if env is None else env
         # AgentCore's lifecycle settings take 60 to 28,800 s; a local runtime may end sessions
         # within seconds, so that tests can reach the max lifetime.
@@ -111,14 +111,14 @@ class PollerSettings:
             ),
         )
         if settings.handoff_margin_s >= settings.session_max_lifetime_s:
-            raise SettingsError(
+            raise PollerSettingsError(
                 f"POLLER_HANDOFF_MARGIN_S={settings.handoff_margin_s:g} is not shorter than "
                 f"POLLER_SESSION_MAX_LIFETIME_S={settings.session_max_lifetime_s:g}: every "
                 "resumable job would be handed off at once; set the margin below the lifetime "
                 "(a few poller periods, say a quarter of it at most)"
             )
         if settings.lease_s < 2 * settings.read_timeout_s:
-            raise SettingsError(
+            raise PollerSettingsError(
                 f"POLLER_LEASE_S={settings.lease_s:g} is shorter than two AgentCore calls "
                 f"(POLLER_READ_TIMEOUT_S={settings.read_timeout_s:g}); set it to at least "
                 f"{2 * settings.read_timeout_s:g} so that no second poller takes a job mid-way"
@@ -152,7 +152,9 @@ class PollerSettings:
 def _required(env: Mapping[str, str], name: str) -> str:
     value = env.get(name, "").strip()
     if not value:
-        raise SettingsError(f"{name} is not set; the poller needs it (see docs/operations.md)")
+        raise PollerSettingsError(
+            f"{name} is not set; the poller needs it (see docs/operations.md)"
+        )
     return value
 
 
@@ -163,11 +165,11 @@ def _number(env: Mapping[str, str], name: str, default: float, low: float, high:
     try:
         value = float(text)
     except ValueError:
-        raise SettingsError(
+        raise PollerSettingsError(
             f"{name}={text!r} is not a number; expected {low:g}..{high:g}"
         ) from None
     if not low <= value <= high:
-        raise SettingsError(f"{name}={text} is out of range; expected {low:g}..{high:g}")
+        raise PollerSettingsError(f"{name}={text} is out of range; expected {low:g}..{high:g}")
     return value
 
 
@@ -180,5 +182,5 @@ def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
     if not text:
         return default
     if text not in _TRUE | _FALSE:
-        raise SettingsError(f"{name}={text!r} is not a switch; expected 1 or 0")
+        raise PollerSettingsError(f"{name}={text!r} is not a switch; expected 1 or 0")
     return text in _TRUE

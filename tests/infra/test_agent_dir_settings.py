@@ -8,15 +8,15 @@ from pathlib import Path
 import pytest
 
 from infra.bundling import PROJECT_ROOT, BundlingError, folder_requirements
-from infra.settings import DEFAULT_AGENT_DIR, Settings, SettingsError
+from infra.settings import DEFAULT_AGENT_DIR, DeploySettings, DeploySettingsError
 
 
-def settings(app_root: Path = PROJECT_ROOT, **context: object) -> Settings:
-    return Settings.from_context(context.get, app_root=app_root)
+def settings(app_root: Path = PROJECT_ROOT, **context: object) -> DeploySettings:
+    return DeploySettings.from_context(context.get, app_root=app_root)
 
 
 def error(app_root: Path = PROJECT_ROOT, **context: object) -> str:
-    with pytest.raises(SettingsError) as caught:
+    with pytest.raises(DeploySettingsError) as caught:
         settings(app_root, **context)
     message = str(caught.value)
     assert "\n" not in message

@@ -10,15 +10,15 @@ import pytest
 
 from agentjobs.model_ids import DEFAULT_MODEL_ID
 from infra.bundling import PROJECT_ROOT
-from infra.settings import Settings, SettingsError
+from infra.settings import DeploySettings, DeploySettingsError
 
 
-def settings(**context: object) -> Settings:
-    return Settings.from_context(context.get)
+def settings(**context: object) -> DeploySettings:
+    return DeploySettings.from_context(context.get)
 
 
 def error(**context: object) -> str:
-    with pytest.raises(SettingsError) as caught:
+    with pytest.raises(DeploySettingsError) as caught:
         settings(**context)
     message = str(caught.value)
     assert "\n" not in message
@@ -26,7 +26,7 @@ def error(**context: object) -> str:
 
 
 def test_defaults() -> None:
-    assert settings() == Settings(
+    assert settings() == DeploySettings(
         notification_emails=(),
         poller_rate_minutes=1,
         idle_timeout_s=900,

@@ -18,7 +18,7 @@ from builtin_jobs.settings import (
 from main import app
 
 from agentjobs.agent import JobFailed, JobStopped
-from agentjobs.agent.settings import Settings
+from agentjobs.agent.settings import AgentSettings
 from agentjobs.limits import (
     DEFAULT_MAX_JOBS_PER_SESSION,
     MAX_ERROR_MESSAGE_CHARS,
@@ -259,11 +259,11 @@ def test_agent_without_model_id_fails(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_settings_from_env() -> None:
-    settings = Settings.from_env(
+    settings = AgentSettings.from_env(
         {"JOBS_TABLE": "t", "RESULTS_BUCKET": "b", "MODEL_ID": "m", "RESULT_RETENTION_DAYS": "7"}
     )
-    assert settings == Settings("t", "b", 7)
-    assert Settings.from_env({}) == Settings(None, None, 30)
+    assert settings == AgentSettings("t", "b", 7)
+    assert AgentSettings.from_env({}) == AgentSettings(None, None, 30)
 
 
 def test_job_settings_from_env() -> None:
@@ -287,7 +287,7 @@ def test_the_bedrock_model_gets_the_read_timeout_setting() -> None:
 @pytest.mark.parametrize("value", ["0", "-3", "thirty", "1.5"])
 def test_settings_refuse_a_bad_retention(value: str) -> None:
     with pytest.raises(ValueError, match="RESULT_RETENTION_DAYS"):
-        Settings.from_env({"RESULT_RETENTION_DAYS": value})
+        AgentSettings.from_env({"RESULT_RETENTION_DAYS": value})
 
 
 def test_the_agent_job_is_unavailable_without_a_model(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -358,8 +358,8 @@ def test_text_fields_are_bounded_by_the_shared_limits() -> None:
 
 
 def test_settings_read_the_per_session_job_cap() -> None:
-    assert Settings.from_env({}).max_jobs_per_session == DEFAULT_MAX_JOBS_PER_SESSION
-    assert Settings.from_env({"MAX_JOBS_PER_SESSION": "3"}).max_jobs_per_session == 3
+    assert AgentSettings.from_env({}).max_jobs_per_session == DEFAULT_MAX_JOBS_PER_SESSION
+    assert AgentSettings.from_env({"MAX_JOBS_PER_SESSION": "3"}).max_jobs_per_session == 3
     for bad in ("0", "-1", "many", "2.5"):
         with pytest.raises(ValueError, match="MAX_JOBS_PER_SESSION"):
-            Settings.from_env({"MAX_JOBS_PER_SESSION": bad})
+            AgentSettings.from_env({"MAX_JOBS_PER_SESSION": bad})

@@ -33,7 +33,7 @@ from agentjobs.agent.checkpoints import (
     retry_delay,
 )
 from agentjobs.agent.runner import JobRunner
-from agentjobs.agent.settings import Settings
+from agentjobs.agent.settings import AgentSettings
 from agentjobs.agent.stores import AgentStores
 from agentjobs.history import Event, EventLog
 from agentjobs.limits import MAX_ATTEMPTS, MAX_CHECKPOINT_BYTES, MAX_EVENTS_PER_JOB
@@ -151,7 +151,7 @@ class World:
     runners: list[JobRunner] = field(default_factory=list)
 
     def runner(self, app: JobApp | None = None, **settings: Any) -> JobRunner:
-        config = Settings(
+        config = AgentSettings(
             jobs_table=self.resources.table,
             results_bucket=self.resources.bucket,
             events_table=self.events_table,
@@ -510,7 +510,7 @@ def test_checkpoint_events_thin_out_so_a_72_hour_job_keeps_its_history_bounded()
 
 
 def test_without_a_history_table_jobs_run_and_nothing_fails(world: World) -> None:
-    config = Settings(jobs_table=world.resources.table, results_bucket=world.resources.bucket)
+    config = AgentSettings(jobs_table=world.resources.table, results_bucket=world.resources.bucket)
     runner = JobRunner(config, AgentStores(config), Tracker(), durable_app().jobs)
     world.runners.append(runner)
     job_id = submit(runner, "counting", {"steps": 2, "fail_attempts": 1}, max_attempts=2)
@@ -675,7 +675,7 @@ def test_a_poll_between_the_record_and_the_work_is_answered_running(world: World
     # The record is in the table (a poller can find it) before the job's work is registered
     # in the process. A poll in that moment once read as "this process does not know the job",
     # which the poller takes for a lost session. Asked right after the table took the record:
-    config = Settings(
+    config = AgentSettings(
         jobs_table=world.resources.table,
         results_bucket=world.resources.bucket,
         events_table=world.events_table,

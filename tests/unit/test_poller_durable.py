@@ -16,7 +16,7 @@ from botocore.awsrequest import AWSResponse
 from jobpoller.events import process_event
 from jobpoller.report import TickReport
 from jobpoller.services import PollerServices
-from jobpoller.settings import PollerSettings, SettingsError
+from jobpoller.settings import PollerSettings, PollerSettingsError
 
 from agentjobs.history import Event, EventLog
 from agentjobs.metrics import Metric
@@ -730,5 +730,5 @@ def test_a_short_session_lifetime_gets_a_margin_of_a_quarter_of_it_by_default() 
     ],
 )
 def test_bad_durable_settings_are_named(env: dict[str, str], named: str) -> None:
-    with pytest.raises(SettingsError, match=named):
+    with pytest.raises(PollerSettingsError, match=named):
         PollerSettings.from_env({**REQUIRED, **env})

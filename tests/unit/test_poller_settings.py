@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from jobpoller.events import job_ids_of
-from jobpoller.settings import PollerSettings, SettingsError
+from jobpoller.settings import PollerSettings, PollerSettingsError
 
 REQUIRED = {
     "JOBS_TABLE": "t",
@@ -29,7 +29,7 @@ def test_environment_round_trips() -> None:
 @pytest.mark.parametrize("name", sorted(REQUIRED))
 def test_missing_required_name_is_named(name: str) -> None:
     env = {k: v for k, v in REQUIRED.items() if k != name}
-    with pytest.raises(SettingsError, match=name):
+    with pytest.raises(PollerSettingsError, match=name):
         PollerSettings.from_env(env)
 
 
@@ -43,7 +43,7 @@ def test_missing_required_name_is_named(name: str) -> None:
     ],
 )
 def test_bad_knob_is_named(name: str, value: str) -> None:
-    with pytest.raises(SettingsError, match=name):
+    with pytest.raises(PollerSettingsError, match=name):
         PollerSettings.from_env({**REQUIRED, name: value})
 
 

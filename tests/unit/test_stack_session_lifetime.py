@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from emulator.stack.settings import SettingsError, StackSettings
+from emulator.stack.settings import StackSettings, StackSettingsError
 
 
 def test_the_poller_is_told_agentcores_max_lifetime_by_default() -> None:
@@ -20,5 +20,5 @@ def test_a_scaled_runtime_lifetime_reaches_the_poller(scaled: str, told: str) ->
 
 @pytest.mark.parametrize("value", ["0", "-5", "soon", "nan", "inf"])
 def test_a_malformed_lifetime_is_refused_naming_the_variable(value: str) -> None:
-    with pytest.raises(SettingsError, match="AGENTCORE_MAX_LIFETIME_S"):
+    with pytest.raises(StackSettingsError, match="AGENTCORE_MAX_LIFETIME_S"):
         StackSettings.from_env({"AGENTCORE_MAX_LIFETIME_S": value})

@@ -9,7 +9,7 @@ import pytest
 
 from emulator.stack.processes import is_ours
 from emulator.stack.schedule import LambdaContext, scheduled_event
-from emulator.stack.settings import SettingsError, StackSettings
+from emulator.stack.settings import StackSettings, StackSettingsError
 from emulator.stack.state import RecordedProcess, read_state, write_state
 
 
@@ -41,7 +41,7 @@ def test_settings_defaults_suit_a_demo(tmp_path: Path) -> None:
     ],
 )
 def test_malformed_settings_name_the_variable(name: str, value: str) -> None:
-    with pytest.raises(SettingsError, match=name):
+    with pytest.raises(StackSettingsError, match=name):
         StackSettings.from_env({name: value})
 
 
