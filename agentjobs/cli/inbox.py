@@ -17,7 +17,7 @@ _RECHECK_S = 0.5
 
 
 @dataclass(frozen=True)
-class Notification:
+class ReceivedNotification:
     """One message as the inbox received it: SNS's envelope and the job message inside."""
 
     message: dict[str, Any]
@@ -56,11 +56,11 @@ def unwrap(body: str) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def receive(
     sqs: Any, queue_url: str, *, max_messages: int, wait_s: float, job_id: str | None, keep: bool
-) -> list[Notification]:
+) -> list[ReceivedNotification]:
     """Up to `max_messages` notifications (for `job_id` only, when given), waiting up to
     `wait_s` for the first. Shown messages are deleted unless `keep`; messages about other
     jobs are left in the queue."""
-    found: list[Notification] = []
+    found: list[ReceivedNotification] = []
     seen: set[str] = set()
     deadline = time.monotonic() + wait_s
     # Messages left for later must become visible again at once, not after SQS's 30 s.
@@ -82,7 +82,7 @@ def receive(
         for raw in fresh:
             seen.add(raw["MessageId"])
             message, envelope = unwrap(raw["Body"])
-            note = Notification(message, envelope, raw["ReceiptHandle"])
+            note = ReceivedNotification(message, envelope, raw["ReceiptHandle"])
             if (job_id is None or note.job_id == job_id) and len(found) < max_messages:
                 found.append(note)
                 if not keep:

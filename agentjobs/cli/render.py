@@ -16,7 +16,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from agentjobs.cli.inbox import Notification
+from agentjobs.cli.inbox import ReceivedNotification
 from agentjobs.cli.terminal_text import escape_json_text, printable, printable_value
 from agentjobs.history import Event
 from agentjobs.protocol import JobStatus, parse_time
@@ -226,7 +226,7 @@ def print_result(console: Console, result: Any) -> None:
         console.print(shown)
 
 
-def notification_panel(note: Notification) -> Panel:
+def notification_panel(note: ReceivedNotification) -> Panel:
     """One notification: the job message's fields, titled by what SNS put on the envelope."""
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold")
