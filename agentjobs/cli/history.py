@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from botocore.exceptions import ClientError
 
-from agentjobs.cli import jobs
+from agentjobs.cli import job_operations
 from agentjobs.cli.discovery import Resources
 from agentjobs.cli.errors import CliError, ExitCode, explain_aws_error
 from agentjobs.history import Event, EventLog
@@ -59,7 +59,7 @@ def read_events(resources: Resources, job_id: str) -> list[Event]:
             cause if isinstance(cause, Exception) else exc, f"reading the history table {table}"
         ) from exc
     # No events: a job from before histories were kept has none; an unknown job is an error.
-    if not found and jobs.find_record(resources, job_id) is None:
+    if not found and job_operations.find_record(resources, job_id) is None:
         raise CliError(
             f"no job {job_id} in table {resources.require('table')} ({resources.source}): "
             "check the id with `agentjobs list`"

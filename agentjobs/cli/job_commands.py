@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-from agentjobs.cli import inputs, jobs, render
+from agentjobs.cli import inputs, job_operations, render
 from agentjobs.cli.command_options import (
     JobIdArgument,
     JsonOption,
@@ -78,7 +78,7 @@ def submit(
     (exit codes as for `wait`)."""
     job_input = inputs.job_input(input_json, input_file, assignments or [])
     resources = discover(stack, region, local_env)
-    answer = jobs.submit(
+    answer = job_operations.submit(
         resources,
         kind,
         job_input,
@@ -136,7 +136,7 @@ def _wait_and_exit(
 ) -> None:
     try:
         if as_json:
-            record = jobs.follow(
+            record = job_operations.follow(
                 resources, job_id, lambda _: None, interval_s=interval_s, timeout_s=timeout_s
             )
         elif out.is_terminal:
@@ -181,7 +181,9 @@ def _follow_with_bar(
                 message=printable(record.progress.message or str(record.status)),
             )
 
-        return jobs.follow(resources, job_id, show, interval_s=interval_s, timeout_s=timeout_s)
+        return job_operations.follow(
+            resources, job_id, show, interval_s=interval_s, timeout_s=timeout_s
+        )
 
 
 def _follow_with_lines(
@@ -199,7 +201,9 @@ def _follow_with_lines(
                 )
             )
 
-    return jobs.follow(resources, job_id, show, interval_s=interval_s, timeout_s=timeout_s)
+    return job_operations.follow(
+        resources, job_id, show, interval_s=interval_s, timeout_s=timeout_s
+    )
 
 
 def _print_ending(record: JobRecord) -> None:
@@ -232,7 +236,7 @@ def cancel(
 ) -> None:
     """Cancel a running job through its own session; a finished job is left as it is."""
     resources = discover(stack, region, local_env)
-    record = jobs.get_record(resources, job_id)
+    record = job_operations.get_record(resources, job_id)
     if record.status.is_terminal:
         if as_json:
             render.print_json(render.record_json(record))
@@ -241,7 +245,7 @@ def cancel(
                 render.line(f"Job {job_id} already ended ", render.status_text(record.status), ".")
             )
         return
-    answer = jobs.cancel(resources, record)
+    answer = job_operations.cancel(resources, record)
     if as_json:
         render.print_json(answer)
         return

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from agentjobs.cli import history, inbox, inputs, jobs, listing, render
+from agentjobs.cli import history, inbox, inputs, job_operations, listing, render
 from agentjobs.cli.command_options import (
     JobIdArgument,
     JsonOption,
@@ -32,7 +32,7 @@ def status(
     as_json: JsonOption = False,
 ) -> None:
     """Show a job's record: status, progress, attempt, times, error."""
-    record = jobs.get_record(discover(stack, region, local_env), job_id)
+    record = job_operations.get_record(discover(stack, region, local_env), job_id)
     if as_json:
         render.print_json(render.record_json(record))
     else:
@@ -120,10 +120,10 @@ def result(
 ) -> None:
     """Print or save a finished job's result (fetched from S3 when it was stored there)."""
     resources = discover(stack, region, local_env)
-    record = jobs.get_record(resources, job_id)
+    record = job_operations.get_record(resources, job_id)
     if record.status != JobStatus.SUCCEEDED:
         _refuse_result(record, as_json=as_json)
-    value = jobs.read_result(resources, record)
+    value = job_operations.read_result(resources, record)
     if output is not None:
         report = render.markdown_of(value)
         text = (
