@@ -19,13 +19,13 @@ from starlette.middleware import Middleware
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from agentjobs.agent.adapters import AgentAdapters
 from agentjobs.agent.declarations import Availability, CpuRule, JobDeclarationError, JobSpec
 from agentjobs.agent.declarations import declare as declare_job
 from agentjobs.agent.handler import RequestHandler
 from agentjobs.agent.runner import JobRunner
 from agentjobs.agent.serving import StartupError, bind_address
 from agentjobs.agent.settings import AgentSettings
-from agentjobs.agent.stores import AgentStores
 from agentjobs.protocol import PING_METHOD, USER_ID_HEADER, Action, job_name_problem
 
 log = logging.getLogger(__name__)
@@ -67,9 +67,9 @@ class _Runtime:
 
     def __init__(self, app: JobApp) -> None:
         self.settings = AgentSettings.from_env()
-        self.stores = AgentStores(self.settings)
+        self.adapters = AgentAdapters(self.settings)
         self.runner = JobRunner(
-            self.settings, self.stores, app, app.jobs, default_job=app.default_job
+            self.settings, self.adapters, app, app.jobs, default_job=app.default_job
         )
         self.handler = RequestHandler(self.runner)
 
@@ -278,7 +278,7 @@ class JobApp(BedrockAgentCoreApp):
         @asynccontextmanager
         async def lifespan(app: Any) -> AsyncIterator[None]:
             runtime = self._ensure_runtime()
-            threading.Thread(target=runtime.stores.warm_up, name="warm-up", daemon=True).start()
+            threading.Thread(target=runtime.adapters.warm_up, name="warm-up", daemon=True).start()
             try:
                 if inner is None:
                     yield

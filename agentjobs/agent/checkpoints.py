@@ -8,8 +8,8 @@ import random
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from agentjobs.agent.adapters import AgentAdapters, with_store_retries
 from agentjobs.agent.context import CheckpointError
-from agentjobs.agent.stores import AgentStores, with_store_retries
 from agentjobs.limits import MAX_CHECKPOINT_BYTES
 from agentjobs.protocol import JobStatus, utc_now
 from agentjobs.store import StoreError
@@ -112,8 +112,8 @@ class CheckpointWriter:
     """Writes a job's checkpoint object, only while the job's record still gives it to the
     writing session (fencing): a process whose job has moved on never overwrites the new one's."""
 
-    def __init__(self, stores: AgentStores) -> None:
-        self._stores = stores
+    def __init__(self, adapters: AgentAdapters) -> None:
+        self._adapters = adapters
 
     def write(self, job_id: str, session_id: str, attempt: int, state_text: str | None) -> str:
         """Store the checkpoint (no `state` when `state_text` is None: it records the attempt
@@ -129,12 +129,12 @@ class CheckpointWriter:
         }
         if state_text is not None:
             checkpoint["state"] = json.loads(state_text)
-        self._with_retries(job_id, lambda: self._stores.results().put_checkpoint(checkpoint))
+        self._with_retries(job_id, lambda: self._adapters.results().put_checkpoint(checkpoint))
         return at
 
     def _fence(self, job_id: str, session_id: str) -> None:
         try:
-            record = self._with_retries(job_id, lambda: self._stores.jobs().get(job_id))
+            record = self._with_retries(job_id, lambda: self._adapters.jobs().get(job_id))
         except ValueError:
             log.error("job %s: its record is malformed; the job stops here", job_id)
             raise JobMovedError from None

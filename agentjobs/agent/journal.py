@@ -8,7 +8,7 @@ import queue
 import threading
 import time
 
-from agentjobs.agent.stores import AgentStores
+from agentjobs.agent.adapters import AgentAdapters
 from agentjobs.history import Event
 
 log = logging.getLogger(__name__)
@@ -24,8 +24,8 @@ class JobJournal:
     """Appends events to the history table (EVENTS_TABLE) in the order they were recorded, on
     one daemon thread. A failed append is logged and dropped: history never fails a job."""
 
-    def __init__(self, stores: AgentStores) -> None:
-        self._stores = stores
+    def __init__(self, adapters: AgentAdapters) -> None:
+        self._adapters = adapters
         self._queue: queue.Queue[_Entry | None] = queue.Queue(MAX_PENDING_EVENTS)
         self._lock = threading.Lock()
         self._writer: threading.Thread | None = None
@@ -34,7 +34,7 @@ class JobJournal:
     def record(self, job_id: str, event: Event, expires_at: int | None) -> None:
         """Queue `event` for the job's history; nothing when no history table is configured."""
         try:
-            if self._stores.events() is None:
+            if self._adapters.events() is None:
                 return
         except Exception as exc:  # a client that cannot be made: no history, never a failure
             log.warning("job %s: %s event not kept: %s", job_id, event.type, exc)
@@ -79,7 +79,7 @@ class JobJournal:
                 return
             job_id, event, expires_at = entry
             try:
-                events = self._stores.events()
+                events = self._adapters.events()
                 if events is not None:
                     events.append(job_id, event, expires_at)
             except Exception as exc:

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, TypeVar
 
+from agentjobs.agent.adapters import AgentAdapters, with_store_retries
 from agentjobs.agent.declarations import NOT_JSON_MESSAGE
-from agentjobs.agent.stores import AgentStores, with_store_retries
 from agentjobs.limits import MAX_ERROR_MESSAGE_CHARS, cap_job_text
 from agentjobs.protocol import ErrorCode, JobStatus, encode_json, utc_now
 from agentjobs.record import INLINE_RESULT_LIMIT, JobError, JobRecord, Progress
@@ -90,8 +90,8 @@ def stopped_outcome(reason: StopReason | None, max_runtime_s: float) -> Outcome:
 class OutcomeWriter:
     """Writes each job's end where the poller and a re-invoked session find it."""
 
-    def __init__(self, stores: AgentStores, closing: Callable[[], bool]) -> None:
-        self._stores = stores
+    def __init__(self, adapters: AgentAdapters, closing: Callable[[], bool]) -> None:
+        self._adapters = adapters
         self._closing = closing
 
     def finish(self, record: JobRecord, outcome: Outcome, *, durable: bool) -> JobRecord:
@@ -107,7 +107,7 @@ class OutcomeWriter:
         if durable:
             answer = final.to_answer(with_outcome=True)
             try:
-                self._with_retries(job_id, lambda: self._stores.results().put_outcome(answer))
+                self._with_retries(job_id, lambda: self._adapters.results().put_outcome(answer))
             except StoreError as exc:
                 log.error("job %s: outcome could not be stored durably: %s", job_id, exc)
         log.info("job %s finished %s", job_id, final.status)
@@ -119,7 +119,7 @@ class OutcomeWriter:
         (a resumable job at shutdown), so that the poller resumes it now. Best effort: a lost
         signal costs the schedule's latency, never the job."""
         try:
-            queue = self._stores.completions()
+            queue = self._adapters.completions()
             if queue is not None:
                 queue.send(
                     CompletionSignal(
@@ -149,7 +149,7 @@ class OutcomeWriter:
             return record.evolve(status=JobStatus.SUCCEEDED, result=value, progress=done)
         try:
             uri = self._with_retries(
-                record.job_id, lambda: self._stores.results().put_result(record.job_id, encoded)
+                record.job_id, lambda: self._adapters.results().put_result(record.job_id, encoded)
             )
         except StoreError as exc:
             log.error("job %s: large result could not be stored: %s", record.job_id, exc)

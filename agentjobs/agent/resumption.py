@@ -7,9 +7,9 @@ import logging
 from typing import Any
 
 from agentjobs import schema
+from agentjobs.agent.adapters import AgentAdapters
 from agentjobs.agent.declarations import JobSpec
 from agentjobs.agent.stored_answers import RETRY_MESSAGE, unknown_job_answer
-from agentjobs.agent.stores import AgentStores
 from agentjobs.protocol import ErrorCode, ProtocolError, SubmitRequest, encode_json, utc_now
 from agentjobs.record import JobRecord, visible_to
 from agentjobs.store import StoreError
@@ -17,19 +17,21 @@ from agentjobs.store import StoreError
 log = logging.getLogger(__name__)
 
 
-def keep_input(stores: AgentStores, record: JobRecord, request: SubmitRequest) -> JobRecord | None:
+def keep_input(
+    adapters: AgentAdapters, record: JobRecord, request: SubmitRequest
+) -> JobRecord | None:
     """Store a resumable job's input, before its record, so that a record of a resumable
     job always has its input; the existing record instead when a retried submit (same
     client_token) finds one, whose input is then left as it is. StoreError when S3 or the
     table cannot be reached."""
     if request.client_token is not None:
         try:
-            existing = stores.jobs().get(record.job_id)
+            existing = adapters.jobs().get(record.job_id)
         except ValueError as exc:
             raise StoreError("the job's existing record could not be read") from exc
         if existing is not None:
             return existing
-    stores.results().put_input(
+    adapters.results().put_input(
         record.job_id,
         {
             "job_id": record.job_id,
@@ -41,19 +43,19 @@ def keep_input(stores: AgentStores, record: JobRecord, request: SubmitRequest) -
     return None
 
 
-def drop_input(stores: AgentStores, job_id: str) -> None:
+def drop_input(adapters: AgentAdapters, job_id: str) -> None:
     # The submit changes nothing when it fails: the input of a job never recorded goes.
     try:
-        stores.results().delete_input(job_id)
+        adapters.results().delete_input(job_id)
     except StoreError as exc:
         log.warning("job %s: input of an unrecorded job left in S3: %s", job_id, exc)
 
 
-def resumable_record(stores: AgentStores, job_id: str, session_id: str) -> JobRecord | None:
+def resumable_record(adapters: AgentAdapters, job_id: str, session_id: str) -> JobRecord | None:
     """The job's record when this session may resume it; None when it is not this
     session's to run. ProtocolError when it has ended or is not resumable."""
     try:
-        record = stores.jobs().get(job_id)
+        record = adapters.jobs().get(job_id)
     except StoreError as exc:
         log.warning("job %s: record unreadable for resume: %s", job_id, exc)
         raise ProtocolError(ErrorCode.JOB_STORE_UNAVAILABLE, RETRY_MESSAGE) from exc
@@ -76,10 +78,10 @@ def resumable_record(stores: AgentStores, job_id: str, session_id: str) -> JobRe
     return record
 
 
-def stored_params(stores: AgentStores, record: JobRecord, spec: JobSpec) -> Any:
+def stored_params(adapters: AgentAdapters, record: JobRecord, spec: JobSpec) -> Any:
     where = schema.input_key(record.job_id)
     try:
-        stored = stores.results().get_input(record.job_id)
+        stored = adapters.results().get_input(record.job_id)
     except StoreError as exc:
         log.warning("job %s: input unreadable for resume: %s", record.job_id, exc)
         raise ProtocolError(ErrorCode.JOB_STORE_UNAVAILABLE, RETRY_MESSAGE) from exc
@@ -100,11 +102,11 @@ def stored_params(stores: AgentStores, record: JobRecord, spec: JobSpec) -> Any:
         ) from None
 
 
-def from_checkpoint(stores: AgentStores, record: JobRecord) -> tuple[JobRecord, str | None]:
+def from_checkpoint(adapters: AgentAdapters, record: JobRecord) -> tuple[JobRecord, str | None]:
     """The record as the resumed attempt starts it (the attempt the checkpoint object
     counted, if more), and the last checkpoint's state, encoded."""
     try:
-        checkpoint = stores.results().get_checkpoint(record.job_id)
+        checkpoint = adapters.results().get_checkpoint(record.job_id)
     except StoreError as exc:
         log.warning("job %s: checkpoint unreadable for resume: %s", record.job_id, exc)
         raise ProtocolError(ErrorCode.JOB_STORE_UNAVAILABLE, RETRY_MESSAGE) from exc

@@ -13,6 +13,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from agentjobs.agent.adapters import AgentAdapters
 from agentjobs.agent.admission import (
     DEFAULT_MAX_RUNTIME_S,
     check_durability,
@@ -37,7 +38,6 @@ from agentjobs.agent.resumption import (
 )
 from agentjobs.agent.settings import AgentSettings
 from agentjobs.agent.stored_answers import RETRY_MESSAGE, StoredAnswers, ping_entry
-from agentjobs.agent.stores import AgentStores
 from agentjobs.history import EventType
 from agentjobs.protocol import (
     Action,
@@ -71,13 +71,13 @@ class JobRunner:
     def __init__(
         self,
         settings: AgentSettings,
-        stores: AgentStores,
+        adapters: AgentAdapters,
         tracker: TaskTracker,
         jobs: Mapping[str, JobSpec],
         default_job: str | None = None,
     ) -> None:
         self._settings = settings
-        self._stores = stores
+        self._adapters = adapters
         self._tracker = tracker
         self._specs = jobs
         self._default_job = default_job
@@ -87,14 +87,14 @@ class JobRunner:
         self._active: dict[str, int] = {}
         """Per session: jobs running or being recorded, held to max_jobs_per_session."""
         self._closing = False
-        self._stored = StoredAnswers(settings, stores)
-        self._outcomes = OutcomeWriter(stores, lambda: self._closing)
-        self._journal = JobJournal(stores)
+        self._stored = StoredAnswers(settings, adapters)
+        self._outcomes = OutcomeWriter(adapters, lambda: self._closing)
+        self._journal = JobJournal(adapters)
         self._executor = JobExecutor(
             self._lock,
             tracker,
             outcomes=self._outcomes,
-            checkpoints=CheckpointWriter(stores),
+            checkpoints=CheckpointWriter(adapters),
             journal=self._journal,
             release=self._release,
             closing=lambda: self._closing,
@@ -158,15 +158,15 @@ class JobRunner:
             input_kept = False
             try:
                 if spec.resumable:
-                    known_record = keep_input(self._stores, record, request)
+                    known_record = keep_input(self._adapters, record, request)
                     if known_record is not None:
                         return idempotent_answer(known_record, fingerprint)
                     input_kept = True
-                stored, created = self._stores.jobs().create_running(record)
+                stored, created = self._adapters.jobs().create_running(record)
             except StoreError as exc:
                 log.warning("job %s (session %s) not recorded: %s", job_id, session_id, exc)
                 if input_kept:
-                    drop_input(self._stores, job_id)
+                    drop_input(self._adapters, job_id)
                 raise ProtocolError(
                     ErrorCode.JOB_STORE_UNAVAILABLE,
                     f"the job could not be recorded, so nothing was started ({exc}); retry later",
@@ -259,7 +259,7 @@ class JobRunner:
 
     def _read_back(self, job_id: str) -> JobRecord | None:
         try:
-            return self._stores.jobs().get(job_id)
+            return self._adapters.jobs().get(job_id)
         except (StoreError, ValueError) as exc:
             log.warning("job %s could not be read back: %s", job_id, exc)
             return None
@@ -316,7 +316,7 @@ class JobRunner:
                 # Also once it ended here: its answer, rather than an error, lets the poller
                 # collect the end it missed.
                 return self._live_answer(known, with_outcome=False)
-            record = resumable_record(self._stores, job_id, session_id)
+            record = resumable_record(self._adapters, job_id, session_id)
             if record is None:
                 return not_here(job_id)
             spec = self._spec(record.kind)
@@ -327,8 +327,8 @@ class JobRunner:
                     "resumable (@app.job(..., resumable=True)); it cannot be resumed here",
                 )
             self._check_available(spec)
-            params = stored_params(self._stores, record, spec)
-            live, state_text = from_checkpoint(self._stores, record)
+            params = stored_params(self._adapters, record, spec)
+            live, state_text = from_checkpoint(self._adapters, record)
             with self._lock:
                 admitted = self._admit(session_id)
             if not admitted:

@@ -6,8 +6,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from agentjobs.agent.adapters import AgentAdapters
 from agentjobs.agent.settings import AgentSettings
-from agentjobs.agent.stores import AgentStores
 from agentjobs.protocol import (
     TERMINAL_STATUSES,
     Action,
@@ -50,9 +50,9 @@ class StoredJob:
 class StoredAnswers:
     """Reads, never writes: the poller owns every change to a record after the agent's submit."""
 
-    def __init__(self, settings: AgentSettings, stores: AgentStores) -> None:
+    def __init__(self, settings: AgentSettings, adapters: AgentAdapters) -> None:
         self._settings = settings
-        self._stores = stores
+        self._adapters = adapters
 
     def answer(self, query: JobQuery, session_id: str, owner: str | None) -> dict[str, Any]:
         """Answer status, result or cancel for a job this process does not know. A cancel of a
@@ -88,13 +88,13 @@ class StoredAnswers:
         read, newest first. Raises StoreError when the stores cannot be read."""
         if not self._settings.jobs_table:
             return []
-        ids = self._stores.jobs().latest_jobs_of_session(session_id, SESSION_JOBS_LISTED)
+        ids = self._adapters.jobs().latest_jobs_of_session(session_id, SESSION_JOBS_LISTED)
         jobs = [self._read(job_id) for job_id in ids if job_id not in known]
         return [j for j in jobs if j is not None and visible_to(j.record, session_id, owner)]
 
     def _find(self, job_id: str | None, session_id: str, owner: str | None) -> StoredJob | None:
         if job_id is None:
-            latest = self._stores.jobs().latest_jobs_of_session(session_id)
+            latest = self._adapters.jobs().latest_jobs_of_session(session_id)
             if not latest:
                 return None
             job_id = latest[0]
@@ -106,7 +106,7 @@ class StoredAnswers:
         return job
 
     def _read(self, job_id: str) -> StoredJob | None:
-        record = self._stores.jobs().get(job_id)
+        record = self._adapters.jobs().get(job_id)
         if record is None:
             return None
         if record.status in TERMINAL_STATUSES:
@@ -119,7 +119,7 @@ class StoredAnswers:
         if not self._settings.results_bucket:
             return None
         try:
-            outcome = self._stores.results().get_outcome(record.job_id)
+            outcome = self._adapters.results().get_outcome(record.job_id)
         except ValueError:
             # Not JSON: no usable outcome. The poller, told RUNNING with live false, reads the
             # same object and records the job LOST.

@@ -25,6 +25,7 @@ from agentjobs.agent import (
     JobFailed,
     JobStopped,
 )
+from agentjobs.agent.adapters import AgentAdapters
 from agentjobs.agent.checkpoints import (
     RETRY_BASE_S,
     RETRY_MAX_S,
@@ -34,7 +35,6 @@ from agentjobs.agent.checkpoints import (
 )
 from agentjobs.agent.runner import JobRunner
 from agentjobs.agent.settings import AgentSettings
-from agentjobs.agent.stores import AgentStores
 from agentjobs.history import Event, EventLog
 from agentjobs.limits import MAX_ATTEMPTS, MAX_CHECKPOINT_BYTES, MAX_EVENTS_PER_JOB
 from agentjobs.protocol import Action, ErrorCode, JobQuery, ProtocolError, SubmitRequest
@@ -158,7 +158,7 @@ class World:
             **settings,
         )
         job_app = app or durable_app()
-        runner = JobRunner(config, AgentStores(config), Tracker(), job_app.jobs)
+        runner = JobRunner(config, AgentAdapters(config), Tracker(), job_app.jobs)
         self.runners.append(runner)
         return runner
 
@@ -511,7 +511,7 @@ def test_checkpoint_events_thin_out_so_a_72_hour_job_keeps_its_history_bounded()
 
 def test_without_a_history_table_jobs_run_and_nothing_fails(world: World) -> None:
     config = AgentSettings(jobs_table=world.resources.table, results_bucket=world.resources.bucket)
-    runner = JobRunner(config, AgentStores(config), Tracker(), durable_app().jobs)
+    runner = JobRunner(config, AgentAdapters(config), Tracker(), durable_app().jobs)
     world.runners.append(runner)
     job_id = submit(runner, "counting", {"steps": 2, "fail_attempts": 1}, max_attempts=2)
     assert wait_for_end(runner, job_id)["status"] == "SUCCEEDED"
@@ -680,8 +680,8 @@ def test_a_poll_between_the_record_and_the_work_is_answered_running(world: World
         results_bucket=world.resources.bucket,
         events_table=world.events_table,
     )
-    stores = AgentStores(config)
-    runner = JobRunner(config, stores, Tracker(), durable_app().jobs)
+    adapters = AgentAdapters(config)
+    runner = JobRunner(config, adapters, Tracker(), durable_app().jobs)
     world.runners.append(runner)
     seen: list[dict[str, Any]] = []
     recorded: list[str] = []
@@ -694,7 +694,7 @@ def test_a_poll_between_the_record_and_the_work_is_answered_running(world: World
         if recorded and not seen:
             seen.append(runner.answer(JobQuery(Action.STATUS, recorded[0]), SESSION))
 
-    events = stores.jobs().dynamodb.meta.events
+    events = adapters.jobs().dynamodb.meta.events
     events.register("before-parameter-build.dynamodb.PutItem", remember)
     events.register("after-call.dynamodb.PutItem", ask)
     job_id = submit(runner, "counting", {"steps": 2})

@@ -27,8 +27,9 @@ _CLIENT_CONFIG: dict[str, Any] = {
 }
 
 
-class AgentStores:
-    """The job table and results bucket, with clients made once and shared by all threads."""
+class AgentAdapters:
+    """The job table, results bucket, history table and completion queue, each made on first
+    use, over clients made once and shared by all threads."""
 
     def __init__(self, settings: AgentSettings) -> None:
         self._settings = settings
