@@ -136,7 +136,7 @@ def grant_platform(role: iam.Role) -> None:
         role.add_to_principal_policy(statement)
 
 
-def grant_job_data(role: iam.Role, store: JobData) -> None:
+def grant_job_data(role: iam.Role, job_data: JobData) -> None:
     """What the agent reads and writes of the job data: its records, results and inputs."""
     # The agent writes the RUNNING record with a conditional put and reads records back;
     # the poller owns every later change, so no update or delete here.
@@ -144,7 +144,7 @@ def grant_job_data(role: iam.Role, store: JobData) -> None:
         iam.PolicyStatement(
             sid="JobRecords",
             actions=["dynamodb:PutItem", "dynamodb:GetItem"],
-            resources=[store.table.table_arn],
+            resources=[job_data.table.table_arn],
         )
     )
     # A re-invoked session answers about its jobs from the table: its latest job is found
@@ -153,7 +153,7 @@ def grant_job_data(role: iam.Role, store: JobData) -> None:
         iam.PolicyStatement(
             sid="SessionJobs",
             actions=["dynamodb:Query"],
-            resources=[f"{store.table.table_arn}/index/{schema.SESSION_INDEX}"],
+            resources=[f"{job_data.table.table_arn}/index/{schema.SESSION_INDEX}"],
         )
     )
     role.add_to_principal_policy(
@@ -161,8 +161,8 @@ def grant_job_data(role: iam.Role, store: JobData) -> None:
             sid="WriteResults",
             actions=["s3:PutObject"],
             resources=[
-                store.bucket.arn_for_objects(schema.outcome_key("*")),
-                store.bucket.arn_for_objects(schema.result_key("*")),
+                job_data.bucket.arn_for_objects(schema.outcome_key("*")),
+                job_data.bucket.arn_for_objects(schema.result_key("*")),
             ],
         )
     )
@@ -174,8 +174,8 @@ def grant_job_data(role: iam.Role, store: JobData) -> None:
             sid="DurableJobState",
             actions=["s3:PutObject", "s3:GetObject"],
             resources=[
-                store.bucket.arn_for_objects(schema.input_key("*")),
-                store.bucket.arn_for_objects(schema.checkpoint_key("*")),
+                job_data.bucket.arn_for_objects(schema.input_key("*")),
+                job_data.bucket.arn_for_objects(schema.checkpoint_key("*")),
             ],
         )
     )
@@ -185,10 +185,10 @@ def grant_job_data(role: iam.Role, store: JobData) -> None:
         iam.PolicyStatement(
             sid="RemoveUnrecordedInput",
             actions=["s3:DeleteObject"],
-            resources=[store.bucket.arn_for_objects(schema.input_key("*"))],
+            resources=[job_data.bucket.arn_for_objects(schema.input_key("*"))],
         )
     )
-    store.grant_append_events(role)
+    job_data.grant_append_events(role)
     # A re-invoked session whose job ended before the poller collected it answers from the
     # durable outcome. ListBucket (on the results prefix only) makes a missing outcome read
     # as NoSuchKey rather than AccessDenied, as for the poller: "no outcome" must be told
@@ -197,15 +197,15 @@ def grant_job_data(role: iam.Role, store: JobData) -> None:
         iam.PolicyStatement(
             sid="ReadOutcomes",
             actions=["s3:GetObject"],
-            resources=[store.bucket.arn_for_objects(schema.outcome_key("*"))],
+            resources=[job_data.bucket.arn_for_objects(schema.outcome_key("*"))],
         )
     )
     role.add_to_principal_policy(
         iam.PolicyStatement(
             sid="ListOutcomes",
             actions=["s3:ListBucket"],
-            resources=[store.bucket.bucket_arn],
-            conditions={"StringLike": {"s3:prefix": f"{store.results_prefix}*"}},
+            resources=[job_data.bucket.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": f"{job_data.results_prefix}*"}},
         )
     )
     # A data_report job reads its caller's CSV from the inputs prefix and nothing else:
@@ -216,10 +216,10 @@ def grant_job_data(role: iam.Role, store: JobData) -> None:
         iam.PolicyStatement(
             sid="ReadInputs",
             actions=["s3:GetObject"],
-            resources=[store.bucket.arn_for_objects(f"{store.input_prefix}*")],
+            resources=[job_data.bucket.arn_for_objects(f"{job_data.input_prefix}*")],
         )
     )
-    store.grant_key_use(role)
+    job_data.grant_key_use(role)
 
 
 def grant_model(role: iam.Role, model_id: str, product_id: str | None) -> None:
@@ -270,7 +270,7 @@ def grant_model(role: iam.Role, model_id: str, product_id: str | None) -> None:
 
 def acknowledge_grants(
     role: iam.Role,
-    store: JobData,
+    job_data: JobData,
     *,
     model_id: str,
     pulls_image: bool,
@@ -278,7 +278,7 @@ def acknowledge_grants(
 ) -> None:
     """Acknowledge the wildcard resources of the grants above (and of an image pull), each
     with the reason it cannot be narrower."""
-    bucket = attribute_ref(role, store.bucket.bucket_arn)
+    bucket = attribute_ref(role, job_data.bucket.bucket_arn)
     logs_arn = "arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:"
     agentcore_arn = "arn:<AWS::Partition>:bedrock-agentcore:<AWS::Region>:<AWS::AccountId>"
     findings = {
@@ -303,7 +303,7 @@ def acknowledge_grants(
         "by its job id: the agent stores it at submit and reads it back to resume the job.",
         wildcard(f"{bucket}/{schema.checkpoint_key('*')}"): "A resumable job's checkpoint "
         "is keyed by its job id: the agent writes it as the job runs and reads it to resume.",
-        wildcard(f"{bucket}/{store.input_prefix}*"): "data_report jobs read the CSV inputs "
+        wildcard(f"{bucket}/{job_data.input_prefix}*"): "data_report jobs read the CSV inputs "
         "callers upload under the inputs prefix (s3:GetObject only), no other object.",
     }
     if pulls_image:

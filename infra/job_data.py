@@ -165,7 +165,7 @@ class JobData(Construct):
         return self.bucket.arn_for_objects(f"{schema.RESULT_PREFIX}*/{name}")
 
     def grant_key_use(self, grantee: iam.IGrantable) -> None:
-        """Let `grantee` read and write the job data this store's key guards, nothing more."""
+        """Let `grantee` read and write the job data its key guards, nothing more."""
         grantee.grant_principal.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="UseJobDataKey", actions=list(KEY_USE_ACTIONS), resources=[self.key.key_arn]

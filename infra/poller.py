@@ -55,7 +55,7 @@ batches of ten, without crowding out the account's other Lambda functions."""
 class PollerProps:
     """What the poller reads, writes, invokes and how often."""
 
-    store: JobData
+    job_data: JobData
     notifications: Notifications
     agent: AgentRuntime
     rate: Duration
@@ -131,9 +131,9 @@ class Poller(Construct):
             tracing=lambda_.Tracing.ACTIVE,
             log_group=self.log_group,
             environment={
-                "JOBS_TABLE": props.store.table.table_name,
-                "EVENTS_TABLE": props.store.events_table.table_name,
-                "RESULTS_BUCKET": props.store.bucket.bucket_name,
+                "JOBS_TABLE": props.job_data.table.table_name,
+                "EVENTS_TABLE": props.job_data.events_table.table_name,
+                "RESULTS_BUCKET": props.job_data.bucket.bucket_name,
                 "TOPIC_ARN": props.notifications.jobs_topic.topic_arn,
                 "AGENT_RUNTIME_ARN": props.agent.arn,
                 "AGENT_RUNTIME_QUALIFIER": ENDPOINT_QUALIFIER,
@@ -203,25 +203,25 @@ class Poller(Construct):
         )
 
     def _grant(self, props: PollerProps) -> None:
-        role, store = self.role, props.store
+        role, job_data = self.role, props.job_data
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="JobRecords",
                 # Records are created by the agent; the poller reads them and moves them on
                 # with conditional updates (leases, transitions), never a blind put.
                 actions=["dynamodb:GetItem", "dynamodb:UpdateItem"],
-                resources=[store.table.table_arn],
+                resources=[job_data.table.table_arn],
             )
         )
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="JobsInFlight",
                 actions=["dynamodb:Query"],
-                resources=[store.attention_index_arn()],
+                resources=[job_data.attention_index_arn()],
             )
         )
-        outcomes = store.bucket.arn_for_objects(schema.outcome_key("*"))
-        results = store.bucket.arn_for_objects(schema.result_key("*"))
+        outcomes = job_data.bucket.arn_for_objects(schema.outcome_key("*"))
+        results = job_data.bucket.arn_for_objects(schema.result_key("*"))
         # Reads the agent's outcomes, and checks (HEAD, which S3 authorizes as GetObject) or
         # stores large results.
         role.add_to_principal_policy(
@@ -235,10 +235,10 @@ class Poller(Construct):
             iam.PolicyStatement(
                 sid="ReadCheckpoints",
                 actions=["s3:GetObject"],
-                resources=[store.bucket.arn_for_objects(schema.checkpoint_key("*"))],
+                resources=[job_data.bucket.arn_for_objects(schema.checkpoint_key("*"))],
             )
         )
-        store.grant_append_events(role)
+        job_data.grant_append_events(role)
         # An agent answer too large for the record is stored by the poller instead; it never
         # writes an outcome, so it cannot overwrite what the agent stored.
         role.add_to_principal_policy(
@@ -250,11 +250,11 @@ class Poller(Construct):
             iam.PolicyStatement(
                 sid="ListOutcomes",
                 actions=["s3:ListBucket"],
-                resources=[store.bucket.bucket_arn],
-                conditions={"StringLike": {"s3:prefix": f"{store.results_prefix}*"}},
+                resources=[job_data.bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": f"{job_data.results_prefix}*"}},
             )
         )
-        store.grant_key_use(role)
+        job_data.grant_key_use(role)
         props.notifications.grant_publish_jobs(role)
         role.add_to_principal_policy(
             iam.PolicyStatement(
@@ -268,7 +268,7 @@ class Poller(Construct):
         )
 
     def _acknowledge(self, props: PollerProps) -> None:
-        bucket = attribute_ref(self, props.store.bucket.bucket_arn)
+        bucket = attribute_ref(self, props.job_data.bucket.bucket_arn)
         acknowledge(
             default_policy(self.role),
             {

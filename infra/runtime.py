@@ -65,7 +65,7 @@ region's 10 CloudWatch Logs resource-policy slots (aws/aws-cdk#37956, #38342).""
 class AgentRuntimeProps:
     """What the agent runs with."""
 
-    store: JobData
+    job_data: JobData
     model_id: str
     idle_timeout: Duration
     max_lifetime: Duration
@@ -95,7 +95,7 @@ class AgentRuntime(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, *, props: AgentRuntimeProps) -> None:
         super().__init__(scope, construct_id)
-        store = props.store
+        job_data = props.job_data
         stack = Stack.of(self)
         self.max_lifetime = props.max_lifetime
         self.application_logs = logs.LogGroup(
@@ -125,9 +125,9 @@ class AgentRuntime(Construct):
                 max_lifetime=props.max_lifetime,
             ),
             environment_variables={
-                "JOBS_TABLE": store.table.table_name,
-                "EVENTS_TABLE": store.events_table.table_name,
-                "RESULTS_BUCKET": store.bucket.bucket_name,
+                "JOBS_TABLE": job_data.table.table_name,
+                "EVENTS_TABLE": job_data.events_table.table_name,
+                "RESULTS_BUCKET": job_data.bucket.bucket_name,
                 "MODEL_ID": props.model_id,
                 "RESULT_RETENTION_DAYS": str(props.result_retention_days),
                 **(
@@ -150,7 +150,7 @@ class AgentRuntime(Construct):
             ],
         )
         grant_platform(self.role)
-        grant_job_data(self.role, store)
+        grant_job_data(self.role, job_data)
         if props.completion is not None:
             props.completion.grant_signal(self.role)
         grant_model(self.role, props.model_id, props.marketplace_product_id)
@@ -158,7 +158,7 @@ class AgentRuntime(Construct):
             fix_delivery_policy(self.application_logs)
         acknowledge_grants(
             self.role,
-            store,
+            job_data,
             model_id=props.model_id,
             pulls_image=props.artifact != "code",
             marketplace_product_id=props.marketplace_product_id,

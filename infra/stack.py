@@ -36,7 +36,7 @@ class AgentJobsStack(Stack):
             description="agentjobs: long-running agent jobs on Amazon Bedrock AgentCore Runtime",
             **kwargs,
         )
-        store = JobData(
+        job_data = JobData(
             self,
             "JobStore",
             props=JobDataProps(result_retention_days=settings.result_retention_days),
@@ -55,7 +55,7 @@ class AgentJobsStack(Stack):
             self,
             "Agent",
             props=AgentRuntimeProps(
-                store=store,
+                job_data=job_data,
                 model_id=settings.model_id,
                 idle_timeout=idle_timeout,
                 max_lifetime=Duration.seconds(settings.max_lifetime_s),
@@ -73,7 +73,7 @@ class AgentJobsStack(Stack):
             self,
             "Poller",
             props=PollerProps(
-                store=store,
+                job_data=job_data,
                 notifications=notifications,
                 agent=agent,
                 rate=rate,
@@ -96,9 +96,12 @@ class AgentJobsStack(Stack):
 
         outputs = {
             "AgentRuntimeArn": (agent.arn, "InvokeAgentRuntime target"),
-            "JobsTableName": (store.table.table_name, "DynamoDB table of job records"),
-            "EventsTableName": (store.events_table.table_name, "DynamoDB table of job histories"),
-            "ResultsBucketName": (store.bucket.bucket_name, "S3 bucket of large results"),
+            "JobsTableName": (job_data.table.table_name, "DynamoDB table of job records"),
+            "EventsTableName": (
+                job_data.events_table.table_name,
+                "DynamoDB table of job histories",
+            ),
+            "ResultsBucketName": (job_data.bucket.bucket_name, "S3 bucket of large results"),
             "TopicArn": (notifications.jobs_topic.topic_arn, "SNS topic of finished jobs"),
             "AlarmTopicArn": (notifications.alarm_topic.topic_arn, "SNS topic of alarms"),
             "DashboardUrl": (monitoring.dashboard_url, "CloudWatch dashboard of the job flow"),
