@@ -41,13 +41,13 @@ help:
 	@echo "make chaos       the full fault-injection suite (CHAOS_JOBS=300, CHAOS_MAX_SESSIONS=2 per core)"
 
 # uv installs the same pins as pip would, in seconds rather than minutes (aws-cdk-lib alone is a
-# large wheel); pip stays in the venv, as the deploy's bundling runs it. uv writes no bytecode:
-# each module's is written by the first process that imports it (below), not all of aws-cdk-lib's
-# at install time.
+# large wheel); pip stays in the venv, as the deploy's bundling runs it. Like pip, it compiles
+# the bytecode at install (uv does not unless asked): otherwise every process that starts
+# before a module's bytecode is written compiles it again, and the tests start many at once.
 $(STAMP): pyproject.toml agent_src/requirements.txt Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet uv==$(UV_VERSION)
-	$(UV) pip install --quiet --python $(PY) pip==26.3 \
+	$(UV) pip install --quiet --compile-bytecode --python $(PY) pip==26.3 \
 		-e '.[agent,poller,cli,local,cdk,dev]' -r agent_src/requirements.txt
 	@touch $(STAMP)
 
