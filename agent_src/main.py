@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+from agentjobs.agent import JobApp
 from builtin_jobs.analyst import missing_model, run_analyst
 from builtin_jobs.data_report import run_data_report
 from builtin_jobs.synthetic import TransientFailure, burns_cpu, run_synthetic
-
-from agentjobs.agent import JobApp
 
 # Only definitions at import time: a job's child process imports this module again, and
 # /ping must answer within 2 s of start, so Strands and boto3 load inside the jobs.

@@ -15,12 +15,12 @@ from aws_lambda_powertools.utilities.batch import (
     process_partial_response,
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from agentjobs.metrics import NAMESPACE, SERVICE
 from jobpoller.events import SignalBatch, parse_event, run_request
 from jobpoller.report import Metric, TickReport
 from jobpoller.services import PollerServices, build_services
 from jobpoller.settings import PollerSettings
-
-from agentjobs.metrics import NAMESPACE, SERVICE
 
 logger = Logger(service="poller")
 tracer = Tracer(service="poller")

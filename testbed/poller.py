@@ -11,13 +11,13 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from botocore.config import Config
+
+from emulator.resources import LocalResources
+from emulator.stack.schedule import LambdaContext
 from jobpoller.events import process_event
 from jobpoller.report import TickReport
 from jobpoller.services import PollerServices, services_from_clients
 from jobpoller.settings import PollerSettings
-
-from emulator.resources import LocalResources
-from emulator.stack.schedule import LambdaContext
 from testbed.aws import REGION, MotoEndpoint
 from testbed.inbox import drain_inbox
 from testbed.local_runtime import (

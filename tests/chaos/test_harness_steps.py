@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import jobpoller
-
 from tests.chaos.harness.faults import STEPS, step_of
 
 POLLER_SOURCE = "\n".join(

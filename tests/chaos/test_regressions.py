@@ -7,8 +7,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from builtin_jobs.synthetic import SyntheticInput, sized_result
 
+from builtin_jobs.synthetic import SyntheticInput, sized_result
 from testbed.aws import MotoEndpoint
 from testbed.local_runtime import new_session_id
 from testbed.poller import PollerRig, inject_runtime_fault, poller_rig, wait_agent_status

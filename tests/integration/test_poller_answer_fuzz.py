@@ -15,14 +15,14 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from hypothesis import example, given
 from hypothesis import strategies as st
-from jobpoller.events import process_event
-from jobpoller.services import PollerServices, services_from_clients
 
 from agentjobs import limits
 from agentjobs.protocol import JobStatus, format_time, parse_time, utc_now
 from agentjobs.record import JobRecord, Progress, new_job_id
 from emulator.resources import LocalResources
 from emulator.stack.schedule import LambdaContext
+from jobpoller.events import process_event
+from jobpoller.services import PollerServices, services_from_clients
 from testbed.aws import REGION, MotoEndpoint
 from testbed.inbox import drain_inbox
 from testbed.poller import poller_settings

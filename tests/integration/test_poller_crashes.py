@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import EndpointConnectionError
-from jobpoller.services import PollerServices
 
+from jobpoller.services import PollerServices
 from testbed.aws import MotoEndpoint
 from testbed.local_runtime import new_session_id
 from testbed.poller import PollerRig, poller_rig, wait_agent_status

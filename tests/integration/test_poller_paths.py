@@ -6,9 +6,9 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from jobpoller.report import TickReport
 
 from emulator.resources import LocalResources
+from jobpoller.report import TickReport
 from testbed.aws import MotoEndpoint
 from testbed.local_runtime import new_session_id
 from testbed.poller import (

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 from botocore.awsrequest import AWSResponse
-from jobpoller.services import PollerServices
 
+from jobpoller.services import PollerServices
 from testbed.aws import MotoEndpoint
 from testbed.poller import PollerRig, poller_rig
 from tests.support.refusals import (

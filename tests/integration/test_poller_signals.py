@@ -7,11 +7,11 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from handler import signal_batch_response
 
 from agentjobs.signals import CompletionSignal
 from emulator.stack.event_source import sqs_event
 from emulator.stack.schedule import LambdaContext
+from handler import signal_batch_response
 from testbed.aws import REGION, MotoEndpoint
 from testbed.local_runtime import new_session_id
 from testbed.poller import (

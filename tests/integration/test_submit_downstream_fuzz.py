@@ -13,10 +13,10 @@ import pytest
 from botocore.exceptions import ClientError
 from hypothesis import example, given
 from hypothesis import strategies as st
-from jobpoller.services import PollerServices
 
 from agentjobs import limits
 from agentjobs.protocol import ErrorCode
+from jobpoller.services import PollerServices
 from testbed.aws import MotoEndpoint
 from testbed.local_runtime import RUNTIME_ARN, new_session_id
 from testbed.poller import PollerRig, poller_rig

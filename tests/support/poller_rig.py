@@ -13,11 +13,11 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.config import Config
-from jobpoller.services import PollerServices, services_from_clients
-from jobpoller.settings import PollerSettings
 from moto import mock_aws
 
 from emulator.resources import LocalResources, create_resources
+from jobpoller.services import PollerServices, services_from_clients
+from jobpoller.settings import PollerSettings
 
 RUNTIME_ARN = "arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/unit-agent"
 AGENTCORE_URLS = r"https://bedrock-agentcore\..*"

@@ -7,15 +7,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from builtin_jobs import analyst as agent_kind
-from builtin_jobs import data_report, synthetic
-from builtin_jobs.settings import (
-    DEFAULT_MODEL_READ_TIMEOUT_S,
-    MODEL_READ_TIMEOUT_ENV,
-    SCRIPTED_MODEL_ENV,
-    JobSettings,
-)
-from main import app
 
 from agentjobs.agent import JobFailed, JobStopped
 from agentjobs.agent.settings import AgentSettings
@@ -26,6 +17,15 @@ from agentjobs.limits import (
     MAX_TITLE_CHARS,
 )
 from agentjobs.protocol import ErrorCode, ProtocolError, encode_json
+from builtin_jobs import analyst as agent_kind
+from builtin_jobs import data_report, synthetic
+from builtin_jobs.settings import (
+    DEFAULT_MODEL_READ_TIMEOUT_S,
+    MODEL_READ_TIMEOUT_ENV,
+    SCRIPTED_MODEL_ENV,
+    JobSettings,
+)
+from main import app
 
 
 @dataclass

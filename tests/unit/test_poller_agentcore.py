@@ -10,6 +10,8 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ReadTimeoutError
+
+from agentjobs.protocol import SESSION_ID_HEADER
 from jobpoller.agentcore import (
     Busy,
     Replied,
@@ -19,8 +21,6 @@ from jobpoller.agentcore import (
     agentcore_client,
 )
 from jobpoller.settings import PollerSettings
-
-from agentjobs.protocol import SESSION_ID_HEADER
 from tests.support.wire import RawBody
 
 RUNTIME_ARN = "arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/unit-agent"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from jobpoller.answers import Finished, NotKnown, StillRunning, Unusable, read_answer
 
 from agentjobs.protocol import JobStatus
+from jobpoller.answers import Finished, NotKnown, StillRunning, Unusable, read_answer
 
 
 def _read(value: object) -> object:

@@ -8,9 +8,9 @@ from typing import Any
 
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from jobpoller.answers import Finished, NotKnown, StillRunning, Unusable, read_answer
 
 from agentjobs.protocol import TERMINAL_STATUSES
+from jobpoller.answers import Finished, NotKnown, StillRunning, Unusable, read_answer
 from tests.support.hostile_text import encodes, hostile_text, raw_json
 
 JOB_ID = "job-1"

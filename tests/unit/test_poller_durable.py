@@ -13,10 +13,6 @@ from typing import Any
 import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
-from jobpoller.events import process_event
-from jobpoller.report import TickReport
-from jobpoller.services import PollerServices
-from jobpoller.settings import PollerSettings, PollerSettingsError
 
 from agentjobs.history import Event, EventLog
 from agentjobs.metrics import Metric
@@ -25,6 +21,10 @@ from agentjobs.protocol import JobStatus, format_time
 from agentjobs.record import JobRecord
 from agentjobs.store import JobStore, ResultStore
 from emulator.resources import LocalResources
+from jobpoller.events import process_event
+from jobpoller.report import TickReport
+from jobpoller.services import PollerServices
+from jobpoller.settings import PollerSettings, PollerSettingsError
 from tests.support.poller_rig import poller_rig, session_of
 from tests.support.wire import agentcore_answer
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from jobpoller.events import job_ids_of
 from jobpoller.settings import PollerSettings, PollerSettingsError
 

@@ -11,12 +11,6 @@ from typing import Any
 import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
-from handler import signal_batch_response
-from jobpoller.events import Tick, parse_event, process_event
-from jobpoller.lease import Lease
-from jobpoller.report import TickReport
-from jobpoller.services import PollerServices
-from jobpoller.settings import PollerSettings
 
 from agentjobs import schema
 from agentjobs.metrics import Metric
@@ -24,6 +18,12 @@ from agentjobs.protocol import JobStatus, format_time
 from agentjobs.record import INLINE_RESULT_LIMIT, JobRecord
 from agentjobs.store import JobStore, ResultStore
 from emulator.resources import LocalResources
+from handler import signal_batch_response
+from jobpoller.events import Tick, parse_event, process_event
+from jobpoller.lease import Lease
+from jobpoller.report import TickReport
+from jobpoller.services import PollerServices
+from jobpoller.settings import PollerSettings
 from tests.support.poller_rig import poller_rig, session_of
 from tests.support.wire import agentcore_answer
 

@@ -6,13 +6,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from builtin_jobs import synthetic
-from builtin_jobs.synthetic import SyntheticInput, TransientFailure, run_synthetic
-from main import app
 
 from agentjobs.agent import JobStopped
 from agentjobs.limits import MAX_ATTEMPTS
 from agentjobs.protocol import ErrorCode, ProtocolError
+from builtin_jobs import synthetic
+from builtin_jobs.synthetic import SyntheticInput, TransientFailure, run_synthetic
+from main import app
 
 
 @dataclass

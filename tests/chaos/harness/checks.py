@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
-from jobpoller.agentcore import StopSessionError
 
 from agentjobs import schema
 from agentjobs.notifier import NotifyError
 from agentjobs.protocol import encode_json, parse_s3_uri
 from agentjobs.store import StoreError
+from jobpoller.agentcore import StopSessionError
 from testbed.inbox import drain_inbox
 from tests.chaos.harness.durable import DURABLE_INVARIANTS, check_durable, check_resumed_result
 from tests.chaos.harness.faults import InjectedError

@@ -10,11 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from builtin_jobs.synthetic import SyntheticInput, sized_result
-
 from agentjobs.history import EventLog, EventType
 from agentjobs.protocol import ErrorCode, encode_json
 from agentjobs.store import StoreError
+from builtin_jobs.synthetic import SyntheticInput, sized_result
 
 if TYPE_CHECKING:
     from tests.chaos.harness.plan import ChaosConfig, JobPlan

@@ -11,9 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from builtin_jobs.synthetic import SyntheticInput, sized_result
-
 from agentjobs.protocol import TERMINAL_STATUSES, encode_json
+from builtin_jobs.synthetic import SyntheticInput, sized_result
 from testbed.processes import REPO, VENV_BIN
 
 CHAOS_AGENT_CMD = f"{VENV_BIN / 'python'} {REPO / 'tests' / 'chaos' / 'chaos_agent.py'}"

@@ -19,9 +19,6 @@ from typing import Any
 import psutil
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
-from jobpoller.events import process_event
-from jobpoller.services import build_services
-from jobpoller.settings import PollerSettings
 
 from agentjobs.invocation import DEFAULT_QUALIFIER, invoke_session
 from agentjobs.protocol import ErrorCode
@@ -29,6 +26,9 @@ from agentjobs.store import StoreError
 from emulator.resources import LocalResources
 from emulator.stack.event_source import run_event_source
 from emulator.stack.schedule import LambdaContext
+from jobpoller.events import process_event
+from jobpoller.services import build_services
+from jobpoller.settings import PollerSettings
 from testbed.aws import REGION, MotoEndpoint
 from testbed.local_runtime import RUNTIME_ARN, RuntimeProcess, agent_processes_of, local_runtime
 from tests.chaos.chaos_agent import SURE_PREFIX
