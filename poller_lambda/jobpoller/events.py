@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jobpoller.report import TickReport
-from jobpoller.services import Pass, PollerServices
+from jobpoller.services import BUSY_WAITS_AFTER_SIGNAL_S, Pass, PollerServices
 from jobpoller.tick import reconcile_jobs, run_tick
 
 MAX_JOB_IDS = 1000
@@ -119,9 +119,12 @@ def run_request(request: PollerRequest, context: Any, services: PollerServices) 
         return budget_s - (time.monotonic() - started)
 
     request_id = str(getattr(context, "aws_request_id", "") or "local")
-    run = Pass(services=services, holder=f"{request_id}/{uuid.uuid4().hex[:8]}")
+    holder = f"{request_id}/{uuid.uuid4().hex[:8]}"
     if isinstance(request, Tick):
+        run = Pass(services=services, holder=holder)
         run_tick(run, time_left)
     else:
+        # Named jobs were signalled as ending now: a busy session is asked again shortly.
+        run = Pass(services=services, holder=holder, busy_waits_s=BUSY_WAITS_AFTER_SIGNAL_S)
         reconcile_jobs(request.job_ids, run, time_left)
     return run.report

@@ -144,7 +144,7 @@ def _advance(  # noqa: PLR0911
         # The fresh session never said it took the job: ask it again, never a new attempt.
         return send_resume(job, run, lease, _collect_with(run, lease, session_shared))
     session_id = job.active_session_id or job.session_id
-    reply = run.services.agent.ask(session_id, {"action": "result", "job_id": job.job_id})
+    reply = run.ask_job(session_id, job.job_id)
     run.report.count(Metric.JOBS_POLLED)
     if isinstance(reply, Busy):
         if overdue:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,11 +16,18 @@ from agentjobs.metrics import Metric
 from agentjobs.notifier import Notifier
 from agentjobs.record import JobRecord, StoredJob
 from agentjobs.store import JobStore, ResultStore, StoreError
-from jobpoller.agentcore import RuntimeClient, agentcore_client
+from jobpoller.agentcore import Busy, Reply, RuntimeClient, agentcore_client
 from jobpoller.report import TickReport
 from jobpoller.settings import PollerSettings
 
 logger = Logger(service="poller", child=True)
+
+BUSY_WAITS_AFTER_SIGNAL_S = (0.25, 0.5, 1.0, 2.0)
+"""A signalled job's session asked again after these pauses while it answers busy. The
+agent's shutdown signals a resumable job it interrupts from inside the session being torn
+down, which answers RetryableConflictException until its process has exited (AWS: retry
+with a short backoff); a warm poller asks within milliseconds, and without these waits the
+signal was spent on that answer and the job resumed only at the next tick."""
 
 SessionShared = Callable[[StoredJob], bool]
 """Whether other jobs in flight use this job's session, so it must not be stopped yet."""
@@ -46,8 +54,23 @@ class Pass:
     services: PollerServices
     holder: str
     report: TickReport = field(default_factory=TickReport)
+    busy_waits_s: tuple[float, ...] = ()
+    """Pauses before asking a session that answered busy again within this run; none on a
+    tick, which asks again at the next one (see BUSY_WAITS_AFTER_SIGNAL_S)."""
     _stopped: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def ask_job(self, session_id: str, job_id: str) -> Reply:
+        """A session's answer about a job (`result`), asked again after each of
+        `busy_waits_s` while it answers busy."""
+        ask = self.services.agent.ask
+        reply = ask(session_id, {"action": "result", "job_id": job_id})
+        for pause in self.busy_waits_s:
+            if not isinstance(reply, Busy):
+                break
+            time.sleep(pause)
+            reply = ask(session_id, {"action": "result", "job_id": job_id})
+        return reply
 
     def retry_later(self, *job_ids: str) -> None:
         """Count one failed step and leave these jobs for the next tick (or SQS redelivery)."""

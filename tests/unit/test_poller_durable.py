@@ -305,6 +305,56 @@ def test_a_permanent_resume_refusal_ends_the_job_failed_with_that_error(
     assert note["status"] == "FAILED" and note["attempt"] == 2
 
 
+def tearing_down(busy_answers: int) -> Handler:
+    """A session being torn down: busy (409) for a while, then a fresh process that does not
+    know the job."""
+    asked: list[str] = []
+
+    def answer(session_id: str, payload: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        asked.append(session_id)
+        if len(asked) <= busy_answers:
+            return 409, {"__type": "RetryableConflictException", "message": "stopping"}
+        return unknown(session_id, payload)
+
+    return answer
+
+
+def signal_of(job_id: str) -> dict[str, Any]:
+    body = json.dumps({"job_id": job_id, "session_id": SESSION, "status": "RUNNING"})
+    return {"Records": [{"messageId": "m0", "eventSource": "aws:sqs", "body": body}]}
+
+
+def test_a_signalled_job_whose_session_is_still_stopping_is_resumed_in_the_same_pass(
+    world: World,
+) -> None:
+    # The agent's shutdown signals the job it interrupts from inside the stopping session.
+    world.submit()
+    world.checkpoint(attempt=1)
+    world.agent.handlers["result"] = tearing_down(busy_answers=2)
+    world.agent.handlers["resume"] = running(0, attempt=2)
+
+    report = process_event(signal_of(JOB), None, world.services)
+
+    assert report.steps == {JOB: "running"} and report.counts[Metric.JOBS_RESUMED] == 1
+    assert [p["action"] for _, p in world.agent.calls] == ["result"] * 3 + ["resume"]
+    record = world.record()
+    assert record.attempt == 2 and record.run_session_id is not None
+
+
+def test_a_tick_asks_a_busy_session_once_and_leaves_the_job_for_the_next_tick(
+    world: World,
+) -> None:
+    world.submit()
+    world.checkpoint(attempt=1)
+    world.agent.handlers["result"] = tearing_down(busy_answers=2)
+
+    report = world.tick()
+
+    assert report.steps == {JOB: "running"}
+    assert [p["action"] for _, p in world.agent.calls] == ["result"]
+    assert world.record().attempt == 1 and world.record().poll_failures == 0
+
+
 def test_a_resume_answered_busy_is_asked_again_next_tick_not_counted_a_failure(
     world: World,
 ) -> None:
