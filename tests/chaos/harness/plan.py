@@ -191,6 +191,10 @@ SHORT_FORM = ChaosConfig(
     session_workers=3,
     max_sessions=6,
     pollers=2,
+    # Max lifetime counts from a session's creation, and a session took 5 s to start on a
+    # loaded machine: with a 4 s idle timeout the world's idle session reached its 8 s
+    # lifetime first and the idle timeout never fired. 2.5 s idles it out first.
+    idle_timeout_s=2.5,
     max_lifetime_s=8.0,
     lease_s=6.0,
     read_timeout_s=3.0,
