@@ -63,13 +63,13 @@ class Pass:
     def ask_job(self, session_id: str, job_id: str) -> Reply:
         """A session's answer about a job (`result`), asked again after each of
         `busy_waits_s` while it answers busy."""
-        ask = self.services.agent.ask
-        reply = ask(session_id, {"action": "result", "job_id": job_id})
+        payload = {"action": "result", "job_id": job_id}
+        reply = self.services.agent.ask(session_id, payload)
         for pause in self.busy_waits_s:
             if not isinstance(reply, Busy):
                 break
             time.sleep(pause)
-            reply = ask(session_id, {"action": "result", "job_id": job_id})
+            reply = self.services.agent.ask(session_id, payload)
         return reply
 
     def retry_later(self, *job_ids: str) -> None:
