@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
 import psutil
 from botocore.config import Config
 
 from emulator.ports import free_port
+from testbed.aws import shared_client
 from testbed.processes import REPO, running
 
 AGENTS = REPO / "tests" / "agents"
@@ -51,12 +51,9 @@ class RuntimeProcess:
 
     def client(self, *, attempts: int = 1, read_timeout_s: float = 60.0) -> Any:
         """A bedrock-agentcore client on this runtime; one attempt, so errors surface as-is."""
-        return boto3.client(
+        return shared_client(
             "bedrock-agentcore",
             endpoint_url=self.url,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
             config=Config(
                 retries={"total_max_attempts": attempts, "mode": "standard"},
                 read_timeout=read_timeout_s,

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
 from botocore.config import Config
 
 from agentjobs.cli.inbox import unwrap
 from agentjobs.envfile import read_env_file
 from agentjobs.invocation import decode_answer, invoke_session
+from testbed.aws import shared_client
 from testbed.local_runtime import listed_sessions
 from testbed.processes import REPO
 
@@ -51,7 +51,7 @@ class LocalStack:
             if service == "bedrock-agentcore"
             else values["AWS_ENDPOINT_URL"]
         )
-        return boto3.session.Session().client(
+        return shared_client(
             service,
             endpoint_url=endpoint,
             region_name=values["AWS_DEFAULT_REGION"],

@@ -65,12 +65,10 @@ class PollerRig:
             max_pool_connections=self.settings.concurrency, retries={"total_max_attempts": 1}
         )
         clients = {
-            "dynamodb": self.moto.session().client(
-                "dynamodb", endpoint_url=self.moto.url, config=aws
-            ),
-            "s3": self.moto.session().client("s3", endpoint_url=self.moto.url, config=aws),
-            "sns": self.moto.session().client("sns", endpoint_url=self.moto.url, config=aws),
-            "agentcore": self.moto.session().client(
+            "dynamodb": self.moto.client("dynamodb", config=aws),
+            "s3": self.moto.client("s3", config=aws),
+            "sns": self.moto.client("sns", config=aws),
+            "agentcore": self.moto.client(
                 "bedrock-agentcore",
                 endpoint_url=self.runtime.url,
                 config=Config(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -72,19 +73,24 @@ class Resources:
 
     def client(self, service: str, config: Config | None = None) -> Any:
         """A boto3 client of `service` for these resources."""
+        endpoint = self.endpoints.get(service) or self.endpoints.get("*")
+        try:
+            return self._session.client(service, endpoint_url=endpoint, config=config)
+        except BotoCoreError as exc:
+            raise explain_aws_error(exc, f"creating the {service} client") from exc
+
+    @cached_property
+    def _session(self) -> boto3.session.Session:
+        # One session for every client of a command: each new session reads botocore's
+        # service models again, about 0.1 CPU-s per client.
         botocore_session = None
         if self.credentials:
             # The local stack's own keys: the user's AWS_PROFILE (perhaps one this machine
             # lacks) has no part in calls to it.
             botocore_session = botocore.session.Session(session_vars=_NO_PROFILE)
-        session = boto3.session.Session(
+        return boto3.session.Session(
             region_name=self.region, botocore_session=botocore_session, **self.credentials
         )
-        endpoint = self.endpoints.get(service) or self.endpoints.get("*")
-        try:
-            return session.client(service, endpoint_url=endpoint, config=config)
-        except BotoCoreError as exc:
-            raise explain_aws_error(exc, f"creating the {service} client") from exc
 
     def require(self, name: str) -> str:
         """The named resource, or a CliError saying it is missing from `source`."""

@@ -113,7 +113,7 @@ class Rig:
 @pytest.fixture(scope="module")
 def rig(moto: MotoEndpoint) -> Rig:
     resources = moto.create_resources()
-    agentcore = moto.session().client("bedrock-agentcore", endpoint_url=moto.url)
+    agentcore = moto.client("bedrock-agentcore")
     ddb = moto.client("dynamodb")
     services = services_from_clients(
         poller_settings(resources),

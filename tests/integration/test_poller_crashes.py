@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -17,6 +18,8 @@ from testbed.poller import PollerRig, poller_rig, wait_agent_status
 from tests.support.still_running import STILL_RUNNING_SECONDS
 
 LEASE_S = 1.0
+LIVE_LEASE_S = 30.0
+"""A lease no pass outlasts here (two AgentCore calls at the rig's 10 s read timeout)."""
 
 
 class Killed(BaseException):
@@ -127,6 +130,10 @@ def test_publish_failure_is_published_again_on_the_next_tick(rig: PollerRig) -> 
 
 
 def test_two_pollers_at_once_notify_each_job_once(rig: PollerRig) -> None:
+    # With a lease that outlasts a pass, as POLLER_LEASE_S must: the module's 1 s lease (for
+    # the crash tests) ran out mid-pass on a loaded machine, and the second poller then
+    # published a job again, the duplicate that settings.py documents for such a lease.
+    rig = replace(rig, settings=replace(rig.settings, lease_s=LIVE_LEASE_S))
     shared_session = new_session_id()
     jobs = [rig.submit(shared_session, kind="synthetic", input={"seconds": 0.1}) for _ in range(4)]
     singles = [_finished_job(rig) for _ in range(2)]

@@ -9,7 +9,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.config import Config
@@ -18,6 +17,7 @@ from moto import mock_aws
 from emulator.resources import LocalResources, create_resources
 from jobpoller.services import PollerServices, services_from_clients
 from jobpoller.settings import PollerSettings
+from testbed.aws import SharedSession
 
 RUNTIME_ARN = "arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/unit-agent"
 AGENTCORE_URLS = r"https://bedrock-agentcore\..*"
@@ -31,7 +31,7 @@ BeforeSend = Callable[..., AWSResponse]
 class Rig:
     """moto's AWS in this process, its resources, and the poller's services over them."""
 
-    session: boto3.session.Session
+    session: SharedSession
     resources: LocalResources
     services: PollerServices
 
@@ -56,7 +56,7 @@ def poller_rig(
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     # moto's AgentCore has no data plane: its calls pass through to the agent's transport.
     with mock_aws(config={"core": {"passthrough": {"urls": [AGENTCORE_URLS]}}}):
-        session = boto3.session.Session(region_name="us-east-1")
+        session = SharedSession()
         resources = create_resources(session, "unit")
         settings = PollerSettings.from_env(
             {

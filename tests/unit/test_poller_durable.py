@@ -10,7 +10,6 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 
@@ -25,6 +24,7 @@ from jobpoller.events import process_event
 from jobpoller.report import TickReport
 from jobpoller.services import PollerServices
 from jobpoller.settings import PollerSettings, PollerSettingsError
+from testbed.aws import SharedSession
 from tests.support.poller_rig import poller_rig, session_of
 from tests.support.wire import agentcore_answer
 
@@ -88,7 +88,7 @@ def failing(code: str = "InternalServerException", status: int = 500) -> Handler
 class World:
     """moto's in-process AWS (job and history tables) and a transport-level agent."""
 
-    session: boto3.session.Session
+    session: SharedSession
     resources: LocalResources
     agent: Agent
     services: PollerServices

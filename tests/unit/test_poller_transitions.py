@@ -8,7 +8,6 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 
@@ -24,6 +23,7 @@ from jobpoller.lease import Lease
 from jobpoller.report import TickReport
 from jobpoller.services import PollerServices
 from jobpoller.settings import PollerSettings
+from testbed.aws import SharedSession
 from tests.support.poller_rig import poller_rig, session_of
 from tests.support.wire import agentcore_answer
 
@@ -82,7 +82,7 @@ def refused(code: str, status: int) -> Answer:
 class World:
     """moto's in-process AWS and a transport-level agent, wired as the handler wires them."""
 
-    session: boto3.session.Session
+    session: SharedSession
     resources: LocalResources
     agent: Agent
     settings: PollerSettings

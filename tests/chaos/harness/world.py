@@ -197,7 +197,7 @@ class World:
         return self.moto.client(service)
 
     def agentcore(self) -> Any:
-        return self.moto.session().client(
+        return self.moto.client(
             "bedrock-agentcore",
             endpoint_url=self.runtime_url,
             config=Config(retries={"total_max_attempts": 1}, read_timeout=60),
