@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 import uuid
 from collections.abc import Iterator
@@ -17,8 +18,14 @@ from testbed.processes import VENV_BIN, running
 
 REGION = "us-east-1"
 
-_SESSION_LOCK = threading.Lock()
-_SESSION: list[boto3.session.Session] = []
+_CLIENTS_LOCK = threading.Lock()
+
+
+@functools.cache
+def _shared_session() -> boto3.session.Session:
+    return boto3.session.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
+    )
 
 
 def shared_client(service: str, **kwargs: Any) -> Any:
@@ -27,16 +34,8 @@ def shared_client(service: str, **kwargs: Any) -> Any:
     and more per client, where a shared one builds a client in a few milliseconds, and the
     tests build thousands. Building clients from one session is not thread-safe (the
     clients are), hence the lock; each client still has its own event hooks."""
-    with _SESSION_LOCK:
-        if not _SESSION:
-            _SESSION.append(
-                boto3.session.Session(
-                    aws_access_key_id="testing",
-                    aws_secret_access_key="testing",
-                    region_name=REGION,
-                )
-            )
-        return _SESSION[0].client(service, **kwargs)
+    with _CLIENTS_LOCK:
+        return _shared_session().client(service, **kwargs)
 
 
 class SharedSession:
