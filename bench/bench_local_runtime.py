@@ -18,6 +18,7 @@ import psutil  # noqa: E402
 from bench.common import percentile, print_table  # noqa: E402
 from testbed.local_runtime import (  # noqa: E402
     RUNTIME_ARN,
+    listed_sessions,
     local_runtime,
     new_session_id,
 )
@@ -83,24 +84,54 @@ def overhead(url: str, runtime_pid: int) -> list[list[object]]:
     return rows
 
 
-def cold_starts(runtime_url: str) -> list[list[object]]:
-    """First invoke of a new session (process start to answer) against a warm invoke."""
-    cold, warm = [], []
+def session_start(client: httpx.Client, runtime_url: str) -> tuple[float, float, float]:
+    """One new session: its first invoke (process start to answer) in ms, the agent
+    process's CPU by then in ms, and a second invoke of the same session in ms."""
     url = runtime_path(runtime_url)
+    session_id = new_session_id()
+    headers = {SESSION_HEADER: session_id}
+    start = time.perf_counter()
+    client.post(f"{url}/invocations", content=b"{}", headers=headers).read()
+    first = (time.perf_counter() - start) * 1000
+    pid = listed_sessions(runtime_url)[session_id]["pid"]
+    cpu = psutil.Process(pid).cpu_times()
+    start = time.perf_counter()
+    client.post(f"{url}/invocations", content=b"{}", headers=headers).read()
+    again = (time.perf_counter() - start) * 1000
+    client.post(f"{url}/stopruntimesession", content=b"{}", headers=headers).read()
+    return first, (cpu.user + cpu.system) * 1000, again
+
+
+def session_starts(warm_url: str, cold_url: str) -> list[list[object]]:
+    """New sessions on a runtime with warm starts and on one without, taken in turn."""
+    taken: dict[str, list[tuple[float, float, float]]] = {"warm": [], "cold": []}
     with httpx.Client(trust_env=False, timeout=60) as client:
         for _ in range(COLD_STARTS):
-            headers = {SESSION_HEADER: new_session_id()}
-            start = time.perf_counter()
-            client.post(f"{url}/invocations", content=b"{}", headers=headers).read()
-            cold.append((time.perf_counter() - start) * 1000)
-            start = time.perf_counter()
-            client.post(f"{url}/invocations", content=b"{}", headers=headers).read()
-            warm.append((time.perf_counter() - start) * 1000)
-            client.post(f"{url}/stopruntimesession", content=b"{}", headers=headers).read()
-    return [
-        ["cold (new session)", len(cold), statistics.median(cold), max(cold)],
-        ["warm (same session)", len(warm), statistics.median(warm), max(warm)],
-    ]
+            taken["warm"].append(session_start(client, warm_url))
+            taken["cold"].append(session_start(client, cold_url))
+    rows: list[list[object]] = []
+    for kind, label in (("cold", "cold start (--warm-start false)"), ("warm", "warm start")):
+        first = [t[0] for t in taken[kind]]
+        cpu = [t[1] for t in taken[kind]]
+        rows.append(
+            [
+                f"new session, {label}",
+                len(first),
+                statistics.median(first),
+                max(first),
+                statistics.median(cpu),
+            ]
+        )
+    again = [t[2] for t in taken["warm"] + taken["cold"]]
+    rows.append(
+        ["same session, second invoke", len(again), statistics.median(again), max(again), "-"]
+    )
+    cold_cpu = statistics.median(t[1] for t in taken["cold"])
+    warm_cpu = statistics.median(t[1] for t in taken["warm"])
+    cold_ms = statistics.median(t[0] for t in taken["cold"])
+    warm_ms = statistics.median(t[0] for t in taken["warm"])
+    rows.append(["warm / cold", "-", warm_ms / cold_ms, "-", warm_cpu / cold_cpu])
+    return rows
 
 
 def idle_memory(runtime_pid: int, runtime_url: str) -> list[list[object]]:
@@ -113,11 +144,11 @@ def idle_memory(runtime_pid: int, runtime_url: str) -> list[list[object]]:
             headers = {SESSION_HEADER: new_session_id()}
             client.post(f"{url}/invocations", content=b"{}", headers=headers).read()
     time.sleep(1.0)
-    agents = runtime_process.children(recursive=True)
+    listed = listed_sessions(runtime_url).values()
+    agents = [psutil.Process(s["pid"]) for s in listed if s["state"] != "Stopped"]
     per_session = [
         sum(p.memory_info().rss for p in [agent, *agent.children(recursive=True)]) / 2**20
         for agent in agents
-        if agent.ppid() == runtime_pid
     ]
     grown = (runtime_process.memory_info().rss - before) / 2**20 / IDLE_SESSIONS
     return [
@@ -131,17 +162,21 @@ def idle_memory(runtime_pid: int, runtime_url: str) -> list[list[object]]:
 
 
 def main() -> None:
+    cold_runtime = local_runtime(
+        "echo_agent", ping_interval_s=2, startup_timeout_s=60, extra_args=["--warm-start", "false"]
+    )
     with local_runtime("echo_agent", ping_interval_s=2, startup_timeout_s=60) as runtime:
         print_table(
             f"InvokeAgentRuntime round trip, echo agent, {ROUNDS} calls each, keep-alive, ms",
             ["path", "calls", "p50", "p99"],
             overhead(runtime.url, runtime.pid),
         )
-        print_table(
-            "Session start: first invoke of a new session against a warm one, ms",
-            ["invoke", "sessions", "median", "max"],
-            cold_starts(runtime.url),
-        )
+        with cold_runtime as cold:
+            print_table(
+                "Session start: a new session's first invoke, warm and cold starts in turn",
+                ["invoke", "sessions", "median ms", "max ms", "agent CPU ms"],
+                session_starts(runtime.url, cold.url),
+            )
         print_table(
             "Memory of idle sessions (bedrock-agentcore SDK echo agent)",
             ["measure", "sessions", "value"],

@@ -18,6 +18,7 @@ S3 PutObject on the local stack's moto server.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -101,14 +102,13 @@ def _lose(stack: Any, session_id: str, how: str) -> None:
             agentRuntimeArn=stack.values()["AGENT_RUNTIME_ARN"], runtimeSessionId=session_id
         )
         return
-    from testbed.local_runtime import agent_processes_of  # noqa: PLC0415
+    from testbed.local_runtime import session_processes  # noqa: PLC0415
 
-    for process in agent_processes_of(int(stack.values()["LOCAL_RUNTIME_PID"])):
-        try:
-            if process.environ().get("AGENTCORE_SESSION_ID") == session_id:
-                os.kill(process.pid, signal.SIGKILL)
-        except Exception:  # gone already
-            continue
+    values = stack.values()
+    runtime_url, runtime_pid = values["LOCAL_RUNTIME_URL"], int(values["LOCAL_RUNTIME_PID"])
+    for process in session_processes(runtime_url, runtime_pid, session_id):
+        with contextlib.suppress(ProcessLookupError):  # gone already
+            os.kill(process.pid, signal.SIGKILL)
 
 
 def _one_loss(stack: Any, how: str, rng: random.Random) -> tuple[float, float, float] | None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
 import urllib.request
 import uuid
@@ -15,6 +17,7 @@ from typing import Any
 import psutil
 from botocore.config import Config
 
+from emulator.agentcore.warm_start import ZYGOTE
 from emulator.ports import free_port
 from testbed.aws import shared_client
 from testbed.processes import REPO, running
@@ -79,10 +82,17 @@ class RuntimeProcess:
         """Every live process this runtime started (found by the emulator pid in its env)."""
         return agent_processes_of(self.pid)
 
+    def session_processes(self, session_id: str) -> list[psutil.Process]:
+        """The live processes of one session: its agent and what the agent started."""
+        return session_processes(self.url, self.pid, session_id)
+
 
 def agent_processes_of(emulator_pid: int) -> list[psutil.Process]:
     """Live processes whose environment names `emulator_pid` as their local runtime,
-    wherever they are in the process tree (an orphan is found too)."""
+    wherever they are in the process tree (an orphan is found too); not the runtime's
+    preloaded parent of warm starts, which is no agent. A warm-started agent shows its
+    parent's environment and command line to other processes: ask `session_processes`
+    which processes a session has."""
     marker = str(emulator_pid)
     found = []
     for process in psutil.process_iter():
@@ -90,10 +100,35 @@ def agent_processes_of(emulator_pid: int) -> list[psutil.Process]:
             if (
                 process.environ().get("AGENTCORE_EMULATOR_PID") == marker
                 and process.status() != psutil.STATUS_ZOMBIE
+                and not (process.ppid() == emulator_pid and str(ZYGOTE) in process.cmdline())
             ):
                 found.append(process)
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue
+    return found
+
+
+def job_processes(processes: list[psutil.Process]) -> list[psutil.Process]:
+    """Of these processes, the child processes that run `cpu` jobs (multiprocessing's spawn)."""
+    found = []
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            if any("spawn_main" in part for part in process.cmdline()):
+                found.append(process)
+    return found
+
+
+def session_processes(runtime_url: str, emulator_pid: int, session_id: str) -> list[psutil.Process]:
+    """The live processes of one session: its agent, which leads the session's process
+    group (GET /sessions names it), and every process in that group."""
+    leader = listed_sessions(runtime_url).get(session_id, {}).get("pid")
+    if not leader:
+        return []
+    found = []
+    for process in agent_processes_of(emulator_pid):
+        with contextlib.suppress(OSError):
+            if os.getpgid(process.pid) == leader:
+                found.append(process)
     return found
 
 

@@ -38,6 +38,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "stop_grace_s": "seconds between SIGTERM and SIGKILL when stopping (default 5)",
         "max_sessions": "running sessions allowed at once (default 1000)",
         "agent_log_dir": "write each session's agent output to DIR/<session-id>.log",
+        "warm_start": "fork python-script agents from a parent with the SDK loaded (default true)",
     }
     for name, help_text in flags.items():
         parser.add_argument(

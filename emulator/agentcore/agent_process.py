@@ -18,6 +18,7 @@ from typing import IO
 
 from emulator.agentcore.exceptions import RuntimeClientError
 from emulator.agentcore.settings import RuntimeSettings, agent_python_dir
+from emulator.agentcore.warm_start import WarmProcess, WarmStarter, warm_argv
 
 log = logging.getLogger("emulator.agentcore")
 
@@ -46,7 +47,7 @@ def log_file_name(session_id: str) -> str:
 class AgentProcess:
     """One agent process, leader of its own process group, serving on `port`."""
 
-    popen: subprocess.Popen[bytes]
+    handle: subprocess.Popen[bytes] | WarmProcess
     port: int
     log_file: IO[bytes] | None = None
 
@@ -57,7 +58,7 @@ class AgentProcess:
 
     def exited(self) -> bool:
         """Whether the agent's main process has ended."""
-        return self.popen.poll() is not None
+        return self.handle.poll() is not None
 
     async def terminate(self, grace_s: float) -> None:
         """SIGTERM the whole group, SIGKILL what is left after `grace_s`."""
@@ -76,33 +77,65 @@ class AgentProcess:
         """SIGKILL the group without waiting: the last resort when the event loop is gone."""
         self._signal_group(signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
-            self.popen.wait(timeout=1)
+            self.handle.wait(timeout=1)
 
     def _signal_group(self, signum: signal.Signals) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.popen.pid, signum)
+        try:
+            os.killpg(self.handle.pid, signum)
+        except ProcessLookupError:
+            # A warm start's child has no group of its own until its first step (setsid).
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(self.handle.pid, signum)
+        except PermissionError:
+            pass
 
 
-def spawn_agent(settings: RuntimeSettings, session_id: str, port: int) -> AgentProcess:
-    """Start the agent command for one session, serving on `port` of the loopback interface,
-    leader of its own process group; its output goes to the session's log file, if any."""
-    env = dict(os.environ)
+def session_env(session_id: str, port: int) -> dict[str, str]:
+    """The environment of a session's agent: this process's, and the session's own."""
+    env = base_agent_env()
     env.update(
         PORT=str(port),
         # Read by our own agent; an SDK agent's wildcard bind is moved by the shim.
         AGENT_BIND_HOST=LOOPBACK_HOST,
         AGENTCORE_SESSION_PORT=str(port),
         AGENTCORE_SESSION_ID=session_id,
+    )
+    return env
+
+
+def base_agent_env() -> dict[str, str]:
+    """What every agent's environment holds before its session's variables: the shim first
+    on PYTHONPATH, `python` meaning this interpreter, and this process's pid, by which the
+    shim ends an agent whose runtime is gone (and tests find every process it started)."""
+    env = dict(os.environ)
+    env.update(
         AGENTCORE_EMULATOR_PID=str(os.getpid()),
         PYTHONPATH=os.pathsep.join(p for p in (str(SHIM_DIR), env.get("PYTHONPATH")) if p),
         PATH=os.pathsep.join(p for p in (str(agent_python_dir()), env.get("PATH")) if p),
     )
-    log_file: IO[bytes] | None = None
+    return env
+
+
+def spawn_agent(
+    settings: RuntimeSettings, session_id: str, port: int, warm: WarmStarter | None = None
+) -> AgentProcess:
+    """Start the agent command for one session, serving on `port` of the loopback interface,
+    leader of its own process group; its output goes to the session's log file, if any.
+    Forked by `warm` when it can (see warm_start), else started cold."""
+    env = session_env(session_id, port)
+    log_path: Path | None = None
     if settings.agent_log_dir is not None:
         settings.agent_log_dir.mkdir(parents=True, exist_ok=True)
         log_path = settings.agent_log_dir / log_file_name(session_id)
-        log_file = open(log_path, "ab")  # noqa: SIM115
         log.info("session %s logs to %s", session_id, log_path.name)
+    argv = warm_argv(settings.agent_cmd, env) if warm is not None else None
+    if warm is not None and argv is not None:
+        forked = warm.start(argv, settings.agent_cwd, env, log_path)
+        if forked is not None:
+            return AgentProcess(handle=forked, port=port)
+    log_file: IO[bytes] | None = None
+    if log_path is not None:
+        log_file = open(log_path, "ab")  # noqa: SIM115
     try:
         popen = subprocess.Popen(  # noqa: S603 - the operator's own agent command
             shlex.split(settings.agent_cmd),
@@ -120,4 +153,4 @@ def spawn_agent(settings: RuntimeSettings, session_id: str, port: int) -> AgentP
             f"Runtime initialization failed: cannot run the agent command "
             f"{settings.agent_cmd!r} ({exc.strerror})."
         ) from exc
-    return AgentProcess(popen=popen, port=port, log_file=log_file)
+    return AgentProcess(handle=popen, port=port, log_file=log_file)

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from emulator.agentcore.agent_process import AgentProcess, spawn_agent
+from emulator.agentcore.agent_process import AgentProcess, base_agent_env, spawn_agent
 from emulator.agentcore.exceptions import (
     SESSION_BUSY_MESSAGE,
     ResourceNotFoundException,
@@ -23,6 +23,7 @@ from emulator.agentcore.exceptions import (
 )
 from emulator.agentcore.fault_plan import FaultPlan
 from emulator.agentcore.settings import BusyPolicy, RuntimeSettings
+from emulator.agentcore.warm_start import WarmStarter, warm_argv
 from emulator.ports import free_port
 
 log = logging.getLogger("emulator.agentcore")
@@ -31,6 +32,9 @@ log = logging.getLogger("emulator.agentcore")
 STOPPED_HISTORY = 1000
 # While an agent starts, /ping is tried this often (the lifecycle poll is much slower).
 STARTUP_POLL_S = 0.05
+# A session started while the zygote still preloads waits this long for it: one preload
+# costs less than a cold start beside it.
+WARM_READY_WAIT_S = 5.0
 
 
 class SessionState(Enum):
@@ -103,6 +107,8 @@ class Session:
             "state": self.public_state(),
             "ping": self.ping.value,
             "agentUrl": self.agent_url,
+            # Local only: the agent's process, leader of the session's process group.
+            "pid": self.process.handle.pid if self.process else None,
             "createdAt": iso_utc(self.created_at),
             "lastActivityAt": iso_utc(self.last_activity_at),
         }
@@ -117,6 +123,10 @@ class LocalRuntime:
         self.sessions: dict[str, Session] = {}
         self.faults = FaultPlan()
         self._ping_timeout = httpx.Timeout(max(1.0, settings.ping_interval_s))
+        self.warm: WarmStarter | None = None
+        base_env = base_agent_env()
+        if settings.warm_start and warm_argv(settings.agent_cmd, base_env) is not None:
+            self.warm = WarmStarter(base_env)
 
     # Invocations
 
@@ -168,7 +178,10 @@ class LocalRuntime:
 
     async def _start_agent(self, session: Session) -> None:
         try:
-            session.process = spawn_agent(self.settings, session.session_id, self._unused_port())
+            if self.warm is not None and not self.warm.settled.is_set():
+                await asyncio.to_thread(self.warm.settled.wait, WARM_READY_WAIT_S)
+            port = self._unused_port()
+            session.process = spawn_agent(self.settings, session.session_id, port, self.warm)
             await self._wait_until_ready(session)
         except BaseException as exc:
             session.state = SessionState.STOPPING
@@ -206,7 +219,7 @@ class LocalRuntime:
                 # AWS reports a crashed start as a start timeout; say what happened instead.
                 raise RuntimeClientError(
                     "Runtime initialization failed: the agent process exited with code "
-                    f"{process.popen.returncode} before answering /ping."
+                    f"{process.handle.returncode} before answering /ping."
                 )
             if await self._ping(session, count_failures=False):
                 return
@@ -310,12 +323,16 @@ class LocalRuntime:
             *(self._stop(s, "local runtime shut down") for s in list(self.sessions.values())),
             return_exceptions=True,
         )
+        if self.warm is not None:
+            await asyncio.to_thread(self.warm.close)
 
     def kill_all_now(self) -> None:
         """Synchronous last resort (interpreter exit): SIGKILL every agent process group."""
         for session in self.sessions.values():
             if session.process is not None and not session.process.exited():
                 session.process.kill_now()
+        if self.warm is not None:
+            self.warm.close()
 
     def describe(self) -> list[dict[str, Any]]:
         """Every known session, oldest first."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -35,6 +35,8 @@ class RuntimeSettings:
     stop_grace_s: float = 5.0
     max_sessions: int = 1000
     agent_log_dir: Path | None = None
+    # Fork sessions from a parent that has imported the agent SDK (warm_start.py).
+    warm_start: bool = True
 
     def __post_init__(self) -> None:
         for name in ("idle_timeout_s", "max_lifetime_s", "ping_interval_s", "startup_timeout_s"):
@@ -60,7 +62,10 @@ ENV_NAMES = {
     "stop_grace_s": "AGENTCORE_STOP_GRACE_S",
     "max_sessions": "AGENTCORE_MAX_SESSIONS",
     "agent_log_dir": "AGENTCORE_AGENT_LOG_DIR",
+    "warm_start": "AGENTCORE_WARM_START",
 }
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
 
 
 def settings_from(values: Mapping[str, object], environ: Mapping[str, str]) -> RuntimeSettings:
@@ -86,13 +91,24 @@ def _coerce(name: str, value: object, default: object) -> object:
         return BusyPolicy(str(value).lower())
     if name in ("agent_cwd", "agent_log_dir"):
         return Path(str(value))
-    if isinstance(default, bool) or name == "agent_cmd":
+    if name == "agent_cmd":
         return str(value)
-    if isinstance(default, int):
-        return int(str(value))
-    if isinstance(default, float):
-        return float(str(value))
-    return value
+    convert = _CONVERT.get(type(default))
+    return value if convert is None else convert(value)
+
+
+def _boolean(value: object) -> bool:
+    text = str(value).strip().lower()
+    if text not in _TRUE | _FALSE:
+        raise ValueError(f"expected true or false (or 1 or 0), got {value!r}")
+    return text in _TRUE
+
+
+_CONVERT: dict[type, Callable[[object], object]] = {
+    bool: _boolean,
+    int: lambda value: int(str(value)),
+    float: lambda value: float(str(value)),
+}
 
 
 def agent_python_dir() -> Path:

@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import psutil
 import pytest
 
 from agentjobs.history import Event, EventLog
@@ -20,7 +19,13 @@ from emulator.ports import free_port
 from emulator.resources import LocalResources
 from testbed.agent import AgentClient, agent_env
 from testbed.aws import MotoEndpoint
-from testbed.local_runtime import RUNTIME_ARN, RuntimeProcess, local_runtime, new_session_id
+from testbed.local_runtime import (
+    RUNTIME_ARN,
+    RuntimeProcess,
+    job_processes,
+    local_runtime,
+    new_session_id,
+)
 from testbed.processes import REPO, VENV_BIN, running
 
 GIVE_UP_S = 60.0
@@ -344,15 +349,8 @@ def test_a_checkpoint_too_large_or_not_json_is_refused_with_what_is_expected(
 
 def job_process_of(runtime: RuntimeProcess, session_id: str) -> Any:
     """The child process a `cpu` job of this session runs in (multiprocessing's spawn)."""
-    for process in runtime.agent_processes():
-        try:
-            if process.environ().get("AGENTCORE_SESSION_ID") == session_id and any(
-                "spawn_main" in part for part in process.cmdline()
-            ):
-                return process
-        except psutil.Error:
-            continue
-    return None
+    found = job_processes(runtime.session_processes(session_id))
+    return found[0] if found else None
 
 
 def test_a_resumable_jobs_process_killed_from_outside_is_one_lost_attempt_not_a_lost_job(

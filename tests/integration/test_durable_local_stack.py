@@ -11,12 +11,11 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import psutil
 import pytest
 from botocore.exceptions import ClientError
 
 from agentjobs.protocol import parse_time
-from testbed.local_runtime import agent_processes_of
+from testbed.local_runtime import session_processes
 from testbed.local_stack import LocalStack, Notified, local_stack
 from tests.support.cli import InProcessCli
 from tests.support.stack_waits import poller_done_with, record_item, wait_until
@@ -83,13 +82,13 @@ def stop_session(stack: LocalStack, session_id: str) -> None:
 
 def sigkill_session(stack: LocalStack, session_id: str) -> None:
     """The session's agent dies at once: no shutdown, no last checkpoint, no signal."""
-    victims = []
-    for process in agent_processes_of(int(stack.values()["LOCAL_RUNTIME_PID"])):
-        try:
-            if process.environ().get("AGENTCORE_SESSION_ID") == session_id:
-                victims.append(process.pid)
-        except psutil.Error:
-            continue
+    values = stack.values()
+    victims = [
+        p.pid
+        for p in session_processes(
+            values["LOCAL_RUNTIME_URL"], int(values["LOCAL_RUNTIME_PID"]), session_id
+        )
+    ]
     assert victims, f"no agent process runs session {session_id}"
     for pid in victims:
         os.kill(pid, signal.SIGKILL)

@@ -22,6 +22,7 @@ import pytest
 
 from emulator.ports import free_port
 from testbed.inbox import drain_inbox
+from testbed.local_runtime import agent_processes_of, job_processes
 from testbed.local_stack import LocalStack, local_stack
 from testbed.processes import REPO, VENV_BIN, all_gone, running
 from tests.support.cli import CliRun, InProcessCli
@@ -104,22 +105,12 @@ def _wait(cli: InProcessCli, stack: LocalStack, job_id: str) -> dict[str, Any]:
     return record
 
 
-def _job_children(agent_file: Path, timeout_s: float = 30) -> list[psutil.Process]:
+def _job_children(stack: LocalStack, timeout_s: float = 30) -> list[psutil.Process]:
     """The job child processes of the example's agent processes, once there is one."""
+    runtime_pid = int(stack.values()["LOCAL_RUNTIME_PID"])
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        found = []
-        for process in psutil.process_iter(["cmdline"]):
-            try:
-                parent = process.parent()
-                if (
-                    parent is not None
-                    and str(agent_file) in " ".join(parent.cmdline())
-                    and "spawn_main" in " ".join(process.info["cmdline"] or [])
-                ):
-                    found.append(process)
-            except psutil.Error:
-                continue
+        found = job_processes(agent_processes_of(runtime_pid))
         if found:
             return found
         time.sleep(0.05)
@@ -223,7 +214,7 @@ def test_cancelling_research_ends_its_process_and_notifies_once(
     )
     assert run.code == 0, str(run)
     job_id = run.json()["job_id"]
-    children = _job_children(agent_file)
+    children = _job_children(stack)
     cancel = _cli(cli, stack, "cancel", job_id)
     assert cancel.code == 0, str(cancel)
     assert all_gone(children)

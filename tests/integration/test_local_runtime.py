@@ -401,21 +401,16 @@ def test_sessions_listing_has_the_documented_shape(
         "state",
         "ping",
         "agentUrl",
+        "pid",
         "createdAt",
         "lastActivityAt",
     }
     assert listed["state"] == "Idle"
     assert listed["ping"] == "Healthy"
     assert listed["agentUrl"].startswith("http://127.0.0.1:")
+    assert listed["pid"] == runtime.session_processes(session_id)[0].pid
     assert listed["createdAt"].endswith("Z")
 
 
 def _processes_of_session(runtime: RuntimeProcess, session_id: str) -> list[psutil.Process]:
-    found = []
-    for process in runtime.agent_processes():
-        try:
-            if process.environ().get("AGENTCORE_SESSION_ID") == session_id:
-                found.append(process)
-        except psutil.Error:
-            continue
-    return found
+    return runtime.session_processes(session_id)

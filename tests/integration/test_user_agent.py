@@ -19,6 +19,7 @@ import pytest
 
 from agentjobs.cli.inbox import unwrap
 from emulator.ports import free_port
+from testbed.local_runtime import agent_processes_of, job_processes
 from testbed.local_stack import LocalStack, local_stack
 from testbed.processes import REPO, VENV_BIN, all_gone, running
 from tests.support.cli import CliRun, InProcessCli
@@ -150,26 +151,12 @@ def _notifications(stack: LocalStack, job_ids: set[str], timeout_s: float = 60) 
     return [n for n in found if n["job_id"] in job_ids]
 
 
-def _job_children(agent_file: Path) -> list[psutil.Process]:
-    found = []
-    for process in psutil.process_iter(["cmdline"]):
-        try:
-            parent = process.parent()
-            if (
-                parent is not None
-                and str(agent_file) in " ".join(parent.cmdline())
-                and "spawn_main" in " ".join(process.info["cmdline"] or [])
-            ):
-                found.append(process)
-        except psutil.Error:
-            continue
-    return found
-
-
-def _wait_for_children(agent_file: Path, timeout_s: float = 20) -> list[psutil.Process]:
+def _wait_for_children(stack: LocalStack, timeout_s: float = 20) -> list[psutil.Process]:
+    """The processes of the user agent's `cpu` jobs, once there is one."""
+    runtime_pid = int(stack.values()["LOCAL_RUNTIME_PID"])
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        children = _job_children(agent_file)
+        children = job_processes(agent_processes_of(runtime_pid))
         if children:
             return children
         time.sleep(0.05)
@@ -257,7 +244,7 @@ def test_cancelling_a_cpu_job_of_a_user_agent_ends_its_process(
     run = _cli(cli, stack, "submit", "crunch", "--json")
     assert run.code == 0, str(run)
     job_id = run.json()["job_id"]
-    children = _wait_for_children(agent_file)
+    children = _wait_for_children(stack)
     cancel = _cli(cli, stack, "cancel", job_id)
     assert cancel.code == 0, str(cancel)
     assert all_gone(children)

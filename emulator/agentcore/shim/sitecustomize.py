@@ -22,6 +22,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any
 
 _FIXED_AGENT_PORT = 8080
@@ -80,10 +81,19 @@ def _chain_next_sitecustomize() -> None:
     spec.loader.exec_module(module)
 
 
-_port = os.environ.get("AGENTCORE_SESSION_PORT", "")
-if _port.isdigit():
-    _install_bind_move(int(_port))
-_emulator = os.environ.get("AGENTCORE_EMULATOR_PID", "")
-if _emulator.isdigit():
-    _follow_emulator(int(_emulator))
+def follow_session(environ: Mapping[str, str]) -> None:
+    """Act on a session's variables: its port, and the local runtime to end with. At import
+    here, and again in an agent forked from the preloaded parent (`zygote.py`), which
+    imported this module before it had a session."""
+    port = environ.get("AGENTCORE_SESSION_PORT", "")
+    if port.isdigit():
+        _install_bind_move(int(port))
+    emulator = environ.get("AGENTCORE_EMULATOR_PID", "")
+    if emulator.isdigit():
+        _follow_emulator(int(emulator))
+
+
+# The preloaded parent of warm starts has no session yet: it calls this in each child.
+if "AGENTCORE_SESSION_ID" in os.environ:
+    follow_session(os.environ)
 _chain_next_sitecustomize()

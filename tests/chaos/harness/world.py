@@ -30,7 +30,12 @@ from jobpoller.events import process_event
 from jobpoller.services import build_services
 from jobpoller.settings import PollerSettings
 from testbed.aws import REGION, MotoEndpoint
-from testbed.local_runtime import RUNTIME_ARN, RuntimeProcess, agent_processes_of, local_runtime
+from testbed.local_runtime import (
+    RUNTIME_ARN,
+    RuntimeProcess,
+    local_runtime,
+    session_processes,
+)
 from tests.chaos.chaos_agent import SURE_PREFIX
 from tests.chaos.harness.durable import RESUMABLE_SHARE, resumable_input
 from tests.chaos.harness.faults import HookedSession, Killed, PollerFaults
@@ -594,11 +599,7 @@ class World:
                     self._target_hit = True
 
     def _sigkill(self, session_id: str) -> bool:
-        victims = []
-        for process in agent_processes_of(self.runtime_pid):
-            with suppress(psutil.Error):
-                if process.environ().get("AGENTCORE_SESSION_ID") == session_id:
-                    victims.append(process)
+        victims = session_processes(self.runtime_url, self.runtime_pid, session_id)
         if not victims:
             return False
         victim = self.rng.choice(victims)
