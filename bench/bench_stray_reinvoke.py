@@ -75,6 +75,8 @@ def main() -> None:
             poller_interval_s=60,
             fastpath=True,
             AGENTCORE_IDLE_TIMEOUT_S=f"{IDLE_S:g}",
+            # A stray's session-seconds include the agent's start, which AgentCore pays cold.
+            AGENTCORE_WARM_START="false",
         ) as stack,
         ThreadPoolExecutor(max_workers=STRAYS) as pool,
     ):

@@ -125,6 +125,8 @@ class WarmStarter:
     ) -> WarmProcess | None:
         """Fork an agent process running `argv` (a script and its arguments); None when the
         zygote is not ready or cannot, and the caller starts the agent cold."""
+        if not cwd.is_dir():
+            return None  # started cold, it fails as a cold start does, saying why
         request = {
             "argv": argv,
             "cwd": str(cwd),

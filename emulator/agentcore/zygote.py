@@ -148,6 +148,11 @@ def become_agent(request: dict[str, Any]) -> None:
     os.environ.clear()
     os.environ.update(request["env"])
     script = os.path.abspath(request["argv"][0])
+    if not os.path.isfile(script):
+        # What `python` itself says and does when it cannot open its script.
+        message = f"can't open file {script!r}: [Errno 2] No such file or directory"
+        print(f"{sys.executable}: {message}", file=sys.stderr)
+        raise SystemExit(2)
     sys.argv = [script, *request["argv"][1:]]
     sys.path.insert(0, os.path.dirname(os.path.realpath(script)))
     # The shim, loaded here as this process's sitecustomize, acts on the session's variables.

@@ -3,13 +3,21 @@ started cold does (argv, directory, sys.path, environment, process group, `__mai
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
 import psutil
+import pytest
 
 from emulator.agentcore.warm_start import ZYGOTE
-from testbed.local_runtime import RuntimeProcess, agent_cmd, local_runtime, new_session_id
+from testbed.local_runtime import (
+    RUNTIME_ARN,
+    RuntimeProcess,
+    agent_cmd,
+    local_runtime,
+    new_session_id,
+)
 
 # Differ by session or by runtime, however the agent was started.
 PER_SESSION = {"PORT", "AGENTCORE_SESSION_PORT", "AGENTCORE_SESSION_ID", "AGENTCORE_EMULATOR_PID"}
@@ -60,3 +68,28 @@ def test_a_warm_start_is_a_cold_start_to_the_agent(tmp_path: Path) -> None:
     assert [len(files) for files in written.values()] == [2, 1]
     for log_file in (*written["warm"], *written["cold"]):
         assert "self_report_agent: started as __main__" in log_file.read_text()
+
+
+@pytest.mark.parametrize(
+    ("what", "expected"),
+    [("script", "exited with code 2"), ("directory", "cannot run the agent command")],
+)
+def test_an_agent_that_cannot_start_fails_alike_warm_or_cold(
+    tmp_path: Path, what: str, expected: str
+) -> None:
+    missing = tmp_path / "gone"
+    command = f"{sys.executable} {missing / 'agent.py'}"
+    extra = ["--agent-cwd", str(missing)] if what == "directory" else []
+    messages = []
+    for start in ([], COLD):
+        with local_runtime(
+            agent_cmd_line=command, extra_args=[*extra, *start], startup_timeout_s=10
+        ) as runtime:
+            client = runtime.client()
+            with pytest.raises(client.exceptions.RuntimeClientError) as caught:
+                client.invoke_agent_runtime(
+                    agentRuntimeArn=RUNTIME_ARN, runtimeSessionId=new_session_id(), payload=b"{}"
+                )
+            messages.append(caught.value.response["Error"]["Message"])
+    assert messages[0] == messages[1]
+    assert expected in messages[0]
