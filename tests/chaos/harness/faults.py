@@ -108,6 +108,8 @@ class PollerFaults:
         self.dead = False
         self.armed: tuple[str, str] | None = None  # (step, "crash" | "raise")
         self.pass_id = ""
+        # This pass asked for the lease of a job the world keeps whole until its handoff.
+        self.spares = False
         self._local = threading.local()
         self._lock = threading.Lock()
 
@@ -116,6 +118,7 @@ class PollerFaults:
         self.dead = False
         self.pass_id = pass_id
         self.armed = None
+        self.spares = False
         if not self.world.injecting.is_set():
             return
         modes = [m for m in ("crash", "raise") if self.config.on(f"poller_{m}")]
@@ -143,8 +146,13 @@ class PollerFaults:
         context["chaos"] = (operation, step, job_id, self.pass_id)
         context["chaos_params"] = params
         self._local.burst = None
-        if self.dead:
-            raise Killed(operation)
+        with self._lock:
+            # Under the lock with the firing below: a pass that is not dead when it asks for a
+            # spared job's lease dies in none of its threads after it.
+            if self.dead:
+                raise Killed(operation)
+            if step == "lease" and job_id and self.world.awaits_handoff(job_id):
+                self.spares = True
         if step == "publish" and job_id:
             self.world.log_event(job_id, seq, "publish-start", self.pass_id)
         appended = history_append(operation, params)
@@ -152,13 +160,15 @@ class PollerFaults:
             self.world.log_event(appended[0], seq, f"history-{appended[1]}-start", self.pass_id)
         with self._lock:
             armed, hit = self.armed, self.armed is not None and self.armed[0] == step
-            if hit:
+            if hit or self.spares:
                 self.armed = None
+            hit = hit and not self.spares
+            if hit and armed is not None and armed[1] == "crash":
+                self.dead = True
         if hit and armed is not None:
             self.world.figures.fault(f"poller_{armed[1]}:before-{step}")
             self.world.aborted_passes.add(self.pass_id)
             if armed[1] == "crash":
-                self.dead = True
                 raise Killed(step)
             raise InjectedError(f"injected bug before {step}")
         service = operation.split(".", 1)[0]

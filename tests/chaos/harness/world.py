@@ -105,7 +105,8 @@ class World:
 
     Whatever its draws, a world with the kinds on meets each of them, so that a short run
     tests what it claims: an idle session idles out; two outliving jobs come first, one
-    reaching its session's max lifetime, one resumable and handed off; a resumable target job
+    reaching its session's max lifetime, one resumable and handed off (no poller pass that
+    leases it dies until then); a resumable target job
     is the injector's first hit (and resumed after that loss); the injector's first hits
     take each kind in turn, as the pollers' first armed passes do; the first session after
     the outliving jobs' is a garbage one that garbles its first `result` answer for sure; and
@@ -178,6 +179,16 @@ class World:
     def seq(self) -> int:
         """A global order of observed calls."""
         return next(self._seq)
+
+    def awaits_handoff(self, job_id: str) -> bool:
+        """Whether this is the world's outliving resumable job, not yet given a fresh session:
+        a poller pass that dies holding its lease (6 s) would outlast the handoff's window (the
+        3 s before the max lifetime), so no pass that leases it dies until then (faults.py)."""
+        with self._lock:
+            plan = self.plans.get(job_id)
+            if plan is None or not plan.outliving or plan.max_attempts <= 1:
+                return False
+            return not any(what == "resume-ok" for _, what, _ in self.events.get(job_id, ()))
 
     def log_event(self, job_id: str, seq: int, what: str, pass_id: str) -> None:
         """Remember that a pass began or completed a publish, finish or notified_at write."""
