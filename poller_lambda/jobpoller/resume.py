@@ -171,26 +171,39 @@ def nears_max_lifetime(job: JobRecord, answer: StillRunning, run: Pass) -> bool:
     """Whether a resumable job's session is close enough to AgentCore's max lifetime to hand
     the job off now: the session's age counts from the earliest sign of its start (when the
     poller gave it the job, or when its process says it started). A job whose own deadline
-    comes before the session's end is left where it is: it ends first."""
+    comes before the session's end is left where it is: it ends first. So is a job that has
+    not checkpointed since it started in this session: a fresh session would start it over
+    from where this one did, and a job that cannot finish within one session's window would
+    be handed off forever, using no attempt. It meets the max lifetime instead, and its
+    loss counts an attempt (or ends it LOST)."""
     if not job.resumable:
         return False
     settings = run.services.settings
-    starts = [job.run_started_at or job.submitted_at, answer.session_started_at]
-    moments: list[datetime] = []
-    for text in starts:
-        if text is None:
-            continue
-        try:
-            moments.append(parse_time(text))
-        except ValueError:
-            continue
-    if not moments:
+    given = _time_or_none(job.run_started_at or job.submitted_at)
+    process = _time_or_none(answer.session_started_at)
+    # When the job came to this session (a process may be older than the job it runs).
+    since = given or process
+    if since is None:
         return False
-    ends_at = min(moments) + timedelta(seconds=settings.session_max_lifetime_s)
+    ends_at = min(m for m in (given, process) if m is not None) + timedelta(
+        seconds=settings.session_max_lifetime_s
+    )
     deadline = job.deadline()
     if deadline is not None and deadline <= ends_at:
         return False
-    return datetime.now(UTC) >= ends_at - timedelta(seconds=settings.handoff_margin_s)
+    if datetime.now(UTC) < ends_at - timedelta(seconds=settings.handoff_margin_s):
+        return False
+    checkpointed = _time_or_none(answer.checkpoint_at)
+    return checkpointed is not None and checkpointed >= since
+
+
+def _time_or_none(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return parse_time(text)
+    except ValueError:
+        return None
 
 
 def hand_off(

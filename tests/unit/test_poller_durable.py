@@ -471,11 +471,16 @@ def _near_lifetime(world: World) -> PollerServices:
     )
 
 
+def _just_now() -> str:
+    """A checkpoint time for a job submitted before it: taken in its current session."""
+    return format_time(datetime.now(UTC))
+
+
 def test_a_session_near_its_max_lifetime_hands_the_job_off_keeping_its_attempt(
     world: World,
 ) -> None:
     world.submit(age_s=HOUR - 300, max_runtime_s=3 * HOUR)
-    world.agent.handlers["result"] = running(50)
+    world.agent.handlers["result"] = running(50, checkpoint_at=_just_now())
     world.agent.handlers["suspend"] = lambda s, p: (
         200,
         {"job_id": JOB, "status": "RUNNING", "suspended": True},
@@ -506,7 +511,9 @@ def test_the_session_age_counts_from_the_process_start_when_that_is_earlier(
 ) -> None:
     world.submit(max_runtime_s=3 * HOUR)
     started = format_time(datetime.now(UTC) - timedelta(seconds=HOUR - 60))
-    world.agent.handlers["result"] = running(50, session_started_at=started)
+    world.agent.handlers["result"] = running(
+        50, session_started_at=started, checkpoint_at=_just_now()
+    )
     world.agent.handlers["resume"] = running(50)
 
     world.tick(_near_lifetime(world))
@@ -524,18 +531,44 @@ def test_no_handoff_for_a_young_session_or_a_job_whose_deadline_comes_first(
     world: World, age_s: float, runtime_s: float
 ) -> None:
     world.submit(age_s=age_s, max_runtime_s=runtime_s)
-    world.agent.handlers["result"] = running(50)
+    world.agent.handlers["result"] = running(50, checkpoint_at=_just_now())
 
     world.tick(_near_lifetime(world))
 
     assert world.agent.sent("suspend") == [] and world.record().run_session_id is None
 
 
+@pytest.mark.parametrize(
+    "checkpoint_s",
+    [None, HOUR],
+    ids=["never-checkpointed", "checkpointed-before-this-session"],
+)
+def test_no_handoff_for_a_job_that_has_not_checkpointed_in_its_session(
+    world: World, checkpoint_s: float | None
+) -> None:
+    # A fresh session would start it over from where this one did: handed off at every
+    # session's end, it would never finish. It stays, and meets the max lifetime.
+    given = format_time(datetime.now(UTC) - timedelta(seconds=HOUR - 300))
+    world.submit(
+        age_s=HOUR + 600, max_runtime_s=3 * HOUR, run_session_id=RUN_SESSION, run_started_at=given
+    )
+    fields: dict[str, Any] = {}
+    if checkpoint_s is not None:
+        fields["checkpoint_at"] = format_time(datetime.now(UTC) - timedelta(seconds=checkpoint_s))
+    world.agent.handlers["result"] = running(50, **fields)
+
+    report = world.tick(_near_lifetime(world))
+
+    assert world.agent.sent("suspend") == [] and report.counts[Metric.JOBS_HANDED_OFF] == 0
+    record = world.record()
+    assert record.run_session_id == RUN_SESSION and record.progress.percent == 50
+
+
 def test_a_job_that_ended_while_being_suspended_ends_as_its_outcome_says(
     world: World,
 ) -> None:
     world.submit(age_s=HOUR - 300, max_runtime_s=3 * HOUR)
-    world.agent.handlers["result"] = running(99)
+    world.agent.handlers["result"] = running(99, checkpoint_at=_just_now())
 
     def suspend(session_id: str, payload: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         world.results.put_outcome({"job_id": JOB, "status": "SUCCEEDED", "result": 1})
@@ -554,7 +587,7 @@ def test_an_agent_refusing_to_suspend_a_job_not_resumable_keeps_it_where_it_is(
     world: World,
 ) -> None:
     world.submit(age_s=HOUR - 300, max_runtime_s=3 * HOUR)
-    world.agent.handlers["result"] = running(60)
+    world.agent.handlers["result"] = running(60, checkpoint_at=_just_now())
     world.agent.handlers["suspend"] = error("NOT_RESUMABLE", "job kind is not resumable")
 
     world.tick(_near_lifetime(world))

@@ -177,6 +177,7 @@ class PollerFaults:
             kind is not None
             and self.config.on(kind)
             and self.world.injecting.is_set()
+            and not (job_id and self.world.awaits_handoff(job_id))
             and (
                 _first_in_world(self.world, kind) or self.rng.random() < self.config.aws_fault_rate
             )

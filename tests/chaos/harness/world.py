@@ -182,8 +182,10 @@ class World:
 
     def awaits_handoff(self, job_id: str) -> bool:
         """Whether this is the world's outliving resumable job, not yet given a fresh session:
-        a poller pass that dies holding its lease (6 s) would outlast the handoff's window (the
-        3 s before the max lifetime), so no pass that leases it dies until then (faults.py)."""
+        a poller pass that dies holding its lease (6 s), or AWS faults on its calls (retried
+        with backoff), would outlast the handoff's window (the margin before the max
+        lifetime), so until then no pass that leases it dies and its calls do not fail
+        (faults.py)."""
         with self._lock:
             plan = self.plans.get(job_id)
             if plan is None or not plan.outliving or plan.max_attempts <= 1:
