@@ -122,12 +122,15 @@ class PollerFaults:
         if not self.world.injecting.is_set():
             return
         modes = [m for m in ("crash", "raise") if self.config.on(f"poller_{m}")]
-        if modes and self.rng.random() < self.config.crash_rate:
-            # A mode not yet fired in this world first: a short run's few armed passes (not
-            # every armed step is reached) cover both.
-            with self.world.figures.lock:
-                fired = {name.split(":", 1)[0] for name in self.world.figures.faults}
-            unfired = [m for m in modes if f"poller_{m}" not in fired]
+        if not modes:
+            return
+        with self.world.figures.lock:
+            fired = {name.split(":", 1)[0] for name in self.world.figures.faults}
+        unfired = [m for m in modes if f"poller_{m}" not in fired]
+        # Until a mode has fired in this world, every pass is armed with it: not every armed
+        # step is reached, and at the random rate alone a short run's few armed passes saw a
+        # mode never fire. Once each has, passes are armed at the random rate.
+        if unfired or self.rng.random() < self.config.crash_rate:
             self.armed = (self.rng.choice(sorted(STEPS)), self.rng.choice(unfired or modes))
 
     def register(self, client: Any) -> None:
