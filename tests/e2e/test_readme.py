@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -18,6 +19,11 @@ from tests.support.cli import hermetic_env
 
 README = REPO / "README.md"
 DEFAULT_ENV_FILE = REPO / ".local" / "env"
+_FOREGROUND_JOB = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execvp('bash', ['bash', '-c', sys.argv[1]])"
+)
+"""`python -c _FOREGROUND_JOB COMMAND`: bash runs COMMAND with SIGINT's default disposition."""
 
 
 def bash_blocks() -> list[str]:
@@ -150,9 +156,14 @@ def test_ctrl_c_during_make_demo_stops_everything_it_started() -> None:
         DEMO_FAST="1",
     )
     env.pop("LOCAL_STATE_DIR", None)
-    # Its own process group, as a terminal's foreground job: Ctrl-C signals all of it.
+    # Its own process group, as a terminal's foreground job: Ctrl-C signals all of it. And
+    # SIGINT at its default disposition, as in that job: a suite started in the background
+    # of a non-interactive shell (or under a profiler) inherits SIGINT ignored, and a
+    # program that inherits it ignored keeps ignoring it, as POSIX intends, Python and the
+    # demo among them (seen here: the demo ran to its end). Reset before bash is exec'd, in
+    # a process of its own: a preexec_fn is not safe in this threaded process.
     demo = subprocess.Popen(
-        ["bash", "-c", readme_demo_command()],
+        [sys.executable, "-c", _FOREGROUND_JOB, readme_demo_command()],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,
