@@ -377,7 +377,9 @@ class JobExecutor:
         try:
             with self._lock:
                 record = job.record
-            final = self._outcomes.finish(record, outcome, durable=not open_ended)
+            final = self._outcomes.finish(
+                record, outcome, left_open=job.stop_reason if open_ended else None
+            )
             with self._lock:
                 job.record = final
                 job.params = None

@@ -94,9 +94,12 @@ class OutcomeWriter:
         self._adapters = adapters
         self._closing = closing
 
-    def finish(self, record: JobRecord, outcome: Outcome, *, durable: bool) -> JobRecord:
-        """The job's final record; with `durable`, its outcome is in S3 before this returns
-        (a large result first, so the outcome can point to it)."""
+    def finish(
+        self, record: JobRecord, outcome: Outcome, *, left_open: StopReason | None = None
+    ) -> JobRecord:
+        """The job's final record in this process. Its outcome is in S3 before this returns (a
+        large result first, so the outcome can point to it), unless the job was `left_open`:
+        stopped for a reason that ends or resumes it elsewhere, so nothing is stored."""
         job_id = record.job_id
         if outcome.status == JobStatus.SUCCEEDED:
             final = self._succeeded(record, outcome.value)
@@ -104,12 +107,15 @@ class OutcomeWriter:
             final = record.evolve(status=outcome.status, error=outcome.error)
         now = utc_now()
         final = final.evolve(finished_at=now, updated_at=now)
-        if durable:
-            answer = final.to_answer(with_outcome=True)
-            try:
-                self._with_retries(job_id, lambda: self._adapters.results().put_outcome(answer))
-            except StoreError as exc:
-                log.error("job %s: outcome could not be stored durably: %s", job_id, exc)
+        if left_open is not None:
+            # Not "finished FAILED": the job goes on (or ends) in a later session.
+            log.info("job %s stopped here (%s); its end is not this session's", job_id, left_open)
+            return final
+        answer = final.to_answer(with_outcome=True)
+        try:
+            self._with_retries(job_id, lambda: self._adapters.results().put_outcome(answer))
+        except StoreError as exc:
+            log.error("job %s: outcome could not be stored durably: %s", job_id, exc)
         log.info("job %s finished %s", job_id, final.status)
         return final
 

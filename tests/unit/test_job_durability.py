@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -615,11 +616,18 @@ def test_a_resume_without_its_stored_input_fails_naming_it(world: World) -> None
 # -- suspend ------------------------------------------------------------------------------
 
 
-def test_suspend_stops_the_job_with_a_last_checkpoint_and_no_outcome(world: World) -> None:
+def test_suspend_stops_the_job_with_a_last_checkpoint_and_no_outcome(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
     runner = world.runner()
     job_id = submit(runner, "waits", {}, max_attempts=2)
     wait_until(lambda: world.results.get_checkpoint(job_id))
-    answer = runner.suspend(job_id, SESSION, None)
+    with caplog.at_level(logging.INFO, logger="agentjobs"):
+        answer = runner.suspend(job_id, SESSION, None)
+    # The log tells a job moved on from a job that ended: no "finished FAILED" here.
+    said = [r.getMessage() for r in caplog.records if job_id in r.getMessage()]
+    assert f"job {job_id} stopped here (suspend); its end is not this session's" in said
+    assert not [line for line in said if "finished" in line]
     checkpoint = world.checkpoint(job_id)
     assert answer == {
         "job_id": job_id,
