@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import pytest
 from xdist.scheduler import LoadFileScheduling  # type: ignore[import-untyped]
 
+from emulator.botocore_files import share_parsed_data_files
 from emulator.resources import LocalResources
 from testbed.aws import MotoEndpoint, moto_server
-from tests.support.botocore_files import share_parsed_data_files
 
 
 def pytest_configure(config: pytest.Config) -> None:

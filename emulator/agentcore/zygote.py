@@ -3,9 +3,10 @@ forks one child per session, which becomes `python <agent script>` in every way 
 
 A cold agent start spends most of its CPU importing the bedrock-agentcore SDK (boto3,
 OpenTelemetry, starlette): about 0.45 CPU-s, every session. Forked from here, a session
-starts with those modules already in memory, shared copy-on-write. Only third-party
-modules are preloaded, so an agent's own code is read afresh by every session, as in
-AgentCore, where each session is a new microVM.
+starts with those modules already in memory, shared copy-on-write, and with botocore's
+data files for the job API's clients already parsed (`emulator.botocore_files`). Only
+third-party modules are preloaded, so an agent's own code is read afresh by every session,
+as in AgentCore, where each session is a new microVM.
 
 Run by `warm_start.WarmStarter` as `python zygote.py REQUEST_FD REPLY_FD`, with the same
 environment an agent gets minus its session's variables. Requests are JSON lines: the
@@ -43,6 +44,11 @@ PRELOAD = (
     "uvicorn.protocols.websockets.auto",
     "pydantic",
 )
+# The services a job API agent makes clients of (agentjobs.agent.adapters). Their botocore
+# data files (models, endpoint rules, partitions), parsed here once, are every session's:
+# parsing them was half of a warm session's CPU. The files only: each session still makes
+# its own botocore session and clients, with its own credentials and configuration.
+BOTOCORE_SERVICES = ("dynamodb", "s3", "sqs")
 
 
 def main(request_fd: int, reply_fd: int) -> dict[str, Any] | None:
@@ -52,6 +58,8 @@ def main(request_fd: int, reply_fd: int) -> dict[str, Any] | None:
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
     loaded = [name for name in PRELOAD if _try_import(name)]
+    if _parse_botocore_data(BOTOCORE_SERVICES):
+        loaded.append("botocore data")
     # A thread here would be copied into every child without its locks' owners.
     threads = threading.active_count()
     if threads != 1:
@@ -107,6 +115,26 @@ def _try_import(name: str) -> bool:
         importlib.import_module(name)
     except ImportError:
         return False
+    return True
+
+
+def _parse_botocore_data(services: tuple[str, ...]) -> bool:
+    """Parse what a client of each service reads, kept for every later botocore session."""
+    try:
+        import botocore.session  # noqa: PLC0415 - the preload's, when the agent has boto3
+        from botocore import UNSIGNED  # noqa: PLC0415
+        from botocore.config import Config  # noqa: PLC0415
+
+        from emulator.botocore_files import share_parsed_data_files  # noqa: PLC0415
+    except ImportError:
+        return False
+    share_parsed_data_files()
+    session = botocore.session.Session()
+    for service in services:
+        # Unsigned, in a named region: no credentials are looked up, nothing is called.
+        session.create_client(
+            service, region_name="us-east-1", config=Config(signature_version=UNSIGNED)
+        )
     return True
 
 

@@ -22,10 +22,28 @@ AT_IMPORT = {
 print(f"self_report_agent: started as {__name__}", flush=True)
 
 
+def dynamodb_client_seen() -> dict[str, Any]:
+    """What a client made now is: the same from data a warm start's parent parsed."""
+    import boto3
+    from botocore import UNSIGNED
+    from botocore.config import Config
+
+    client = boto3.session.Session().client(
+        "dynamodb", region_name="eu-west-1", config=Config(signature_version=UNSIGNED)
+    )
+    model = client.meta.service_model
+    return {
+        "endpoint": client.meta.endpoint_url,
+        "api_version": model.api_version,
+        "operations": len(model.operation_names),
+    }
+
+
 @app.entrypoint
 def invoke(payload: dict[str, Any]) -> dict[str, Any]:
     return {
         **AT_IMPORT,
+        "dynamodb_client": dynamodb_client_seen(),
         "pid": os.getpid(),
         "process_group": os.getpgid(0),
         "unix_session": os.getsid(0),

@@ -44,7 +44,9 @@ def test_a_warm_start_is_a_cold_start_to_the_agent(tmp_path: Path) -> None:
     logs = {"warm": tmp_path / "warm", "cold": tmp_path / "cold"}
     with (
         local_runtime(
-            agent_cmd_line=command, extra_args=["--agent-log-dir", str(logs["warm"])]
+            agent_cmd_line=command,
+            extra_args=["--agent-log-dir", str(logs["warm"])],
+            log_path=tmp_path / "warm-runtime.log",
         ) as warm,
         local_runtime(
             agent_cmd_line=command, extra_args=[*COLD, "--agent-log-dir", str(logs["cold"])]
@@ -64,6 +66,11 @@ def test_a_warm_start_is_a_cold_start_to_the_agent(tmp_path: Path) -> None:
         assert seen["argv"][1:] == ["--some-flag", "value"]
         assert seen["pid"] == seen["process_group"] == seen["unix_session"]
         assert seen["stdin_is_devnull"] and seen["sdk_loaded"]
+        # Made from the botocore data the warm parent parsed, or parsed afresh: one client.
+        assert seen["dynamodb_client"]["endpoint"] == "https://dynamodb.eu-west-1.amazonaws.com"
+    preloaded = (tmp_path / "warm-runtime.log").read_text()
+    assert "warm starts ready: preloaded bedrock_agentcore" in preloaded
+    assert "botocore data" in preloaded
     written = {name: sorted(folder.glob("*.log")) for name, folder in logs.items()}
     assert [len(files) for files in written.values()] == [2, 1]
     for log_file in (*written["warm"], *written["cold"]):

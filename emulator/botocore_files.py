@@ -1,4 +1,6 @@
-"""One parse per botocore data file in a test process, however many sessions the tests make."""
+"""One parse per botocore data file in a process, however many botocore sessions it makes:
+the test processes (a fresh session per CLI call and per poller pass), and the local
+runtime's zygote, whose parse every warm-started agent session inherits."""
 
 from __future__ import annotations
 
