@@ -6,7 +6,10 @@ import os
 import sys
 from typing import Any
 
+import boto3
 from bedrock_agentcore import BedrockAgentCoreApp
+from botocore import UNSIGNED
+from botocore.config import Config
 
 app = BedrockAgentCoreApp()
 AT_IMPORT = {
@@ -24,10 +27,6 @@ print(f"self_report_agent: started as {__name__}", flush=True)
 
 def dynamodb_client_seen() -> dict[str, Any]:
     """What a client made now is: the same from data a warm start's parent parsed."""
-    import boto3
-    from botocore import UNSIGNED
-    from botocore.config import Config
-
     client = boto3.session.Session().client(
         "dynamodb", region_name="eu-west-1", config=Config(signature_version=UNSIGNED)
     )
