@@ -9,9 +9,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
-
-import boto3
+from typing import TYPE_CHECKING, TextIO
 
 from emulator import ports
 from emulator.resources import LocalResources, create_resources
@@ -27,6 +25,9 @@ from emulator.stack.state import (
     remove_state,
     write_state,
 )
+
+if TYPE_CHECKING:
+    import boto3
 
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
@@ -242,6 +243,9 @@ def _port(configured: int, name: str) -> int:
 
 
 def _create_resources(settings: StackSettings, moto_url: str) -> LocalResources:
+    # Imported here: boto3 costs a quarter of a CPU-second, and only `up` needs it.
+    import boto3  # noqa: PLC0415
+
     session = boto3.session.Session(
         aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
